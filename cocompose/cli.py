@@ -1,0 +1,80 @@
+"""`cocompose`: the headless face of the app. Every command prints a clear error and exits non-zero on
+bad input instead of a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from engine.errors import AudioInputError, CheckpointError
+
+
+def _load_hparams_file(path: Path) -> dict[str, dict]:
+    """Per-model reference hyper-parameters: {name: hps} or a fixture-style {'resolved_hps': {...}}."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read hyper-parameters from {path}: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("resolved_hps"), dict):
+        data = data["resolved_hps"]
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ValueError(f"{path} must map model names (vqvae, prior_5b, ...) to hyper-parameter dicts")
+    return data
+
+
+def cmd_convert_jukebox(args: argparse.Namespace) -> int:
+    from engine.official.convert import convert_jukebox
+
+    hps = _load_hparams_file(Path(args.hparams)) if args.hparams else None
+    results = convert_jukebox(
+        args.src_dir, args.out_dir, hps, progress=lambda m: print(m, flush=True), only=args.only
+    )
+    for item in results:
+        print(f"wrote {item.weights} and {item.settings.name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cocompose", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    convert = commands.add_parser(
+        "convert-jukebox",
+        help="convert downloaded official Jukebox checkpoints into Cocompose's safetensors format",
+        description="Convert official Jukebox files (SRC_DIR/5b/vqvae.pth.tar, "
+        "SRC_DIR/5b/prior_level_*.pth.tar, SRC_DIR/5b_lyrics/..., SRC_DIR/1b_lyrics/...) into OUT_DIR. "
+        "The official files are read without executing anything in them.",
+    )
+    convert.add_argument("src_dir", help="folder holding the downloaded official files")
+    convert.add_argument("out_dir", help="folder to write the converted models to")
+    convert.add_argument(
+        "--hparams",
+        help="JSON of reference hyper-parameters per model name, for files that are not official-size",
+    )
+    convert.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="convert only these models (vqvae, upsampler_level_0, upsampler_level_1, prior_5b, "
+        "prior_5b_lyrics, prior_1b_lyrics)",
+    )
+    convert.set_defaults(run=cmd_convert_jukebox)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (CheckpointError, AudioInputError, ValueError, FileNotFoundError) as exc:
+        print(f"cocompose {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cocompose {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

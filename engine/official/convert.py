@@ -1,0 +1,101 @@
+"""Convert downloaded official Jukebox files into the project's own format (no pickle at load time)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from engine import checkpoint
+from engine.errors import CheckpointError
+from engine.official.safe_load import read_state_dict
+from engine.official.vqvae_loader import load_vqvae
+
+# Where each official file sits under the download folder (the layout of the official URLs), and the
+# name it gets in the converted folder.
+OFFICIAL_FILES: dict[str, str] = {
+    "vqvae": "5b/vqvae.pth.tar",
+    "upsampler_level_0": "5b/prior_level_0.pth.tar",
+    "upsampler_level_1": "5b/prior_level_1.pth.tar",
+    "prior_5b": "5b/prior_level_2.pth.tar",
+    "prior_5b_lyrics": "5b_lyrics/prior_level_2.pth.tar",
+    "prior_1b_lyrics": "1b_lyrics/prior_level_2.pth.tar",
+}
+
+
+@dataclass(frozen=True)
+class Converted:
+    name: str
+    source: Path
+    weights: Path
+    settings: Path
+
+
+def find_official_files(src_dir: Path) -> dict[str, Path]:
+    """Official files present under `src_dir`, in the official layout or flat (vqvae.pth.tar only)."""
+    found = {name: src_dir / rel for name, rel in OFFICIAL_FILES.items() if (src_dir / rel).is_file()}
+    if "vqvae" not in found and (src_dir / "vqvae.pth.tar").is_file():
+        found["vqvae"] = src_dir / "vqvae.pth.tar"
+    return found
+
+
+def _stored_fp16_keys(path: Path) -> dict[str, torch.dtype]:
+    return {k: torch.float16 for k, v in read_state_dict(path).items() if v.dtype == torch.float16}
+
+
+def convert_file(
+    name: str, source: Path, out_dir: Path, hps: dict | None = None, vqvae_hps: dict | None = None
+):
+    """Convert one official file; returns the written (weights, settings) paths."""
+    if name == "vqvae":
+        model = load_vqvae(source, hps)
+        kind = "vqvae"
+    else:
+        from engine.official import prior_loader
+
+        model = prior_loader.load_prior(source, name, hps=hps, vqvae_hps=vqvae_hps)
+        kind = "prior"
+    extra = {"name": name, "converted_from": source.name}
+    return checkpoint.save_model(out_dir / name, model, kind, extra=extra, dtypes=_stored_fp16_keys(source))
+
+
+def convert_jukebox(
+    src_dir: str | Path,
+    out_dir: str | Path,
+    hps_by_name: dict[str, dict] | None = None,
+    progress: Callable[[str], None] = lambda message: None,
+    only: list[str] | None = None,
+) -> list[Converted]:
+    """Convert every official file found under `src_dir` into `out_dir`.
+
+    `hps_by_name` gives reference-style hyper-parameters per file name (for non-official sizes); the
+    priors also need the VQ-VAE's, under "vqvae".
+    """
+    src_dir, out_dir = Path(src_dir), Path(out_dir)
+    if not src_dir.is_dir():
+        raise CheckpointError(f"source folder not found: {src_dir}")
+    found = find_official_files(src_dir)
+    if not found:
+        expected = ", ".join(OFFICIAL_FILES.values())
+        raise CheckpointError(f"no official Jukebox files under {src_dir} (looked for {expected})")
+    if only:
+        unknown = sorted(set(only) - set(OFFICIAL_FILES))
+        if unknown:
+            raise CheckpointError(f"unknown model names {unknown}; choose from {', '.join(OFFICIAL_FILES)}")
+        missing = sorted(set(only) - set(found))
+        if missing:
+            raise CheckpointError(
+                f"not found under {src_dir}: {', '.join(OFFICIAL_FILES[m] for m in missing)}"
+            )
+        found = {name: path for name, path in found.items() if name in only}
+    hps_by_name = hps_by_name or {}
+    results = []
+    for name, source in found.items():
+        progress(f"converting {source.relative_to(src_dir)} -> {name}")
+        weights, settings = convert_file(
+            name, source, out_dir, hps_by_name.get(name), hps_by_name.get("vqvae")
+        )
+        results.append(Converted(name, source, weights, settings))
+    return results

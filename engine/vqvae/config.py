@@ -1,0 +1,109 @@
+"""Hyper-parameters of the hierarchical music VQ-VAE (paper section 3, appendix B.1, Table 4).
+
+One frozen dataclass describes the whole model; modules receive plain numbers from `engine.vqvae.model`
+and never see this object. Derived sizes (hop lengths, per-level widths) are properties so that they can
+never disagree with the fields they come from.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+
+
+@dataclass(frozen=True)
+class VQVAEConfig:
+    sample_rate: int = 44100
+    levels: int = 3
+    # Level l's encoder block downsamples by strides_t[l] ** downs_t[l]; level L chains blocks 0..L.
+    downs_t: tuple[int, ...] = (3, 2, 2)
+    strides_t: tuple[int, ...] = (2, 2, 2)
+    emb_width: int = 64
+    l_bins: int = 2048
+    # Per-level width/depth multipliers: the bottom level gets a wider, deeper stack.
+    multipliers: tuple[int, ...] = (2, 1, 1)
+    width: int = 32
+    depth: int = 4
+    m_conv: float = 1.0
+    dilation_growth_rate: int = 3
+    dilation_cycle: int | None = None
+    reverse_decoder_dilation: bool = True
+
+    # Bottleneck training.
+    mu: float = 0.99
+    commit: float = 0.02
+    revival_threshold: float = 1.0
+
+    # Loss weights (the reference's lmix reconstruction + spectral terms).
+    spectral: float = 0.0
+    multispectral: float = 1.0
+    lmix_l1: float = 0.0
+    lmix_l2: float = 1.0
+    lmix_linf: float = 0.02
+    linf_k: int = 2048
+    multispec_n_fft: tuple[int, ...] = (2048, 1024, 512)
+    multispec_hop_length: tuple[int, ...] = (240, 120, 50)
+    multispec_window_size: tuple[int, ...] = (1200, 600, 240)
+
+    # Length of a training crop in samples (also sets the expected code usage when fine-tuning).
+    sample_length: int = 1048576
+
+    def __post_init__(self) -> None:
+        for name in ("downs_t", "strides_t", "multipliers"):
+            if len(getattr(self, name)) != self.levels:
+                raise ValueError(f"VQVAEConfig.{name} needs one entry per level ({self.levels})")
+        if not (
+            len(self.multispec_n_fft) == len(self.multispec_hop_length) == len(self.multispec_window_size)
+        ):
+            raise ValueError("VQVAEConfig multispectral n_fft/hop/window lists must have equal lengths")
+        if self.l_bins < 2 or self.emb_width < 1:
+            raise ValueError("VQVAEConfig needs l_bins >= 2 and emb_width >= 1")
+
+    @property
+    def downsamples(self) -> tuple[int, ...]:
+        """Downsampling factor contributed by each level's block."""
+        return tuple(s**d for s, d in zip(self.strides_t, self.downs_t, strict=True))
+
+    @property
+    def hop_lengths(self) -> tuple[int, ...]:
+        """Audio samples per code at each level (8, 32, 128 in the official preset)."""
+        return tuple(math.prod(self.downsamples[: level + 1]) for level in range(self.levels))
+
+    def level_width(self, level: int) -> int:
+        return self.width * self.multipliers[level]
+
+    def level_depth(self, level: int) -> int:
+        return self.depth * self.multipliers[level]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> VQVAEConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown VQ-VAE config fields: {', '.join(unknown)}")
+        tuples = {k: tuple(v) for k, v in data.items() if isinstance(v, list)}
+        return cls(**{**data, **tuples})
+
+    def with_overrides(self, **overrides) -> VQVAEConfig:
+        return replace(self, **overrides)
+
+
+OFFICIAL = VQVAEConfig()
+
+# A model small enough to train for a few hundred steps on a laptop CPU inside the test suite.
+TINY = VQVAEConfig(
+    sample_rate=22050,
+    downs_t=(3, 2, 2),
+    width=16,
+    depth=2,
+    emb_width=16,
+    l_bins=64,
+    multipliers=(1, 1, 1),
+    linf_k=256,
+    sample_length=8192,
+)
+
+PRESETS: dict[str, VQVAEConfig] = {"official": OFFICIAL, "tiny": TINY}
