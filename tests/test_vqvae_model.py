@@ -1,0 +1,140 @@
+"""Invariants of the engine's VQ-VAE that hold for any weights: chunking, shapes, codebook updates."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine.errors import AudioInputError
+from engine.official.vqvae_loader import official_state_keys, vqvae_config_from_hps
+from engine.vqvae import TINY, VQVAE
+from engine.vqvae.bottleneck import EMACodebook
+from tests.reference import REFERENCE_DIR
+
+
+def _random_model(seed: int = 0) -> VQVAE:
+    """Random weights, with codebooks drawn from the encoders' own outputs so that codes vary."""
+    torch.manual_seed(seed)
+    model = VQVAE(TINY)
+    with torch.no_grad():
+        audio = torch.randn(2, TINY.sample_length) * 0.3
+        for encoder, codebook in zip(model.encoders, model.bottleneck.level_blocks, strict=True):
+            z = encoder(audio.unsqueeze(1))
+            codebook.init_from_batch_(z.permute(0, 2, 1).reshape(-1, z.shape[1]))
+    return model.eval()
+
+
+def test_official_preset_has_the_official_layout():
+    layout_file = REFERENCE_DIR / "fixture" / "official_layout" / "vqvae.txt"
+    if not layout_file.exists():
+        pytest.skip("official layout list not available")
+    expected = {}
+    for line in layout_file.read_text().splitlines():
+        key, shape, _ = line.split("\t")
+        expected[key] = tuple(int(n) for n in shape.strip("()").split(",") if n.strip())
+    with torch.device("meta"):
+        model = VQVAE(vqvae_config_from_hps(None))
+    ours = {k: tuple(v.shape) for k, v in official_state_keys(model).items()}
+    assert ours == expected
+    assert model.hop_lengths == (8, 32, 128)
+
+
+def test_chunked_decode_equals_one_pass():
+    model = _random_model()
+    torch.manual_seed(1)
+    for level, hop in enumerate(model.hop_lengths):
+        frames = 40_000 // hop
+        codes = torch.randint(0, TINY.l_bins, (2, frames))
+        whole = model.decode(codes, level, chunk_samples=1 << 30)
+        chunked = model.decode(codes, level, chunk_samples=hop * 37)  # many uneven chunks
+        assert whole.shape == (2, frames * hop)
+        np.testing.assert_allclose(chunked.numpy(), whole.numpy(), atol=1e-4, rtol=0)
+
+
+def test_chunked_encode_equals_one_pass():
+    model = _random_model()
+    torch.manual_seed(2)
+    audio = torch.randn(2, 50_000) * 0.3
+    whole = model.encode(audio, chunk_samples=1 << 30)
+    chunked = model.encode(audio, chunk_samples=4096)
+    for a, b in zip(whole, chunked, strict=True):
+        assert len(torch.unique(a)) > 5  # the test is meaningless if every frame gets one code
+        assert torch.equal(a, b)
+
+
+def test_encode_any_length_pads_with_silence():
+    model = _random_model()
+    audio = torch.randn(1, 1000) * 0.3
+    codes = model.encode(audio)
+    for level, hop in enumerate(model.hop_lengths):
+        assert codes[level].shape == (1, -(-1000 // hop))
+    top_hop = model.hop_lengths[-1]
+    padded = torch.nn.functional.pad(audio, (0, -(-1000 // top_hop) * top_hop - 1000))
+    for a, b in zip(codes, model.encode(padded), strict=True):
+        assert torch.equal(a, b[:, : a.shape[1]])
+
+
+def test_bad_audio_gets_clear_errors():
+    model = _random_model()
+    with pytest.raises(AudioInputError, match="NaN"):
+        model.encode(torch.tensor([[0.0, float("nan")] * 200]))
+    with pytest.raises(AudioInputError, match="shape"):
+        model.encode(torch.zeros(2, 3, 400))
+    with pytest.raises(AudioInputError, match="empty"):
+        model.encode(torch.zeros(1, 0))
+    with pytest.raises(AudioInputError, match="floating"):
+        model.encode(torch.zeros(1, 400, dtype=torch.int16))
+    with pytest.raises(ValueError, match="codes must lie"):
+        model.decode(torch.full((1, 4), TINY.l_bins), 0)
+    with pytest.raises(ValueError, match="level"):
+        model.decode(torch.zeros(1, 4, dtype=torch.long), TINY.levels)
+
+
+def test_codebook_restart_sticks():
+    """A dead code is restarted at a batch vector and stays there while that vector keeps using it."""
+    torch.manual_seed(3)
+    book = EMACodebook(l_bins=8, emb_width=4, mu=0.99, threshold=1.0)
+    data = torch.randn(64, 4)
+    book.init_from_batch_(data)
+    book.k[5] = 100.0  # code 5 is far from everything: nobody picks it
+    book.k_sum[5] = 100.0
+    book.k_elem[5] = 1.0
+    codes, _ = book.quantize(data)
+    book.update_(data, codes)
+    assert book.k_elem[5] >= book.threshold  # restarted, not dead
+    restarted = book.k[5].clone()
+    assert torch.isclose(data, restarted, atol=0.05).all(-1).any()  # at (a noisy copy of) a batch vector
+    torch.testing.assert_close(book.k, book.k_sum / book.k_elem[:, None])
+    # Feed the batch again: the restarted code wins its own vector and does not snap back to 100.
+    for _ in range(3):
+        codes, _ = book.quantize(data)
+        book.update_(data, codes)
+    assert (book.k[5] - restarted).abs().max() < 1.0
+    assert book.k[5].abs().max() < 10
+
+
+def test_straight_through_gradients_reach_encoder_not_codebook():
+    model = VQVAE(TINY).train()
+    torch.manual_seed(4)
+    audio = torch.randn(2, TINY.sample_length) * 0.2
+    from engine.vqvae.losses import Bandwidth
+
+    out = model(audio, Bandwidth())
+    out.loss.backward()
+    for encoder in model.encoders:
+        grads = [p.grad for p in encoder.parameters()]
+        assert all(g is not None for g in grads)
+        assert sum(float(g.abs().sum()) for g in grads) > 0
+    assert all(not b.requires_grad for b in model.bottleneck.buffers())
+    assert all(bool(cb.initialized) for cb in model.bottleneck.level_blocks)
+
+
+def test_eval_forward_leaves_codebooks_alone():
+    model = _random_model()
+    before = [cb.k.clone() for cb in model.bottleneck.level_blocks]
+    from engine.vqvae.losses import Bandwidth
+
+    model(torch.randn(1, 4096) * 0.2, Bandwidth())
+    for b, cb in zip(before, model.bottleneck.level_blocks, strict=True):
+        assert torch.equal(b, cb.k)
