@@ -45,7 +45,7 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path, payload_type, zip_
     checkpoint["hps"] = {"innocent": payload_type(canary)}
     path = tmp_path / "vqvae.pth.tar"
     torch.save(checkpoint, path, _use_new_zipfile_serialization=zip_format)
-    with pytest.raises(CheckpointError, match="refusing to load.*run code"):
+    with pytest.raises(CheckpointError, match=r"refusing to load.*run code"):
         load_vqvae(path, resolved_hps("vqvae"))
     assert not canary.exists()
 
@@ -64,7 +64,7 @@ def test_truncated_file(tmp_path, fraction):
     data = checkpoint_path("vqvae").read_bytes()
     path = tmp_path / "vqvae.pth.tar"
     path.write_bytes(data[: int(len(data) * fraction)])
-    with pytest.raises(CheckpointError, match="truncated|damaged"):
+    with pytest.raises(CheckpointError, match=r"truncated|damaged"):
         load_vqvae(path, resolved_hps("vqvae"))
 
 
