@@ -1,0 +1,156 @@
+"""Conditioning inputs of a prior: the label start embedding, the timing signal, and the upsampler's
+conditioner on upper-level codes. Module and parameter names follow the official checkpoints."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from engine.prior.config import ConditionerConfig, LabelConfig
+from engine.prior.conv1d import LayerNorm
+from engine.prior.timing import timing_bins
+
+
+class _Table(nn.Module):
+    """An embedding table stored as `<name>.emb.weight`."""
+
+    def __init__(self, rows: int, width: int):
+        super().__init__()
+        self.emb = nn.Embedding(rows, width)
+
+    def forward(self, index: torch.Tensor) -> torch.Tensor:
+        return self.emb(index)
+
+
+class LabelConditioner(nn.Module):
+    """Label vector -> start embedding (N, 1, W) and, for top priors, timing embedding (N, n_time, W).
+
+    The label layout is [total_length, offset, sample_length, artist, genre x max_bow (-1 = empty)].
+    """
+
+    def __init__(self, cfg: LabelConfig, width: int):
+        super().__init__()
+        self.config = cfg
+        self.bow_genre_emb = _Table(cfg.n_genres, width)
+        self.artist_emb = _Table(cfg.n_artists, width)
+        if cfg.include_timing:
+            self.total_length_emb = _Table(cfg.t_bins, width)
+            self.absolute_pos_emb = _Table(cfg.t_bins, width)
+            self.relative_pos_emb = _Table(cfg.t_bins, width)
+
+    def start_embedding(self, labels: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        artist = labels[:, 3:4]
+        genres = labels[:, 4 : 4 + cfg.max_bow_genre_size]
+        _check_ids("artist", artist, cfg.n_artists, allow_empty=False)
+        _check_ids("genre", genres, cfg.n_genres, allow_empty=True)
+        present = (genres >= 0).to(self.bow_genre_emb.emb.weight.dtype).unsqueeze(2)
+        genre_sum = (self.bow_genre_emb(genres.clamp(min=0)) * present).sum(dim=1, keepdim=True)
+        return genre_sum + self.artist_emb(artist)
+
+    def timing_embedding(self, labels: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        total, absolute, relative = timing_bins(
+            labels[:, 0],
+            labels[:, 1],
+            labels[:, 2],
+            n_time=cfg.n_time,
+            t_bins=cfg.t_bins,
+            sr=cfg.sr,
+            min_duration=cfg.min_duration,
+            max_duration=cfg.max_duration,
+        )
+        return (
+            self.total_length_emb(total) + self.absolute_pos_emb(absolute) + self.relative_pos_emb(relative)
+        )
+
+
+def _check_ids(name: str, ids: torch.Tensor, rows: int, allow_empty: bool) -> None:
+    low = -1 if allow_empty else 0
+    if bool((ids < low).any() or (ids >= rows).any()):
+        raise ValueError(f"{name} id out of range for this prior (0..{rows - 1}): {ids.tolist()}")
+
+
+class _ResidualUnit(nn.Module):
+    """x + scale * Conv1x1(ReLU(Conv3_dilated(ReLU(x)))), stored as `model.{1,3}`."""
+
+    def __init__(self, channels: int, hidden: int, dilation: int, scale: float):
+        super().__init__()
+        self.model = nn.Sequential(
+            nn.ReLU(),
+            nn.Conv1d(channels, hidden, 3, 1, dilation, dilation),
+            nn.ReLU(),
+            nn.Conv1d(hidden, channels, 1, 1, 0),
+        )
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.scale * self.model(x)
+
+
+class _ResidualStack(nn.Module):
+    """Dilations growth**(r % cycle), not reversed. Reference quirk: with cond_c_res == 1 the units
+    are kept under the name `blocks`, otherwise `model`, and the checkpoints follow that name."""
+
+    def __init__(self, cfg: ConditionerConfig):
+        super().__init__()
+        scale = 1.0 / math.sqrt(cfg.depth) if cfg.res_scale else 1.0
+        units = []
+        for r in range(cfg.depth):
+            power = r if cfg.dilation_cycle is None else r % cfg.dilation_cycle
+            units.append(
+                _ResidualUnit(
+                    cfg.cond_width, int(cfg.m_conv * cfg.cond_width), cfg.dilation_growth_rate**power, scale
+                )
+            )
+        self._name = "blocks" if cfg.checkpointed_names else "model"
+        setattr(self, self._name, nn.Sequential(*units) if self._name == "model" else nn.ModuleList(units))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for unit in getattr(self, self._name):
+            x = unit(x)
+        return x
+
+
+class _UpsampleStack(nn.Module):
+    """Conv(W -> cw, 3), then down_t times [residual stack, ConvTranspose(x stride)]: `model.i`."""
+
+    def __init__(self, cfg: ConditionerConfig):
+        super().__init__()
+        kernel, pad = 2 * cfg.stride_t, cfg.stride_t // 2
+        layers: list[nn.Module] = [nn.Conv1d(cfg.width, cfg.cond_width, 3, 1, 1)]
+        for i in range(cfg.down_t):
+            out = cfg.width if i == cfg.down_t - 1 else cfg.cond_width
+            layers.append(
+                nn.Sequential(
+                    _ResidualStack(cfg),
+                    nn.ConvTranspose1d(cfg.cond_width, out, kernel, cfg.stride_t, pad),
+                )
+            )
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+
+class UpsamplerConditioner(nn.Module):
+    """Upper-level codes (N, n_ctx / cond_downsample) -> x_cond (N, n_ctx, W)."""
+
+    def __init__(self, cfg: ConditionerConfig):
+        super().__init__()
+        self.config = cfg
+        self.x_emb = nn.Embedding(cfg.bins, cfg.width)
+        self.cond = _UpsampleStack(cfg)
+        self.ln = LayerNorm(cfg.width)
+
+    def forward(self, upper_tokens: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
+        if upper_tokens.dim() != 2 or upper_tokens.shape[1] != cfg.n_in:
+            raise ValueError(f"upper_tokens must be (N, {cfg.n_in}) codes, got {tuple(upper_tokens.shape)}")
+        if bool((upper_tokens < 0).any() or (upper_tokens >= cfg.bins).any()):
+            raise ValueError(f"upper-level codes must lie in 0..{cfg.bins - 1}")
+        x = self.x_emb(upper_tokens.long())  # (N, T_up, W)
+        x = self.cond(x.permute(0, 2, 1))  # (N, W, T_up) -> (N, W, n_ctx)
+        return self.ln(x.permute(0, 2, 1))  # (N, n_ctx, W)
