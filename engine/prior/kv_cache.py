@@ -60,9 +60,13 @@ class LayerCache:
         return self.keys.index_select(1, slots), self.values.index_select(1, slots)
 
     def write(self, t0: int, keys: torch.Tensor, values: torch.Tensor) -> None:
-        """Store positions [t0, t0 + k) of (N, k, n_state) keys/values, keeping only what is needed later."""
+        """Store positions [t0, t0 + k) of (N, k, n_state) keys/values.
+
+        Only the last `capacity` positions can be held; they include everything a later query (or
+        the current one, for a single step) may attend to, since t1 - keep_from(t1) <= capacity.
+        """
         t1 = t0 + keys.shape[1]
-        start = max(t0, self.keep_from(t1))
+        start = max(t0, t1 - self.capacity)
         end = min(t1, self.limit)
         if end <= start:
             return
