@@ -102,22 +102,22 @@ def test_prefill_in_any_chunking_equals_single_steps(kind):
 @pytest.mark.parametrize("kind", PRIORS)
 def test_cached_logits_match_full_forward(kind):
     model, ref = _load(kind), arrays(f"{kind}_ref")
-    ids = torch.from_numpy(ref["anc_raw_tokens"])
-    state = model.start(*_conditioning(ref))
-    steps = _step_by_step(model, state, ids)
-    codes = model.codes_from_ids(ids)
-    if model.config.single_enc_dec:
-        # A lyric id drawn at a music position cannot be written as a code; skip such streams.
-        keep = [i for i in range(ids.shape[0]) if bool((ids[i] >= model.config.vocab_shift).all())]
-    else:
-        keep = list(range(ids.shape[0]))
-    if not keep:
-        pytest.skip("every fixture stream drew a lyric id at a music position")
+    codes = torch.from_numpy(ref["anc_tokens"])
     labels, upper = _conditioning(ref)
+    state = model.start(labels, upper)
+    steps = _step_by_step(model, state, codes + model.config.vocab_shift)
     with torch.no_grad():
-        full = model.logits(codes[keep], labels[keep], None if upper is None else upper[keep])
+        full = model.logits(codes, labels, upper)
     full = full[:, full.shape[1] - codes.shape[1] :]
-    np.testing.assert_allclose(steps[keep].numpy(), full.numpy(), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(steps.numpy(), full.numpy(), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kind", PRIORS)
+def test_steps_match_reference_full_forward_on_fed_back_stream(kind):
+    model, ref = _load(kind), arrays(f"{kind}_ref")
+    state = model.start(*_conditioning(ref))
+    steps = _step_by_step(model, state, torch.from_numpy(ref["anc_raw_tokens"]))
+    np.testing.assert_allclose(steps.numpy(), ref["anc_forward_logits"], atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("kind", PRIORS)
