@@ -7,7 +7,6 @@ from the VQ-VAE's dict instead.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import torch
@@ -20,7 +19,7 @@ from engine.prior.config import (
     PREV_BLOCK,
     PRIME,
     ConditionerConfig,
-    LabelConfig,
+    LabelEmbeddingConfig,
     LyricsConfig,
     PriorConfig,
     TransformerConfig,
@@ -149,7 +148,7 @@ def prior_config(hps: Mapping, vqvae_hps: Mapping) -> PriorConfig:
         min_d, max_d = _get(hps, "min_duration"), _get(hps, "max_duration")
         if is_top and (min_d is None or max_d is None):
             raise ValueError("a top-level prior needs min_duration and max_duration for its timing signal")
-        labels = LabelConfig(
+        labels = LabelEmbeddingConfig(
             n_genres=int(y_bins[0]),
             n_artists=int(y_bins[1]),
             max_bow_genre_size=int(_get(hps, "max_bow_genre_size")),
@@ -235,7 +234,3 @@ def build_prior(config: PriorConfig, device: torch.device | str | None = None):
 
     with torch.device(device or "cpu"):
         return JukeboxPrior(config)
-
-
-def residual_scale(depth: int, enabled: bool) -> float:
-    return 1.0 / math.sqrt(depth) if enabled else 1.0

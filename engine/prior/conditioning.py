@@ -8,7 +8,7 @@ import math
 import torch
 from torch import nn
 
-from engine.prior.config import ConditionerConfig, LabelConfig
+from engine.prior.config import ConditionerConfig, LabelEmbeddingConfig
 from engine.prior.conv1d import LayerNorm
 from engine.prior.timing import timing_bins
 
@@ -30,7 +30,7 @@ class LabelConditioner(nn.Module):
     The label layout is [total_length, offset, sample_length, artist, genre x max_bow (-1 = empty)].
     """
 
-    def __init__(self, cfg: LabelConfig, width: int):
+    def __init__(self, cfg: LabelEmbeddingConfig, width: int):
         super().__init__()
         self.config = cfg
         self.bow_genre_emb = _Table(cfg.n_genres, width)

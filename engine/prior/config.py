@@ -68,7 +68,7 @@ class TransformerConfig:
 
 
 @dataclass(frozen=True)
-class LabelConfig:
+class LabelEmbeddingConfig:
     """Artist/genre start embedding and, for top priors, the timing signal."""
 
     n_genres: int
@@ -116,7 +116,7 @@ class PriorConfig:
     n_ctx: int  # music tokens per window
     width: int
     transformer: TransformerConfig
-    labels: LabelConfig | None
+    labels: LabelEmbeddingConfig | None
     conditioner: ConditionerConfig | None
     lyrics: LyricsConfig | None  # separate lyric encoder
     single_enc_dec: bool  # lyrics and music share one stream and one vocabulary
