@@ -43,10 +43,20 @@ def register_kind(kind: ModelKind) -> None:
     _KINDS[kind.name] = kind
 
 
-def _register_builtin_kinds() -> None:
-    from engine.vqvae import VQVAE, VQVAEConfig
+def _kinds() -> dict[str, ModelKind]:
+    """The registry, with the engine's own kinds added on first use (imported late: they pull in models)."""
+    if "vqvae" not in _KINDS:
+        from engine.prior.builders import build_prior
+        from engine.prior.config import config_from_dict, config_to_dict
+        from engine.vqvae import VQVAE, VQVAEConfig
 
-    register_kind(ModelKind("vqvae", lambda c: VQVAE(VQVAEConfig.from_dict(c)), lambda m: m.config.to_dict()))
+        register_kind(
+            ModelKind("vqvae", lambda c: VQVAE(VQVAEConfig.from_dict(c)), lambda m: m.config.to_dict())
+        )
+        register_kind(
+            ModelKind("prior", lambda c: build_prior(config_from_dict(c)), lambda m: config_to_dict(m.config))
+        )
+    return _KINDS
 
 
 def paths_for(path: str | Path) -> tuple[Path, Path]:
@@ -65,9 +75,16 @@ def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes 0600 files; models are ordinary files
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _split_aliases(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -93,10 +110,9 @@ def save_model(
     dtypes: dict[str, torch.dtype] | None = None,
 ) -> tuple[Path, Path]:
     """Write `model` in the project's format. `dtypes` keeps chosen tensors in another dtype (e.g. fp16)."""
-    if not _KINDS:
-        _register_builtin_kinds()
-    if kind not in _KINDS:
-        raise ValueError(f"unknown model kind {kind!r}; known: {', '.join(sorted(_KINDS))}")
+    kinds = _kinds()
+    if kind not in kinds:
+        raise ValueError(f"unknown model kind {kind!r}; known: {', '.join(sorted(kinds))}")
     weights_path, settings_path = paths_for(path)
     kept, aliases = _split_aliases(model.state_dict())
     if dtypes:
@@ -105,7 +121,7 @@ def save_model(
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "kind": kind,
-        "config": _KINDS[kind].config_dict(model),
+        "config": kinds[kind].config_dict(model),
         "aliases": aliases,
         **(extra or {}),
     }
@@ -135,17 +151,16 @@ def read_settings(path: str | Path) -> dict:
 
 def load_model(path: str | Path, kind: str | None = None, device=None) -> nn.Module:
     """Rebuild a model saved by `save_model`, in eval mode with float32 compute weights."""
-    if not _KINDS:
-        _register_builtin_kinds()
+    kinds = _kinds()
     weights_path, settings_path = paths_for(path)
     settings = read_settings(path)
     found = settings.get("kind")
     if kind is not None and found != kind:
         raise CheckpointError(f"{settings_path.name} holds a {found!r} model, not a {kind!r}")
-    if found not in _KINDS:
+    if found not in kinds:
         raise CheckpointError(f"{settings_path.name}: unknown model kind {found!r}")
     try:
-        model = _KINDS[found].build(settings["config"])
+        model = kinds[found].build(settings["config"])
     except (TypeError, ValueError, KeyError) as exc:
         raise CheckpointError(f"{settings_path.name}: invalid model config ({exc})") from None
     if not weights_path.exists():

@@ -7,7 +7,7 @@ Nothing here touches torch: the modules take plain keyword arguments derived fro
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 # Attention kinds a layer can use (the reference's `attn_func` numbers, kept because checkpoints and
 # the reference material speak in them).
@@ -161,3 +161,31 @@ def attention_scale(head_dim: int) -> float:
     """Score scale, formed the reference's way ((dh ** -1/4) squared) so fp32 scores round alike."""
     quarter = 1.0 / math.sqrt(math.sqrt(head_dim))
     return quarter * quarter
+
+
+def config_to_dict(cfg: PriorConfig) -> dict:
+    """Plain JSON-ready form of a prior config (saved beside the weights in the project's format)."""
+    return asdict(cfg)
+
+
+def config_from_dict(data: dict) -> PriorConfig:
+    """Inverse of `config_to_dict`; rebuilds the nested frozen configs."""
+
+    def transformer(d: dict) -> TransformerConfig:
+        return TransformerConfig(**{**d, "attn_funcs": tuple(d["attn_funcs"])})
+
+    def optional(d: dict | None, build):
+        return None if d is None else build(d)
+
+    return PriorConfig(
+        **{
+            **data,
+            "transformer": transformer(data["transformer"]),
+            "labels": optional(data.get("labels"), lambda d: LabelEmbeddingConfig(**d)),
+            "conditioner": optional(data.get("conditioner"), lambda d: ConditionerConfig(**d)),
+            "lyrics": optional(
+                data.get("lyrics"),
+                lambda d: LyricsConfig(**{**d, "transformer": transformer(d["transformer"])}),
+            ),
+        }
+    )
