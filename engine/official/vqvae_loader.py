@@ -8,39 +8,28 @@ import torch
 
 from engine.errors import CheckpointError
 from engine.official.safe_load import check_state_dict, read_state_dict
+from engine.prior.presets import official_hps
 from engine.vqvae import VQVAE, VQVAEConfig
 
-# The official VQ-VAE as the reference's hparams.py builds it (registry entry `vqvae` over its DEFAULTS),
-# restricted to the keys the model's shape and training depend on.
-OFFICIAL_VQVAE_HPS: dict = {
-    "sr": 44100,
+# The official VQ-VAE: its shape comes from the shared official presets; these are the training settings
+# (loss weights, codebook EMA) of the reference's `vqvae` registry entry, which only training needs.
+_OFFICIAL_TRAINING_HPS: dict = {
     "sample_length": 1048576,
-    "levels": 3,
-    "downs_t": (3, 2, 2),
-    "strides_t": (2, 2, 2),
-    "emb_width": 64,
-    "l_bins": 2048,
     "l_mu": 0.99,
     "commit": 0.02,
     "spectral": 0.0,
     "multispectral": 1.0,
-    "hvqvae_multipliers": (2, 1, 1),
     "loss_fn": "lmix",
     "lmix_l1": 0.0,
     "lmix_l2": 1.0,
     "lmix_linf": 0.02,
     "linf_k": 2048,
-    "width": 32,
-    "depth": 4,
-    "m_conv": 1.0,
-    "dilation_growth_rate": 3,
-    "dilation_cycle": None,
-    "vqvae_reverse_decoder_dilation": True,
     "revival_threshold": 1.0,
     "multispec_loss_n_fft": (2048, 1024, 512),
     "multispec_loss_hop_length": (240, 120, 50),
     "multispec_loss_window_size": (1200, 600, 240),
 }
+OFFICIAL_VQVAE_HPS: dict = {**official_hps("vqvae"), **_OFFICIAL_TRAINING_HPS}
 
 # reference hps key -> VQVAEConfig field
 _FIELD_FOR_KEY = {
