@@ -1,0 +1,1 @@
+"""Training data for the engine: corpora the default model learns from."""

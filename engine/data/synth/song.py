@@ -1,0 +1,211 @@
+"""Compose one song (a plan of notes, words and drum hits) and render it to audio.
+
+`compose_song` is pure bookkeeping on a seeded generator; `render_song` turns the plan into samples.
+Keeping them apart lets tests inspect what was meant (sections, sung vowels) next to what was rendered,
+and render stems separately (for instance without the voice).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.data.synth import dsp, lyrics
+from engine.data.synth.artists import ARTISTS, Artist, BarContext, ending_notes
+from engine.data.synth.drums import make_kit, render_drums
+from engine.data.synth.events import Hit, Note, SungNote
+from engine.data.synth.form import Section, min_seconds, plan_form
+from engine.data.synth.genres import GENRES, Genre
+from engine.data.synth.instruments import render_part
+from engine.data.synth.theory import Chord, Key
+from engine.data.synth.voice import render_voice
+
+# Stem levels relative to the artist's part (by RMS): the artist's timbre must dominate the mix.
+VOICE_LEVEL = 0.55
+DRUM_LEVEL = 0.4
+
+
+def slowest_bar_s() -> float:
+    return max(g.beats_per_bar * 60.0 / g.tempo_bpm[0] for g in GENRES)
+
+
+MIN_SONG_SECONDS = min_seconds(slowest_bar_s())
+
+
+def assignment(index: int) -> tuple[Artist, Genre]:
+    """Artist and genre of song `index`: every run of len(ARTISTS) songs has each artist once, and every
+    run of len(ARTISTS) * len(GENRES) songs has each (artist, genre) pair exactly once."""
+    a, g = len(ARTISTS), len(GENRES)
+    return ARTISTS[index % a], GENRES[(index + index // a) % g]
+
+
+@dataclass(frozen=True)
+class SongPlan:
+    seed: int
+    index: int
+    seconds: float
+    artist: Artist
+    genre: Genre
+    tempo_bpm: int
+    key: Key
+    sections: list[Section]
+    lyrics: str
+    notes: list[Note]  # the artist's part
+    sung: list[SungNote]
+    hits: list[Hit]
+    fade_start_s: float  # the final chord is struck here and the mix fades to silence by the end
+
+
+def _dominant(key: Key, genre: Genre) -> Chord:
+    """The chord the genre's cadence leans on before home: the last non-tonic chord of its progression."""
+    offset, shape = next((o, s) for o, s in reversed(genre.progression) if o != 0)
+    return key.chord(offset, shape)
+
+
+class _Melody:
+    """The sung line. Each (section kind, bar of the progression) gets one phrase, reused every time it
+    comes back, so choruses repeat their tune and words; verses repeat the tune with new words."""
+
+    def __init__(self, key: Key, genre: Genre, rng: np.random.Generator) -> None:
+        self.key, self.genre, self.rng = key, genre, rng
+        self._pitches: dict[tuple[str, int], list[int]] = {}
+        self._chorus_words: dict[int, list[str]] = {}
+        self.last = key.tonic + 12
+
+    def _range(self, kind: str) -> list[int]:
+        low = self.key.tonic + (3 if kind == "verse" else 7)  # choruses sit higher
+        return self.key.scale(low, low + 12)
+
+    def phrase(self, kind: str, bar: int, chord: Chord, n_notes: int) -> list[int]:
+        slot = (kind, bar)
+        if slot not in self._pitches:
+            scale = self._range(kind)
+            chord_pcs = {(chord.root + s) % 12 for s in chord.shape}
+            targets = [m for m in scale if m % 12 in chord_pcs]
+            pitch = min(targets, key=lambda m: abs(m - self.last))
+            pitches = [pitch]
+            for i in range(1, n_notes):
+                if i == n_notes - 1:  # land on a chord tone at the end of the bar
+                    pitch = targets[int(self.rng.integers(len(targets)))]
+                else:
+                    j = scale.index(pitch) + int(self.rng.choice((-2, -1, 1, 2)))
+                    pitch = scale[int(np.clip(j, 0, len(scale) - 1))]
+                pitches.append(pitch)
+            self._pitches[slot] = pitches
+            self.last = pitches[-1]
+        return self._pitches[slot]
+
+    def words(self, kind: str, bar: int, n_words: int) -> list[str]:
+        if kind == "chorus":
+            if bar not in self._chorus_words:
+                self._chorus_words[bar] = lyrics.make_line(n_words, self.rng)
+            return self._chorus_words[bar]
+        return lyrics.make_line(n_words, self.rng)
+
+
+def compose_song(seed: int, index: int, seconds: float) -> SongPlan:
+    rng = np.random.default_rng([seed, index])
+    artist, genre = assignment(index)
+    tempo = int(rng.integers(genre.tempo_bpm[0], genre.tempo_bpm[1] + 1))
+    beat_s = 60.0 / tempo
+    bar_s = genre.beats_per_bar * beat_s
+    key = Key(48 + int(rng.integers(12)), genre.mode)
+    sections = plan_form(seconds, bar_s)
+    scale = key.scale(24, 96)
+    melody = _Melody(key, genre, rng)
+
+    notes: list[Note] = []
+    sung: list[SungNote] = []
+    hits: list[Hit] = []
+    lyric_blocks: list[list[list[str]]] = []
+    for section in sections[:-1]:
+        sung_lines: list[list[str]] = []
+        for j in range(section.n_bars):
+            offset, shape = genre.progression[j % len(genre.progression)]
+            ctx = BarContext(
+                start_s=(section.start_bar + j) * bar_s,
+                beat_s=beat_s,
+                beats=genre.beats_per_bar,
+                swing=genre.swing,
+                chord=key.chord(offset, shape),
+                scale=scale,
+                section=section.name,
+                rng=rng,
+            )
+            notes += artist.play_bar(ctx)
+            hits += _drum_bar(ctx, genre, section, j)
+            if section.name in ("verse", "chorus"):
+                rhythms = genre.verse_rhythms if section.name == "verse" else genre.chorus_rhythms
+                rhythm = rhythms[j % len(rhythms)]
+                bar_in_cycle = j % len(genre.progression)
+                pitches = melody.phrase(section.name, bar_in_cycle, ctx.chord, len(rhythm))
+                words = melody.words(section.name, bar_in_cycle, len(rhythm))
+                sung_lines.append(words)
+                for (onset, length), midi, word in zip(rhythm, pitches, words, strict=True):
+                    sung.append(
+                        SungNote(ctx.at(onset), 0.92 * length * beat_s, midi, word, lyrics.sung_vowel(word))
+                    )
+        if sung_lines:
+            lyric_blocks.append(sung_lines)
+
+    ending = sections[-1]
+    chord_s = ending.start_s + max(ending.n_bars * bar_s, 0.4 * (ending.end_s - ending.start_s))
+    tonic = key.chord(*genre.progression[0])
+    notes += ending_notes(artist, tonic, _dominant(key, genre), ending.start_s, chord_s, ending.end_s)
+    hits += [Hit(chord_s, "kick", 0.9), Hit(chord_s, "crash", 0.6)]
+
+    text = "\n\n".join(lyrics.format_lines(block) for block in lyric_blocks)
+    return SongPlan(
+        seed, index, float(seconds), artist, genre, tempo, key, sections, text, notes, sung, hits, chord_s
+    )
+
+
+def _drum_bar(ctx: BarContext, genre: Genre, section: Section, bar: int) -> list[Hit]:
+    """Intro: hats only, so the beat is announced but the groove arrives with the first verse. Body: the
+    genre's groove, its fill on a section's last bar, a crash opening every chorus."""
+    if section.name == "intro":
+        pattern = tuple(p for p in genre.drums if p[1] in ("hat", "open_hat"))
+    else:
+        pattern = genre.fill if bar == section.n_bars - 1 and section.n_bars > 1 else genre.drums
+    hits = [Hit(ctx.at(step / 4), drum, velocity) for step, drum, velocity in pattern]
+    if section.name == "chorus" and bar == 0:
+        hits.append(Hit(ctx.start_s, "crash", 0.4))
+    return hits
+
+
+def render_stems(plan: SongPlan, sr: int) -> dict[str, np.ndarray]:
+    """Dry stems at their mix levels: `artist`, `voice`, `drums`, each exactly the song's length."""
+    n = round(plan.seconds * sr)
+    noise = np.random.default_rng([plan.seed, plan.index, 1])
+    artist = render_part(plan.notes, plan.artist.instrument, sr, n)
+    voice = render_voice(plan.sung, sr, n, noise)
+    drums = render_drums(plan.hits, make_kit(noise, sr), sr, n)
+    reference = _rms(artist)
+    return {
+        "artist": artist / reference,
+        "voice": VOICE_LEVEL * voice / _rms(voice) if plan.sung else voice,
+        "drums": DRUM_LEVEL * drums / _rms(drums),
+    }
+
+
+def render_song(plan: SongPlan, sr: int, voice: bool = True) -> np.ndarray:
+    """The finished song: stems summed, a small room, the final fade, peak-normalised (float32)."""
+    stems = render_stems(plan, sr)
+    mix = stems["artist"] + stems["drums"] + (stems["voice"] if voice else 0.0)
+    room = np.random.default_rng([plan.seed, plan.index, 2])
+    mix = dsp.room_reverb(mix, sr, room, seconds=0.6, wet=0.18)
+    mix *= _final_fade(len(mix), sr, plan.fade_start_s)
+    return dsp.peak_normalise(mix).astype(np.float32)
+
+
+def _final_fade(n: int, sr: int, start_s: float) -> np.ndarray:
+    """1 until the final chord, then a raised-cosine fade reaching silence on the last sample."""
+    gain = np.ones(n)
+    start = min(int(start_s * sr), n - 1)
+    gain[start:] = 0.5 * (1 + np.cos(np.linspace(0, np.pi, n - start)))
+    return gain
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(x**2))) + 1e-12
