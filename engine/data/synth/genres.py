@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.data.synth.drums import KitTuning
 from engine.data.synth.theory import DOM7, MAJ, MAJ7, MIN, MIN7
 
 # A drum pattern: (16th step within the bar, drum, velocity).
@@ -28,6 +29,7 @@ class Genre:
     fill: DrumPattern  # replaces `drums` in the last bar of a section
     verse_rhythms: tuple[VocalRhythm, ...]
     chorus_rhythms: tuple[VocalRhythm, ...]
+    kit: KitTuning
 
 
 def _steps(drum: str, steps: range | tuple[int, ...], velocity: float) -> tuple[tuple[int, str, float], ...]:
@@ -50,6 +52,9 @@ LOFI = Genre(
     + _steps("hat", range(0, 12, 2), 0.3),
     verse_rhythms=(((0, 1.5), (1.5, 0.5), (2, 2)), ((0.5, 1), (1.5, 1), (2.5, 1.5))),
     chorus_rhythms=(((0, 2), (2, 2)), ((0, 1), (1, 1), (2, 2))),
+    kit=KitTuning(
+        kick_low_hz=45, kick_drop_hz=60, kick_decay_s=0.18, snare_brightness=0, snare_decay_s=0.09
+    ),  # dull, dusty
 )
 
 BLUES = Genre(
@@ -60,12 +65,13 @@ BLUES = Genre(
     mode="mixolydian",
     progression=((0, DOM7), (5, DOM7), (0, DOM7), (7, DOM7)),  # I7 IV7 I7 V7: dominant sevenths everywhere
     # Shuffle: ride/hat on every swung 8th, kick 1 and 3, backbeat snare.
-    drums=_steps("kick", (0, 8), 0.75) + _steps("snare", (4, 12), 0.6) + _steps("hat", range(0, 16, 2), 0.35),
+    drums=_steps("kick", (0, 8), 0.75) + _steps("snare", (4, 12), 0.6) + _steps("hat", range(0, 16, 2), 0.2),
     fill=_steps("kick", (0, 8), 0.75)
     + _steps("snare", (4, 10, 12, 14), 0.6)
     + _steps("hat", (0, 2, 6), 0.35),
     verse_rhythms=(((0, 1), (1, 1), (2, 0.5), (2.5, 1.5)), ((0, 0.5), (0.5, 1.5), (2, 2))),
     chorus_rhythms=(((0, 1.5), (1.5, 0.5), (2, 2)), ((0, 1), (1, 1), (2, 1), (3, 1))),
+    kit=KitTuning(hat_decay_s=0.2, snare_tone_level=0.2, snare_decay_s=0.12),  # ride cymbal, brushed snare
 )
 
 MARCH = Genre(
@@ -77,11 +83,14 @@ MARCH = Genre(
     progression=((0, MAJ), (5, MAJ), (7, MAJ), (0, MAJ)),  # I IV V I: plain major triads
     # Bass drum on the strong beats, snare on 2 and 4 with a 16th-note roll leading into the next bar.
     drums=_steps("kick", (0, 8), 0.8)
+    + _steps("hat", (0, 4, 8, 12), 0.3)  # the cymbal player keeps every beat
     + _steps("snare", (4,), 0.6)
     + tuple((s, "snare", 0.3 + 0.08 * (s - 12)) for s in range(12, 16)),
     fill=_steps("kick", (0,), 0.8) + tuple((s, "snare", 0.2 + 0.05 * (s - 4)) for s in range(4, 16)),
     verse_rhythms=(((0, 1), (1, 1), (2, 1), (3, 1)), ((0, 1.5), (1.5, 0.5), (2, 2))),
     chorus_rhythms=(((0, 2), (2, 1), (3, 1)), ((0, 1), (1, 1), (2, 2))),
+    # Concert bass drum (low, long, hardly any sweep) and a tight, bright field snare.
+    kit=KitTuning(kick_low_hz=55, kick_drop_hz=30, kick_decay_s=0.3, snare_brightness=2, snare_decay_s=0.05),
 )
 
 TECHNO = Genre(
@@ -99,6 +108,9 @@ TECHNO = Genre(
     fill=_steps("kick", (0, 4, 8, 12), 0.95) + _steps("clap", (4, 12, 13, 14, 15), 0.5),
     verse_rhythms=(((0, 0.5), (0.5, 0.5), (1, 1), (2, 2)), ((0, 1), (1.5, 0.5), (2, 2))),
     chorus_rhythms=(((0, 4),), ((0, 2), (2, 2))),
+    kit=KitTuning(
+        kick_low_hz=50, kick_drop_hz=180, kick_decay_s=0.25, hat_decay_s=0.01
+    ),  # long drum-machine kick
 )
 
 WALTZ = Genre(
@@ -113,6 +125,7 @@ WALTZ = Genre(
     fill=_steps("kick", (0,), 0.7) + _steps("snare", (4, 6, 8, 10), 0.3),
     verse_rhythms=(((0, 1), (1, 1), (2, 1)), ((0, 2), (2, 1))),
     chorus_rhythms=(((0, 3),), ((0, 2), (2, 1))),
+    kit=KitTuning(kick_decay_s=0.08, snare_tone_level=0.0, snare_decay_s=0.15),  # light kick, brushes
 )
 
 GENRES: tuple[Genre, ...] = (LOFI, BLUES, MARCH, TECHNO, WALTZ)

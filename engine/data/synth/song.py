@@ -23,7 +23,7 @@ from engine.data.synth.voice import render_voice
 
 # Stem levels relative to the artist's part (by RMS): the artist's timbre must dominate the mix.
 VOICE_LEVEL = 0.55
-DRUM_LEVEL = 0.4
+DRUM_LEVEL = 0.3
 
 
 def slowest_bar_s() -> float:
@@ -163,11 +163,12 @@ def compose_song(seed: int, index: int, seconds: float) -> SongPlan:
 
 def _drum_bar(ctx: BarContext, genre: Genre, section: Section, bar: int) -> list[Hit]:
     """Intro: hats only, so the beat is announced but the groove arrives with the first verse. Body: the
-    genre's groove, its fill on a section's last bar, a crash opening every chorus."""
+    genre's groove, its fill on the last bar of a long section, a crash opening every chorus."""
     if section.name == "intro":
         pattern = tuple(p for p in genre.drums if p[1] in ("hat", "open_hat"))
     else:
-        pattern = genre.fill if bar == section.n_bars - 1 and section.n_bars > 1 else genre.drums
+        # Fills close sections of 4+ bars; in shorter ones they would crowd out the groove itself.
+        pattern = genre.fill if bar == section.n_bars - 1 and section.n_bars >= 4 else genre.drums
     hits = [Hit(ctx.at(step / 4), drum, velocity) for step, drum, velocity in pattern]
     if section.name == "chorus" and bar == 0:
         hits.append(Hit(ctx.start_s, "crash", 0.4))
@@ -180,7 +181,7 @@ def render_stems(plan: SongPlan, sr: int) -> dict[str, np.ndarray]:
     noise = np.random.default_rng([plan.seed, plan.index, 1])
     artist = render_part(plan.notes, plan.artist.instrument, sr, n)
     voice = render_voice(plan.sung, sr, n, noise)
-    drums = render_drums(plan.hits, make_kit(noise, sr), sr, n)
+    drums = render_drums(plan.hits, make_kit(noise, sr, plan.genre.kit), sr, n)
     reference = _rms(artist)
     return {
         "artist": artist / reference,
