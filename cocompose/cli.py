@@ -36,6 +36,23 @@ def cmd_convert_jukebox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    from engine.data.synth import write_corpus
+
+    rows = write_corpus(
+        args.out_dir,
+        songs=args.songs,
+        seconds=args.seconds,
+        seed=args.seed,
+        sample_rate=args.sample_rate,
+        fmt=args.format,
+        overwrite=args.overwrite,
+        progress=lambda m: print(m, flush=True),
+    )
+    print(f"wrote {len(rows)} songs and metadata.jsonl to {args.out_dir}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cocompose", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -61,6 +78,22 @@ def build_parser() -> argparse.ArgumentParser:
         "prior_5b_lyrics, prior_1b_lyrics)",
     )
     convert.set_defaults(run=cmd_convert_jukebox)
+
+    synth = commands.add_parser(
+        "synth",
+        help="synthesise a training corpus of procedurally composed songs",
+        description="Write N songs (six artists x five genres, with intro/verse/chorus/ending and a "
+        "singing voice) plus metadata.jsonl into OUT_DIR. The same arguments always give byte-identical "
+        "files. See docs/CORPUS.md.",
+    )
+    synth.add_argument("out_dir", help="folder to write the corpus to (created if missing)")
+    synth.add_argument("--songs", type=int, default=100, help="number of songs (default 100)")
+    synth.add_argument("--seconds", type=float, default=30.0, help="length of every song (default 30)")
+    synth.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
+    synth.add_argument("--sample-rate", type=int, default=22050, help="sample rate in Hz (default 22050)")
+    synth.add_argument("--format", choices=("flac", "wav"), default="flac", help="file format (default flac)")
+    synth.add_argument("--overwrite", action="store_true", help="replace a corpus already in OUT_DIR")
+    synth.set_defaults(run=cmd_synth)
     return parser
 
 
