@@ -1,0 +1,7 @@
+"""Drivers that sample whole songs with a prior, window by window, the way the reference does.
+
+`engine.prior.sampler.sample` samples one window; the drivers here decide which windows to sample
+(the reference's `sample_level`, `sample_partial_window`, `upsample`) and compute lyric alignments.
+Windows are the unit of progress and resumption: every driver accepts codes that are already
+finished and continues with the next window.
+"""
