@@ -24,6 +24,8 @@ from engine.prior.config import ENC_DEC, PRIME, PriorConfig
 from engine.prior.conv1d import Conv1D, LayerNorm
 from engine.prior.decode_state import DecodeState
 from engine.prior.kv_cache import KVCache
+from engine.prior.sampler import SampleResult
+from engine.prior.sampler import sample as sample_window
 
 _LN2 = math.log(2.0)
 
@@ -250,6 +252,10 @@ class JukeboxPrior(nn.Module):
         """Stream ids -> music codes; like the reference, a lyric id drawn at a music position of the
         joint vocabulary becomes code 0."""
         return (ids - self.config.vocab_shift).clamp(min=0)
+
+    def sample(self, labels: torch.Tensor | None, n_new: int, **kwargs) -> SampleResult:
+        """Sample n_new codes per branch inside one window; see `engine.prior.sampler.sample`."""
+        return sample_window(self, labels, n_new, **kwargs)
 
     def music_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """The music-code columns of logits (all of them, except for 1b_lyrics)."""
