@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-MIN_TAIL_S = 1.5  # the final chord needs this long to ring out and fade
+MIN_TAIL_S = 2.0  # the cadence and final chord need this long to slow down, ring out and fade
 MIN_BARS = 3  # intro + one verse + one chorus
 
 
@@ -29,7 +29,7 @@ def min_seconds(slowest_bar_s: float) -> float:
 
 
 def plan_form(seconds: float, bar_s: float) -> list[Section]:
-    bars = int((seconds - MIN_TAIL_S) // bar_s)
+    bars = int((seconds - MIN_TAIL_S) / bar_s + 1e-9)  # tolerance: 3 bars of 3.33.. s fit in 10 s
     if bars < MIN_BARS:
         raise ValueError(f"{seconds} s is too short for a song form at {bar_s:.2f} s per bar")
     outro = 1 if bars >= 12 else 0  # long songs slow down over a full bar before the last chord

@@ -196,15 +196,17 @@ def render_song(plan: SongPlan, sr: int, voice: bool = True) -> np.ndarray:
     mix = stems["artist"] + stems["drums"] + (stems["voice"] if voice else 0.0)
     room = np.random.default_rng([plan.seed, plan.index, 2])
     mix = dsp.room_reverb(mix, sr, room, seconds=0.6, wet=0.18)
-    mix *= _final_fade(len(mix), sr, plan.fade_start_s)
+    mix *= _final_fade(len(mix), sr, plan.sections[-1].start_s, plan.fade_start_s)
     return dsp.peak_normalise(mix).astype(np.float32)
 
 
-def _final_fade(n: int, sr: int, start_s: float) -> np.ndarray:
-    """1 until the final chord, then a raised-cosine fade reaching silence on the last sample."""
+def _final_fade(n: int, sr: int, ending_s: float, chord_s: float) -> np.ndarray:
+    """The ending's dynamics: a decrescendo to 0.75 over the slowing cadence, then the final chord fades
+    as (1 - u)^2.5, reaching silence on the last sample (the chord dies away rather than stopping)."""
     gain = np.ones(n)
-    start = min(int(start_s * sr), n - 1)
-    gain[start:] = 0.5 * (1 + np.cos(np.linspace(0, np.pi, n - start)))
+    start, chord = min(int(ending_s * sr), n - 1), min(int(chord_s * sr), n - 1)
+    gain[start:chord] = np.linspace(1.0, 0.75, chord - start)
+    gain[chord:] = 0.75 * np.linspace(1.0, 0.0, n - chord) ** 2.5
     return gain
 
 
