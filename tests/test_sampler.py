@@ -96,11 +96,12 @@ def test_progress_false_cancels_between_tokens():
         calls.append((done, total))
         return done < 5
 
+    n_new = model.config.n_ctx // 4
     with pytest.raises(Cancelled) as stop:
-        sample(model, labels, 20, seeds=[1, 2], progress=stop_after_five)
-    assert calls == [(i, 20) for i in range(6)]
+        sample(model, labels, n_new, seeds=[1, 2], progress=stop_after_five)
+    assert calls == [(i, n_new) for i in range(6)]
     assert stop.value.codes.shape == (2, 5)
-    full = sample(model, labels, 20, seeds=[1, 2], progress=lambda d, t: None)
+    full = sample(model, labels, n_new, seeds=[1, 2], progress=lambda d, t: None)
     assert torch.equal(full.codes[:, :5], stop.value.codes)
 
 
@@ -165,14 +166,15 @@ def test_1b_samples_music_codes_only_unless_reference_quirks(monkeypatch):
     model = prior(kind)
     labels, _ = conditioning(kind)
     shift = model.config.vocab_shift
+    n_new = min(16, model.config.n_ctx)
     # A hot temperature flattens the joint distribution, so lyric ids would be drawn often.
     hot = SamplingSettings(temperature=50.0)
     fed = _spy_fed_ids(monkeypatch, model)
-    sample(model, labels, 8, seeds=[1, 2], settings=hot)
+    sample(model, labels, n_new, seeds=[1, 2], settings=hot)
     assert fed and all(bool((ids >= shift).all()) for ids in fed)
     fed.clear()
     quirky = SamplingSettings(temperature=50.0, reference_quirks=True)
-    result = sample(model, labels, 8, seeds=[1, 2], settings=quirky)
+    result = sample(model, labels, n_new, seeds=[1, 2], settings=quirky)
     lyric_drawn = torch.cat(fed, 1) < shift
     assert bool(lyric_drawn.any()), "expected the joint-vocabulary draw to pick some lyric ids"
     assert bool((result.codes[:, :-1][lyric_drawn] == 0).all())  # returned as code 0, like the reference
