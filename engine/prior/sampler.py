@@ -19,12 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
 from engine.prior.decode_state import DecodeState
 from engine.prior.sampling import reference_order_sample, sample_tokens_per_branch
+
+if TYPE_CHECKING:  # model.py imports this module for JukeboxPrior.sample
+    from engine.prior.model import JukeboxPrior
 
 REFERENCE_RNG: Literal["reference"] = "reference"
 
@@ -117,14 +120,14 @@ def _expand(t: torch.Tensor | None, n: int, name: str) -> torch.Tensor | None:
     return t.expand(n, *t.shape[1:])
 
 
-def push(prior, state: DecodeState, codes: torch.Tensor, chunk_size: int) -> None:
+def push(prior: JukeboxPrior, state: DecodeState, codes: torch.Tensor, chunk_size: int) -> None:
     """Feed (N, P) codes through the cache, chunk_size positions per forward call."""
     for a in range(0, codes.shape[1], chunk_size):
         prior.extend(state, codes[:, a : a + chunk_size])
 
 
 def prefill(
-    prior,
+    prior: JukeboxPrior,
     labels: torch.Tensor | None,
     upper_tokens: torch.Tensor | None,
     prefix: torch.Tensor | None,
@@ -180,7 +183,7 @@ def draw(logits: torch.Tensor, generators: list[torch.Generator] | None, setting
 
 
 def sample(
-    prior,
+    prior: JukeboxPrior,
     labels: torch.Tensor | None,
     n_new: int,
     *,

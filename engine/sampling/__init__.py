@@ -5,3 +5,30 @@
 Windows are the unit of progress and resumption: every driver accepts codes that are already
 finished and continues with the next window.
 """
+
+from engine.sampling.alignment import get_alignment
+from engine.sampling.drivers import (
+    ContinueResult,
+    WindowJob,
+    ancestral,
+    continue_codes,
+    plan_level,
+    primed,
+    window_job,
+    windowed,
+)
+from engine.sampling.upsample import level_lengths, upsample
+
+__all__ = [
+    "ContinueResult",
+    "WindowJob",
+    "ancestral",
+    "continue_codes",
+    "get_alignment",
+    "level_lengths",
+    "plan_level",
+    "primed",
+    "upsample",
+    "window_job",
+    "windowed",
+]

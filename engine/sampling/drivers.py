@@ -10,6 +10,10 @@ Seeds. With per-branch seeds, window w of level L for branch b draws from a gene
 `window_seed(seed_b, L, start_w)`: a window's codes depend only on the branch seed and the codes before
 it, so a run resumed from any finished window (after a restart) equals the uninterrupted run, and
 batch splitting changes nothing. `REFERENCE_RNG` keeps the reference's global-RNG order instead.
+
+Not reproduced on purpose: the reference leaves a partial window's `sample_tokens` in the caller's
+kwargs, silently shortening later windows sampled with the same dict (`windows.single_window` can
+replay that when needed).
 """
 
 from __future__ import annotations
