@@ -35,11 +35,16 @@ def jack_ports() -> list[str]:
     return listing.stdout.split()
 
 
+def our_jack_ports() -> list[str]:
+    """The ports of PortAudio's JACK client, i.e. of a stream we have open; the card's are "system:"."""
+    return [port for port in jack_ports() if not port.startswith("system:")]
+
+
 def loop_our_output_into_our_input(timeout: float = 5.0) -> None:
     """Wait for PortAudio's JACK client to appear, then wire its first output port to its first input port."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        ours = [port for port in jack_ports() if not port.startswith("system:")]
+        ours = our_jack_ports()
         outs = [port for port in ours if ":out_" in port]
         ins = [port for port in ours if ":in_" in port]
         if outs and ins:
@@ -85,6 +90,18 @@ def test_a_played_tone_comes_back_through_a_jack_loopback(jack_server):
     last_second = recorded[-sr:]
     assert dominant_frequency(last_second, sr) == pytest.approx(440.0, abs=2.0)
     assert rms(last_second) == pytest.approx(0.5 / np.sqrt(2), rel=0.05)
+
+
+@pytest.mark.audio
+def test_non_blocking_play_returns_at_once_and_stop_ends_it(jack_server):
+    sr = jack_server.sample_rate
+    started = time.monotonic()
+    audio_io.play(sine(440.0, seconds=10.0, sr=sr), sr, device=jack_server.device, blocking=False)
+    assert time.monotonic() - started < 2.0
+    assert any(":out_" in port for port in our_jack_ports()), "no stream is playing"
+
+    audio_io.stop()
+    assert our_jack_ports() == []
 
 
 @pytest.mark.audio

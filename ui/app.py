@@ -36,7 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--screenshot",
         metavar="PATH",
-        type=_writable_path,
+        type=_path_in_existing_folder,
         help=f"save an image of the window to PATH (.png) just before quitting; "
         f"implies --quit-after {SCREENSHOT_DEFAULT_QUIT_MS} unless given",
     )
@@ -56,7 +56,7 @@ def _milliseconds(text: str) -> int:
     return value
 
 
-def _writable_path(text: str) -> Path:
+def _path_in_existing_folder(text: str) -> Path:
     path = Path(text)
     if not path.parent.is_dir():
         raise argparse.ArgumentTypeError(f"folder {str(path.parent)!r} does not exist")
