@@ -152,5 +152,14 @@ def load_prior(
             if not value.is_floating_point():
                 raise CheckpointError(f"{path.name}: {key} holds {value.dtype}, expected floating point")
             targets[key].copy_(value)
-    model = model.to(dtype=dtype or torch.float32)
+    if dtype is not None and dtype != torch.float32:
+        set_compute_dtype(model, dtype)
     return model.eval()
+
+
+def set_compute_dtype(model: JukeboxPrior, dtype: torch.dtype) -> JukeboxPrior:
+    """Run the transformer stacks in `dtype` (bf16/fp16 on a GPU); everything else stays float32."""
+    model.prior.transformer.to(dtype=dtype)
+    if getattr(model, "prime_prior", None) is not None:
+        model.prime_prior.transformer.to(dtype=dtype)
+    return model

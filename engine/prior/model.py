@@ -199,10 +199,11 @@ class JukeboxPrior(nn.Module):
         cond = self.conditioning(labels, upper_tokens)
         n = _batch_of(labels, upper_tokens, batch_size)
         param = self.prior.x_emb.weight
-        cache = KVCache.allocate(cfg.transformer, n, param.device, param.dtype)
+        compute_dtype = self.prior.transformer.compute_dtype
+        cache = KVCache.allocate(cfg.transformer, n, param.device, compute_dtype)
         for d, layer in enumerate(self.prior.transformer._attn_mods):
             if layer.kind == ENC_DEC:
-                keys, values = layer.attn.encoder_keys_values(cond.encoder_kv, param.dtype)
+                keys, values = layer.attn.encoder_keys_values(cond.encoder_kv, compute_dtype)
                 cache[d].keys.copy_(keys)
                 cache[d].values.copy_(values)
         if cfg.single_enc_dec:

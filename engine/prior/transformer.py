@@ -62,6 +62,15 @@ class Transformer(nn.Module):
             for kind in cfg.attn_funcs
         )
 
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype the layers compute in: that of their weights (float32, or bf16/fp16 on a GPU).
+
+        Embeddings, conditioning and the output projection stay float32; as in the reference's fp16
+        sampling, only the stack runs in low precision (layer norms and softmax still in float32).
+        """
+        return self._attn_mods[0].attn.c_attn.w.dtype
+
     def forward(
         self,
         x: torch.Tensor,
@@ -75,6 +84,7 @@ class Transformer(nn.Module):
         weights of `record_layer` (N, H, k, keys) if asked. `hidden_states` collects every
         layer's output (for debugging against the reference's per-block activations)."""
         recorded = None
+        x = x.to(self.compute_dtype)
         for d, layer in enumerate(self._attn_mods):
             keep = d == record_layer
             x, weights = layer(x, t0, None if cache is None else cache[d], encoder_kv, keep)
