@@ -43,6 +43,15 @@ def small_top_prior_hps(n_ctx: int) -> dict:
     return hps
 
 
+def small_upsampler_hps(n_ctx: int) -> dict:
+    """The middle-level upsampler's structure (conditioner on the level above) at laptop size."""
+    hps = dict(official_hps("upsampler_level_1"))
+    hps.update(
+        n_ctx=n_ctx, prior_width=256, prior_depth=6, heads=1, blocks=n_ctx // 64, cond_width=128, cond_depth=4
+    )
+    return hps
+
+
 def make_prior(hps: dict, device: str, dtype: torch.dtype):
     config = prior_config(hps, official_hps("vqvae"))
     with torch.device("meta"):
@@ -69,12 +78,23 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def upper_codes_for(config, batch: int, device: str) -> torch.Tensor | None:
+    if config.conditioner is None:
+        return None
+    generator = torch.Generator().manual_seed(1)
+    codes = torch.randint(
+        0, config.l_bins, (batch, config.n_ctx // config.cond_downsample), generator=generator
+    )
+    return codes.to(device)
+
+
 @torch.no_grad()
 def cached_sampling(prior, config, batch: int, tokens: int, device: str) -> tuple[float, torch.Tensor]:
     labels = labels_for(config, batch, device)
+    upper = upper_codes_for(config, batch, device)
     _sync(device)
     start = time.perf_counter()
-    state = prior.start(labels)
+    state = prior.start(labels, upper)
     out = []
     for step in range(tokens):
         token = state.next_logits.float().argmax(-1, keepdim=True)
@@ -111,6 +131,10 @@ def cpu_suite(n_ctx: int, batches: list[int]) -> list[Result]:
     for batch in batches:
         seconds, _ = cached_sampling(prior, config, batch, n_ctx, "cpu")
         results.append(Result(f"small top prior, KV cache, ctx {n_ctx}", batch, n_ctx, seconds))
+    upsampler, config = make_prior(small_upsampler_hps(n_ctx), "cpu", torch.float32)
+    for batch in batches:
+        seconds, _ = cached_sampling(upsampler, config, batch, n_ctx, "cpu")
+        results.append(Result(f"small upsampler, KV cache, ctx {n_ctx}", batch, n_ctx, seconds))
     return results
 
 
