@@ -29,7 +29,12 @@ def cmd_convert_jukebox(args: argparse.Namespace) -> int:
 
     hps = _load_hparams_file(Path(args.hparams)) if args.hparams else None
     results = convert_jukebox(
-        args.src_dir, args.out_dir, hps, progress=lambda m: print(m, flush=True), only=args.only
+        args.src_dir,
+        args.out_dir,
+        hps,
+        progress=lambda m: print(m, flush=True),
+        only=args.only,
+        ids_dir=args.ids,
     )
     for item in results:
         print(f"wrote {item.weights} and {item.settings.name}")
@@ -76,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="convert only these models (vqvae, upsampler_level_0, upsampler_level_1, prior_5b, "
         "prior_5b_lyrics, prior_1b_lyrics)",
+    )
+    convert.add_argument(
+        "--ids",
+        metavar="DIR",
+        help="folder with the official artist/genre id lists (v2_artist_ids.txt, ...; jukebox/data/ids in "
+        "the openai/jukebox repository), copied to OUT_DIR/ids; default: SRC_DIR/ids if present",
     )
     convert.set_defaults(run=cmd_convert_jukebox)
 

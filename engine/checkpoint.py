@@ -66,7 +66,8 @@ def paths_for(path: str | Path) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
 
 
-def _atomic_write(target: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(target: Path, write: Callable[[Path], None]) -> None:
+    """Call write(tmp) on a temporary file beside `target`, then move it into place (never half-written)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
@@ -125,8 +126,8 @@ def save_model(
         "aliases": aliases,
         **(extra or {}),
     }
-    _atomic_write(weights_path, lambda p: save_file(kept, str(p), metadata={"format": FORMAT_NAME}))
-    _atomic_write(settings_path, lambda p: p.write_text(json.dumps(settings, indent=2, sort_keys=True)))
+    atomic_write(weights_path, lambda p: save_file(kept, str(p), metadata={"format": FORMAT_NAME}))
+    atomic_write(settings_path, lambda p: p.write_text(json.dumps(settings, indent=2, sort_keys=True)))
     return weights_path, settings_path
 
 

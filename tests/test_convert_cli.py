@@ -183,3 +183,30 @@ def test_every_official_file_converts_and_gives_the_same_logits(tmp_path, hparam
                     stored.get_slice(key).get_dtype()
                     == {torch.float16: "F16", torch.float32: "F32"}[source[key].dtype]
                 ), key
+
+
+def test_id_lists_travel_with_the_converted_models(official_dir, hparams_file, tmp_path, capsys):
+    from engine.prior.labels import load_artist_genre_ids
+    from tests.reference import IDS_DIR
+
+    out = tmp_path / "converted"
+    args = [
+        "convert-jukebox",
+        str(official_dir),
+        str(out),
+        "--hparams",
+        str(hparams_file),
+        "--ids",
+        str(IDS_DIR),
+    ]
+    assert main(args) == 0
+    for v3 in (False, True):
+        copied, original = load_artist_genre_ids(out / "ids", v3), load_artist_genre_ids(IDS_DIR, v3)
+        assert len(copied.artists) == len(original.artists) > 100
+    # An incomplete id folder is refused by name before anything is written.
+    partial = tmp_path / "partial_ids"
+    partial.mkdir()
+    shutil.copy(IDS_DIR / "v2_artist_ids.txt", partial)
+    assert main(["convert-jukebox", str(official_dir), str(tmp_path / "o2"), "--ids", str(partial)]) == 2
+    assert "v3_genre_ids.txt" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()

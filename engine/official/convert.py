@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,11 @@ OFFICIAL_FILES: dict[str, str] = {
     "prior_5b_lyrics": "5b_lyrics/prior_level_2.pth.tar",
     "prior_1b_lyrics": "1b_lyrics/prior_level_2.pth.tar",
 }
+
+
+# The official artist/genre id lists (openai/jukebox jukebox/data/ids); the label code reads them from the
+# model folder at run time.
+ID_LIST_FILES = ("v2_artist_ids.txt", "v2_genre_ids.txt", "v3_artist_ids.txt", "v3_genre_ids.txt")
 
 
 @dataclass(frozen=True)
@@ -67,11 +73,13 @@ def convert_jukebox(
     hps_by_name: dict[str, dict] | None = None,
     progress: Callable[[str], None] = lambda message: None,
     only: list[str] | None = None,
+    ids_dir: str | Path | None = None,
 ) -> list[Converted]:
     """Convert every official file found under `src_dir` into `out_dir`.
 
     `hps_by_name` gives reference-style hyper-parameters per file name (for non-official sizes); the
-    priors also need the VQ-VAE's, under "vqvae".
+    priors also need the VQ-VAE's, under "vqvae". The artist/genre id lists are copied to `out_dir/ids`
+    from `ids_dir`, or from `src_dir/ids` when present.
     """
     src_dir, out_dir = Path(src_dir), Path(out_dir)
     if not src_dir.is_dir():
@@ -90,6 +98,7 @@ def convert_jukebox(
                 f"not found under {src_dir}: {', '.join(OFFICIAL_FILES[m] for m in missing)}"
             )
         found = {name: path for name, path in found.items() if name in only}
+    id_source = _id_lists_folder(src_dir, ids_dir)
     hps_by_name = hps_by_name or {}
     results = []
     for name, source in found.items():
@@ -98,4 +107,20 @@ def convert_jukebox(
             name, source, out_dir, hps_by_name.get(name), hps_by_name.get("vqvae")
         )
         results.append(Converted(name, source, weights, settings))
+    if id_source is not None:
+        progress(f"copying the artist/genre id lists from {id_source}")
+        for file_name in ID_LIST_FILES:
+            target = out_dir / "ids" / file_name
+            checkpoint.atomic_write(target, lambda tmp, f=file_name: shutil.copyfile(id_source / f, tmp))
     return results
+
+
+def _id_lists_folder(src_dir: Path, ids_dir: str | Path | None) -> Path | None:
+    folder = Path(ids_dir) if ids_dir is not None else src_dir / "ids"
+    present = [name for name in ID_LIST_FILES if (folder / name).is_file()]
+    if ids_dir is None and not present:
+        return None
+    if len(present) != len(ID_LIST_FILES):
+        missing = sorted(set(ID_LIST_FILES) - set(present))
+        raise CheckpointError(f"id list folder {folder} lacks {', '.join(missing)}")
+    return folder
