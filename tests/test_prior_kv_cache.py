@@ -9,20 +9,18 @@ import torch
 
 from engine.official.prior_loader import load_prior
 from engine.prior.kv_cache import KVCache
-from tests.reference import arrays, checkpoint_path, resolved_hps
+from tests.reference import (
+    DOCUMENTED_SAMPLING_BASE,
+    arrays,
+    checkpoint_path,
+    resolved_hps,
+    sampling_seed,
+    sampling_temperature,
+)
 
 torch.set_num_threads(2)
 
-# The fixture's ancestral runs seed torch with S + 7 (primed runs S + 8), S in this order.
-SEEDS = {
-    "upsampler_level_0": 1000,
-    "upsampler_level_1": 1001,
-    "prior_5b": 1002,
-    "prior_5b_lyrics": 1003,
-    "prior_1b_lyrics": 1004,
-}
-PRIORS = tuple(SEEDS)
-ANCESTRAL_TEMP = 0.99
+PRIORS = tuple(DOCUMENTED_SAMPLING_BASE)
 
 
 def _load(kind: str):
@@ -124,7 +122,8 @@ def test_steps_match_reference_full_forward_on_fed_back_stream(kind):
 def test_ancestral_tokens_reproduced_with_reference_rng_order(kind):
     model, ref = _load(kind), arrays(f"{kind}_ref")
     labels, upper = _conditioning(ref)
-    drawn = ancestral_reference_order(model, labels, upper, SEEDS[kind] + 7, ANCESTRAL_TEMP)
+    seed, temp = sampling_seed(kind, "anc"), sampling_temperature("anc")
+    drawn = ancestral_reference_order(model, labels, upper, seed, temp)
     np.testing.assert_array_equal(drawn.numpy(), ref["anc_raw_tokens"])
     np.testing.assert_array_equal(model.codes_from_ids(drawn).numpy(), ref["anc_tokens"])
 

@@ -16,7 +16,13 @@ from engine.prior.sampling import (
     sample_next_token,
     sample_tokens_per_branch,
 )
-from tests.reference import FIXTURE_DIR, REFERENCE_DIR, arrays, require_fixture
+from tests.reference import (
+    DOCUMENTED_SAMPLING_BASE,
+    arrays,
+    require_fixture,
+    sampling_seed,
+    sampling_temperature,
+)
 
 
 def filter_cases() -> list[tuple[str, dict]]:
@@ -147,29 +153,14 @@ def test_reference_order_sample_is_one_global_multinomial_per_step():
     assert all(torch.equal(a, b) for a, b in zip(ours, plain, strict=True))
 
 
-# FIXTURE.md: ancestral runs used torch.manual_seed(S + 7) and primed runs S + 8 (temp 1.0), with S as below.
-DOCUMENTED_SAMPLING_SEEDS = {
-    "upsampler_level_0": 1000,
-    "upsampler_level_1": 1001,
-    "prior_5b": 1002,
-    "prior_5b_lyrics": 1003,
-    "prior_1b_lyrics": 1004,
-}
-
-
-@pytest.mark.parametrize("prior", sorted(DOCUMENTED_SAMPLING_SEEDS))
+@pytest.mark.parametrize("prior", sorted(DOCUMENTED_SAMPLING_BASE))
 def test_reference_order_sample_replays_the_fixture_draws(prior):
     ref = arrays(f"{prior}_ref")
-    base = DOCUMENTED_SAMPLING_SEEDS[prior]
     matched = []
-    for seed, temp, logits_key, tokens_key in (
-        (base + 7, 0.99, "anc_step_logits", "anc_raw_tokens"),
-        (base + 8, 1.0, "primed_step_logits", "primed_raw_tokens"),
-    ):
-        torch.manual_seed(seed)
-        steps = torch.from_numpy(ref[logits_key])
+    for run in ("anc", "primed"):
+        torch.manual_seed(sampling_seed(prior, run))
+        steps = torch.from_numpy(ref[f"{run}_step_logits"])
+        temp = sampling_temperature(run)
         drawn = torch.stack([reference_order_sample(steps[:, t], temp) for t in range(steps.shape[1])], dim=1)
-        matched.append(np.array_equal(drawn.numpy(), ref[tokens_key]))
-    if FIXTURE_DIR != REFERENCE_DIR / "fixture" and not any(matched):
-        pytest.skip("sampling seeds are documented only for the default fixture")
+        matched.append(np.array_equal(drawn.numpy(), ref[f"{run}_raw_tokens"]))
     assert all(matched)

@@ -19,16 +19,9 @@ from engine.prior.sampler import (
     push,
     sample,
 )
-from tests.reference import arrays, checkpoint_path, resolved_hps
+from tests.reference import DOCUMENTED_SAMPLING_BASE, arrays, checkpoint_path, resolved_hps, sampling_seed
 
-# The fixture's runs seed torch with S + 7 (ancestral) and S + 8 (primed), S in this order.
-FIXTURE_SEEDS = {
-    "upsampler_level_0": 1000,
-    "upsampler_level_1": 1001,
-    "prior_5b": 1002,
-    "prior_5b_lyrics": 1003,
-    "prior_1b_lyrics": 1004,
-}
+FIXTURE_SEEDS = DOCUMENTED_SAMPLING_BASE  # only the prior names; the seeds come from sampling_seed()
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -186,7 +179,7 @@ def test_primed_tokens_reproduced_in_reference_rng_order(kind):
     model, ref = prior(kind), arrays(f"{kind}_ref")
     labels, upper = conditioning(kind)
     n_prime, chunk = int(ref["primed_n_prime"]), int(ref["primed_chunk_size"])
-    torch.manual_seed(FIXTURE_SEEDS[kind] + 8)
+    torch.manual_seed(sampling_seed(kind, "primed"))
     result = sample(
         model,
         labels,
