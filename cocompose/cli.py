@@ -58,6 +58,63 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from engine.training import TrainRequest, train
+
+    def optional_path(value: str | None) -> Path | None:
+        return Path(value) if value else None
+
+    request = TrainRequest(
+        kind=args.model,
+        data_dir=Path(args.data),
+        run_dir=Path(args.run_dir),
+        preset=args.preset,
+        settings=tuple(args.set or ()),
+        steps=args.steps,
+        batch_size=args.batch,
+        resume=args.resume,
+        from_model=optional_path(args.from_model),
+        vqvae=optional_path(args.vqvae),
+        level=args.level,
+        ids_dir=optional_path(args.ids),
+        metadata=optional_path(args.metadata),
+        device=args.device,
+    )
+    return train(request, say=lambda message: print(message, flush=True))
+
+
+def _add_train_parser(commands) -> None:
+    train = commands.add_parser(
+        "train",
+        help="train a VQ-VAE, top prior or upsampler on a folder of songs",
+        description="Train MODEL on DIR (audio files + metadata.jsonl or metadata.csv with file|path, "
+        "artist, genre, lyrics) into RUN_DIR. Checkpoints are saved every save_every steps and on Ctrl-C; "
+        "--resume continues exactly. Several GPUs: torchrun --nproc_per_node N -m cocompose.cli train ... "
+        "See docs/TRAINING.md.",
+    )
+    train.add_argument("model", choices=("vqvae", "prior", "upsampler"), help="which model to train")
+    train.add_argument("--data", required=True, metavar="DIR", help="folder of songs with a metadata file")
+    train.add_argument(
+        "--run", dest="run_dir", required=True, metavar="RUN_DIR", help="folder for checkpoints and logs"
+    )
+    train.add_argument("--preset", choices=("tiny", "small", "official"), help="model and optimiser preset "
+                       "(default small)")  # fmt: skip
+    train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one preset setting "
+                       "(repeatable), e.g. --set lr=1e-4 --set n_ctx=2048")  # fmt: skip
+    train.add_argument("--steps", type=int, help="train until this step")
+    train.add_argument("--batch", type=int, help="global batch size (split across processes)")
+    train.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR")
+    train.add_argument("--from", dest="from_model", metavar="MODEL", help="fine-tune this model (Cocompose "
+                       "format, e.g. a converted official one); new artists get new ids")  # fmt: skip
+    train.add_argument("--vqvae", metavar="MODEL", help="trained VQ-VAE that encodes audio (priors only)")
+    train.add_argument("--level", type=int, help="upsampler level (default 0)")
+    train.add_argument("--ids", metavar="DIR", help="official artist/genre id lists for --from (default: "
+                       "the model's folder)")  # fmt: skip
+    train.add_argument("--metadata", metavar="FILE", help="metadata file (default DIR/metadata.jsonl|csv)")
+    train.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    train.set_defaults(run=cmd_train)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cocompose", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -105,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--format", choices=("flac", "wav"), default="flac", help="file format (default flac)")
     synth.add_argument("--overwrite", action="store_true", help="replace a corpus already in OUT_DIR")
     synth.set_defaults(run=cmd_synth)
+    _add_train_parser(commands)
     return parser
 
 

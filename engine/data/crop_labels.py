@@ -1,0 +1,64 @@
+"""Label vectors of training crops: `[total_length, offset, sample_length, artist, genres, lyric window]`.
+
+Each crop gets the label the reference's labeller gives it (total length and offset in samples at the
+model's rate, the lyric window centred on the crop's share of the song). Top priors also embed the
+timing, whose range is fixed by the model (min/max duration): a song outside it is labelled with the
+nearest length inside, because one odd file must not stop a training run the way the reference's
+assertion would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+
+from engine.data.dataset import Crop, CropDataset
+from engine.data.vocabulary import Vocabulary
+from engine.prior.labels import LabelConfig, label_from_ids
+from engine.prior.text import lyrics_vocab
+
+
+@dataclass(frozen=True)
+class TimingRange:
+    min_samples: int  # shortest total_length the timing embedding accepts
+    max_samples: int  # total_length and offset + sample_length must stay below this
+
+
+@dataclass
+class CropLabeller:
+    config: LabelConfig
+    vocabulary: Vocabulary
+    dataset: CropDataset
+    timing: TimingRange | None = None
+
+    @cached_property
+    def _lyric_tokens(self) -> list[list[int]]:
+        encoder = lyrics_vocab(self.config.v3)
+        return [encoder.encode(song.record.lyrics) for song in self.dataset.songs]
+
+    def _timing(self, total: int, offset: int) -> tuple[int, int]:
+        if self.timing is None:
+            return total, offset
+        t = self.timing
+        total = min(max(total, t.min_samples), t.max_samples - 1)
+        offset = min(offset, max(0, t.max_samples - self.config.sample_length), total - 1)
+        return total, offset
+
+    def labels(self, crops: list[Crop]) -> torch.Tensor:
+        """(N, label_len) int64 labels of the crops."""
+        rows = []
+        for crop in crops:
+            song = self.dataset.songs[crop.song]
+            total, offset = self._timing(song.total_length, crop.offset)
+            label = label_from_ids(
+                self.config,
+                self.vocabulary.artist_id(song.record.artist),
+                self.vocabulary.genre_ids(song.record.genre, self.config.max_bow),
+                self._lyric_tokens[crop.song],
+                total,
+                offset,
+            )
+            rows.append(label.y)
+        return torch.tensor(rows, dtype=torch.int64).reshape(len(crops), self.config.label_len)

@@ -1,0 +1,77 @@
+"""The metadata file of a training folder: one row per song with its audio file, artist, genre, lyrics.
+
+Accepted: `metadata.jsonl` (one JSON object per line, what `cocompose synth` writes) or `metadata.csv`
+(a header row). The audio column may be called `file` or `path`; paths are relative to the folder.
+Artist, genre and lyrics may be missing or empty (they then become "unknown" / no lyrics).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+METADATA_NAMES = ("metadata.jsonl", "metadata.csv")
+
+
+@dataclass(frozen=True)
+class SongRecord:
+    path: Path  # absolute path of the audio file
+    artist: str
+    genre: str
+    lyrics: str
+
+
+def find_metadata(data_dir: Path) -> Path:
+    for name in METADATA_NAMES:
+        if (data_dir / name).is_file():
+            return data_dir / name
+    raise FileNotFoundError(
+        f"no metadata file in {data_dir}: expected {' or '.join(METADATA_NAMES)} with columns "
+        "file|path, artist, genre, lyrics"
+    )
+
+
+def _rows(path: Path) -> list[tuple[str, dict]]:
+    """(where, row) pairs; `where` names the line for error messages."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".csv":
+        reader = csv.DictReader(text.splitlines())
+        return [(f"{path.name}:{i + 2}", dict(row)) for i, row in enumerate(reader)]
+    rows = []
+    for i, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path.name}:{i}: not valid JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path.name}:{i}: expected a JSON object per line")
+        rows.append((f"{path.name}:{i}", row))
+    return rows
+
+
+def read_metadata(data_dir: str | Path, metadata: str | Path | None = None) -> list[SongRecord]:
+    """Every row of the folder's metadata file, in file order."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"data folder not found: {data_dir}")
+    path = Path(metadata) if metadata else find_metadata(data_dir)
+    records = []
+    for where, row in _rows(path):
+        audio = row.get("file") or row.get("path")
+        if not audio:
+            raise ValueError(f"{where}: no 'file' or 'path' column naming the audio file")
+        records.append(
+            SongRecord(
+                path=(data_dir / str(audio)).resolve(),
+                artist=str(row.get("artist") or "unknown"),
+                genre=str(row.get("genre") or "unknown"),
+                lyrics=str(row.get("lyrics") or ""),
+            )
+        )
+    if not records:
+        raise ValueError(f"{path} lists no songs")
+    return records

@@ -1,0 +1,153 @@
+"""What a training run is set up with: frozen configs for the optimisation and the prior's shape, and
+the named presets `cocompose train --preset` picks from (tiny for tests, small for the default model,
+official for the published sizes).
+
+The VQ-VAE's shape is `engine.vqvae.VQVAEConfig`. A prior's shape is `PriorHparams`, a typed subset of
+the reference's hps keys (the builders turn it into a `PriorConfig` together with the VQ-VAE and the
+data's label vocabulary, which fix the codebook size, hop lengths and embedding rows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from engine.prior.presets import official_hps
+from engine.vqvae.config import OFFICIAL, TINY, VQVAEConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 10000
+    batch_size: int = 8  # global: split across processes under torchrun
+    # The paper trains with lr 3e-4 at large batches; each preset picks a rate for its batch and model.
+    lr: float = 3e-4
+    warmup_steps: int = 100  # linear warm-up from 0, then constant
+    weight_decay: float = 0.0
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    clip: float = 1.0  # gradient norm clip
+    save_every: int = 1000
+    log_every: int = 10
+    sample_every: int = 1000  # audio samples to TensorBoard (VQ-VAE)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        positive = ("steps", "batch_size", "save_every", "log_every", "sample_every")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.lr <= 0 or self.warmup_steps < 0 or self.clip <= 0:
+            raise ValueError("lr and clip must be positive and warmup_steps non-negative")
+
+    def lr_at(self, step: int) -> float:
+        """Learning rate of optimisation step `step` (0-based)."""
+        if self.warmup_steps and step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        return self.lr
+
+
+@dataclass(frozen=True)
+class PriorHparams:
+    """The reference hps of a prior that a training run may set (see FACTS section 2)."""
+
+    n_ctx: int = 1024
+    prior_width: int = 512
+    prior_depth: int = 12
+    heads: int = 4
+    attn_order: int = 6
+    blocks: int | None = 16
+    m_attn: float = 0.25
+    m_mlp: float = 1.0
+    t_bins: int = 64
+    max_bow_genre_size: int = 1
+    labels_v3: bool = False
+    min_duration: float | None = 1.0
+    max_duration: float | None = 600.0
+    use_tokens: bool = True
+    n_tokens: int = 128
+    n_vocab: int = 80
+    single_enc_dec: bool = False
+    merged_decoder: bool = False
+    prime_width: int = 128
+    prime_depth: int = 4
+    prime_heads: int = 1
+    prime_attn_order: int = 0
+    prime_blocks: int | None = None
+    prime_loss_fraction: float = 0.4
+    cond_width: int = 128
+    cond_depth: int = 4
+    cond_dilation_growth_rate: int = 3
+    cond_dilation_cycle: int | None = 8
+    cond_res_scale: bool = False
+    cond_c_res: int = 1
+
+    def to_hps(self, level: int, n_genres: int, n_artists: int) -> dict:
+        """Reference-style hps for `engine.prior.builders.prior_config`."""
+        return {**asdict(self), "level": level, "labels": True, "y_bins": (n_genres, n_artists)}
+
+
+def _official_prior(name: str) -> PriorHparams:
+    hps = official_hps(name)
+    known = {f.name for f in fields(PriorHparams)}
+    return PriorHparams(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in hps.items() if k in known})
+
+
+# Upsampler presets drop the lyric fields (upsamplers take none) and the timing range (unused).
+_UPSAMPLER_TINY = PriorHparams(
+    n_ctx=64, prior_width=32, prior_depth=3, heads=1, attn_order=2, blocks=4, t_bins=16, use_tokens=False,
+    n_tokens=0, prime_loss_fraction=0.0, cond_width=16, cond_depth=2, cond_dilation_cycle=2,
+    min_duration=None, max_duration=None,
+)  # fmt: skip
+_PRIOR_TINY = PriorHparams(
+    n_ctx=64, prior_width=32, prior_depth=4, heads=1, attn_order=6, blocks=4, t_bins=16, n_tokens=16,
+    prime_width=16, prime_depth=1, min_duration=1.0, max_duration=600.0,
+)  # fmt: skip
+
+VQVAE_SMALL = VQVAEConfig(sample_rate=22050, width=32, depth=4, l_bins=1024, sample_length=65536)
+
+MODEL_PRESETS: dict[str, dict[str, object]] = {
+    "vqvae": {"tiny": TINY, "small": VQVAE_SMALL, "official": OFFICIAL},
+    "prior": {"tiny": _PRIOR_TINY, "small": PriorHparams(), "official": _official_prior("prior_5b_lyrics")},
+    "upsampler": {
+        "tiny": _UPSAMPLER_TINY,
+        "small": PriorHparams(
+            n_ctx=2048,
+            prior_width=384,
+            prior_depth=12,
+            heads=1,
+            attn_order=2,
+            blocks=32,
+            use_tokens=False,
+            n_tokens=0,
+            prime_loss_fraction=0.0,
+            cond_width=256,
+            cond_depth=8,
+            min_duration=None,
+            max_duration=None,
+        ),
+        "official": _official_prior("upsampler_level_0"),
+    },
+}
+
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    "tiny": TrainConfig(steps=20, batch_size=2, lr=1e-3, warmup_steps=2, save_every=10, log_every=1),
+    "small": TrainConfig(steps=100_000, batch_size=8, lr=3e-4, warmup_steps=1000),
+    # The paper's rates; its batches were hundreds of crops over many GPUs.
+    "official": TrainConfig(steps=500_000, batch_size=64, lr=3e-4, warmup_steps=1000),
+}
+PRESET_NAMES = ("tiny", "small", "official")
+# The official priors were trained at lr 1.5e-4 (the VQ-VAE at 3e-4).
+OFFICIAL_PRIOR_LR = 1.5e-4
+
+
+def presets_for(kind: str, name: str) -> tuple[object, TrainConfig]:
+    """(model config, train config) of preset `name` for model kind vqvae | prior | upsampler."""
+    if kind not in MODEL_PRESETS:
+        raise ValueError(f"unknown model kind {kind!r}; choose vqvae, prior or upsampler")
+    if name not in MODEL_PRESETS[kind]:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")
+    train = TRAIN_PRESETS[name]
+    if name == "official" and kind != "vqvae":
+        train = TrainConfig(**{**asdict(train), "lr": OFFICIAL_PRIOR_LR})
+    return MODEL_PRESETS[kind][name], train

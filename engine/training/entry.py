@@ -1,0 +1,235 @@
+"""`cocompose train vqvae|prior|upsampler`: set up a run (new, fine-tuned or resumed) and train it.
+
+A new run resolves its settings once (preset, `--set`, `--steps`, `--batch`, vocabulary from the data)
+and writes them to RUN_DIR/run.json; `--resume` rebuilds everything from that file and the latest
+checkpoint, so the resumed run continues exactly where the first one stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine import checkpoint
+from engine.data.crop_labels import CropLabeller
+from engine.data.dataset import CropDataset
+from engine.data.metadata import read_metadata
+from engine.data.vocabulary import Vocabulary, extend, official_lists, vocabulary_from_data
+from engine.prior.builders import build_prior, prior_config
+from engine.prior.config import config_from_dict, config_to_dict
+from engine.training import distributed_setup, loop, reporting, run_state
+from engine.training.config import TrainConfig, presets_for
+from engine.training.overrides import apply_overrides
+from engine.training.prior_task import (
+    PriorTask,
+    init_embeddings_,
+    label_config,
+    timing_range,
+    vqvae_hps,
+    with_label_rows,
+)
+from engine.training.vqvae_task import VQVAETask, estimate_bandwidth, init_codebooks_
+from engine.vqvae import VQVAE, VQVAEConfig, losses
+
+KINDS = ("vqvae", "prior", "upsampler")
+
+
+@dataclass(frozen=True)
+class TrainRequest:
+    kind: str
+    data_dir: Path
+    run_dir: Path
+    preset: str | None = None
+    settings: tuple[str, ...] = ()
+    steps: int | None = None
+    batch_size: int | None = None
+    resume: bool = False
+    from_model: Path | None = None
+    vqvae: Path | None = None
+    level: int | None = None
+    ids_dir: Path | None = None
+    metadata: Path | None = None
+    device: str | None = None
+
+
+def _seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def _train_config(request: TrainRequest, train: TrainConfig) -> TrainConfig:
+    if request.steps is not None:
+        train = replace(train, steps=request.steps)
+    if request.batch_size is not None:
+        train = replace(train, batch_size=request.batch_size)
+    return train
+
+
+def _resolve_settings(request: TrainRequest, model_preset, train: TrainConfig, fixed_shape: bool):
+    """Apply `--set` to (train config, model config); a loaded model's shape cannot change."""
+    configs = [train] if fixed_shape else [train, model_preset]
+    resolved = apply_overrides(configs, request.settings)
+    model_config = model_preset if fixed_shape else resolved[1]
+    return _train_config(request, resolved[0]), model_config
+
+
+def _check_request(request: TrainRequest) -> None:
+    if request.kind not in KINDS:
+        raise ValueError(f"unknown model kind {request.kind!r}; choose {', '.join(KINDS)}")
+    if request.resume and (request.settings or request.preset or request.from_model or request.batch_size):
+        raise ValueError("--resume continues a run with its saved settings; only --steps may change")
+    if not request.resume and run_state.latest(request.run_dir) is not None:
+        raise ValueError(f"{request.run_dir} already holds a run; pass --resume or choose a new --run folder")
+    if request.resume and run_state.latest(request.run_dir) is None:
+        raise FileNotFoundError(f"no checkpoint to resume from in {request.run_dir}")
+    if request.kind != "vqvae" and not request.resume and request.vqvae is None:
+        raise ValueError(
+            f"training a {request.kind} needs --vqvae PATH (a trained VQ-VAE in Cocompose format)"
+        )
+
+
+def _new_vqvae_task(request, context, say):
+    preset = request.preset or "small"
+    model_preset, train = presets_for("vqvae", preset)
+    loaded = checkpoint.load_model(request.from_model, "vqvae") if request.from_model else None
+    shape = loaded.config if loaded is not None else model_preset
+    train, config = _resolve_settings(request, shape, train, fixed_shape=loaded is not None)
+    _seed_everything(train.seed)
+    model = (loaded or VQVAE(config)).to(context.device)
+    dataset = CropDataset(request.data_dir, config.sample_rate, config.sample_length, request.metadata, say)
+    bandwidth = estimate_bandwidth(dataset, train.seed)
+    if loaded is None:
+        init_codebooks_(model, dataset, train, context.device)
+    return VQVAETask(model, dataset, train, context, bandwidth), {"model": config.to_dict()}
+
+
+def _level(request: TrainRequest, levels: int) -> int:
+    if request.kind == "prior":
+        return levels - 1
+    level = 0 if request.level is None else request.level
+    if not 0 <= level < levels - 1:
+        raise ValueError(f"an upsampler's --level must be in 0..{levels - 2} for this {levels}-level VQ-VAE")
+    return level
+
+
+def _fine_tune_prior(request, vqvae, level, records):
+    prior = checkpoint.load_model(request.from_model, "prior")
+    cfg = prior.config
+    if cfg.level != level or cfg.l_bins != vqvae.config.l_bins:
+        raise ValueError(
+            f"{request.from_model} is a level-{cfg.level} prior over {cfg.l_bins} codes; it does not fit "
+            f"level {level} of the VQ-VAE ({vqvae.config.l_bins} codes)"
+        )
+    if cfg.labels is None:
+        raise ValueError(f"{request.from_model} takes no artist/genre labels; it cannot be fine-tuned here")
+    settings = checkpoint.read_settings(request.from_model)
+    if "vocabulary" in settings:
+        base = Vocabulary.from_dict(settings["vocabulary"])
+    else:
+        ids_dir = request.ids_dir or Path(request.from_model).parent
+        base = official_lists(ids_dir, cfg.single_enc_dec, cfg.labels.n_artists, cfg.labels.n_genres)
+    vocabulary = extend(base, records, cfg.labels.n_artists, cfg.labels.n_genres)
+    return with_label_rows(prior, vocabulary.n_artists, vocabulary.n_genres), vocabulary
+
+
+def _new_prior_task(request, context, say):
+    vqvae = checkpoint.load_model(request.vqvae, "vqvae").to(context.device)
+    level = _level(request, vqvae.config.levels)
+    records = read_metadata(request.data_dir, request.metadata)
+    model_preset, train = presets_for(request.kind, request.preset or "small")
+    train, hparams = _resolve_settings(
+        request, model_preset, train, fixed_shape=request.from_model is not None
+    )
+    _seed_everything(train.seed)
+    if request.from_model is not None:
+        prior, vocabulary = _fine_tune_prior(request, vqvae, level, records)
+        say(f"fine-tuning {request.from_model}: new artists {list(vocabulary.new_artists)}")
+    else:
+        vocabulary = vocabulary_from_data(records, v3=hparams.labels_v3)
+        hps = hparams.to_hps(level, vocabulary.n_genres, vocabulary.n_artists)
+        prior = init_embeddings_(build_prior(prior_config(hps, vqvae_hps(vqvae))))
+    return _prior_task(request, context, say, prior.to(context.device), vqvae, vocabulary, train)
+
+
+def _prior_task(request, context, say, prior, vqvae, vocabulary, train):
+    cfg = prior.config
+    dataset = CropDataset(
+        request.data_dir, vqvae.config.sample_rate, cfg.sample_length, request.metadata, say
+    )
+    labeller = CropLabeller(label_config(cfg, vocabulary), vocabulary, dataset, timing_range(cfg))
+    if context.is_main:
+        vocabulary.write(request.run_dir)
+    task = PriorTask(prior, vqvae, dataset, labeller, vocabulary, train, context)
+    description = {
+        "model": config_to_dict(cfg),
+        "vqvae": str(Path(request.vqvae).resolve()),
+        "vocabulary": vocabulary.to_dict(),
+    }
+    return task, description
+
+
+def _resumed_task(request, context, say, run: dict):
+    if run["kind"] != request.kind:
+        raise ValueError(f"{request.run_dir} trains a {run['kind']}, not a {request.kind}")
+    train = _train_config(request, TrainConfig(**run["train"]))
+    _seed_everything(train.seed)
+    if request.kind == "vqvae":
+        config = VQVAEConfig.from_dict(run["model"])
+        model = VQVAE(config).to(context.device)
+        dataset = CropDataset(
+            request.data_dir, config.sample_rate, config.sample_length, request.metadata, say
+        )
+        bandwidth = losses.Bandwidth(**run["bandwidth"])
+        return VQVAETask(model, dataset, train, context, bandwidth)
+    vqvae = checkpoint.load_model(run["vqvae"], "vqvae").to(context.device)
+    prior = build_prior(config_from_dict(run["model"])).to(context.device)
+    vocabulary = Vocabulary.from_dict(run["vocabulary"])
+    request = replace(request, vqvae=Path(run["vqvae"]))
+    return _prior_task(request, context, say, prior, vqvae, vocabulary, train)[0]
+
+
+def train(request: TrainRequest, say=print) -> int:
+    """Run the training that `request` describes; returns the process exit code (0, or 130 after Ctrl-C)."""
+    _check_request(request)
+    context = distributed_setup.setup(request.device)
+
+    def say0(message: str) -> None:
+        if context.is_main:
+            say(message)
+
+    try:
+        run_file = request.run_dir / "run.json"
+        if request.resume:
+            run = json.loads(run_file.read_text())
+            task = _resumed_task(request, context, say0, run)
+        else:
+            build = _new_vqvae_task if request.kind == "vqvae" else _new_prior_task
+            task, description = build(request, context, say0)
+            run = {"kind": request.kind, "train": asdict(task.train), "data_dir": str(request.data_dir)}
+            run.update(description)
+            if request.kind == "vqvae":
+                run["bandwidth"] = task.checkpoint_extra()["bandwidth"]
+            if context.is_main:
+                request.run_dir.mkdir(parents=True, exist_ok=True)
+                run_state.write_json(run_file, run)
+        optimizer = loop.make_optimizer(task.model, task.train)
+        start = 0
+        if request.resume:
+            start = run_state.restore(run_state.latest(request.run_dir), task.model, optimizer)
+            say0(f"resuming {request.run_dir} at step {start}")
+        writer = (
+            reporting.make_writer(request.run_dir / "logs", say0) if context.is_main else reporting.NoWriter()
+        )
+        settings = loop.LoopSettings(task.train, request.run_dir, context, say0)
+        try:
+            return loop.run(task, optimizer, settings, start, writer)
+        finally:
+            writer.close()
+    finally:
+        distributed_setup.teardown()

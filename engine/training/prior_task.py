@@ -1,0 +1,142 @@
+"""Training a top prior or an upsampler on codes of a frozen VQ-VAE (paper section 4).
+
+Each crop is `n_ctx * hop` samples, encoded by the VQ-VAE to exactly n_ctx codes of the prior's level
+(and, for an upsampler, n_ctx / cond_downsample codes of the level above: z_cond). The loss is the
+prior's own bits-per-token loss, averaged over the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from engine.data.crop_labels import CropLabeller, TimingRange
+from engine.data.dataset import CropDataset
+from engine.data.vocabulary import Vocabulary
+from engine.prior.builders import build_prior
+from engine.prior.config import PriorConfig
+from engine.prior.labels import LabelConfig
+from engine.prior.model import JukeboxPrior
+from engine.training.config import TrainConfig
+from engine.training.distributed_setup import Context
+from engine.vqvae import VQVAE
+
+
+class PriorLoss(nn.Module):
+    """Routes the loss through `forward`, so DistributedDataParallel sees the pass and syncs gradients."""
+
+    def __init__(self, prior: JukeboxPrior):
+        super().__init__()
+        self.prior = prior
+
+    def forward(self, tokens, labels, upper_tokens):
+        losses = self.prior.loss(tokens, labels, upper_tokens)
+        return {name: value.mean() for name, value in losses.items()}
+
+
+def vqvae_hps(vqvae: VQVAE) -> dict:
+    """The VQ-VAE fields `engine.prior.builders.prior_config` reads."""
+    c = vqvae.config
+    return {
+        "levels": c.levels,
+        "downs_t": c.downs_t,
+        "strides_t": c.strides_t,
+        "l_bins": c.l_bins,
+        "sr": c.sample_rate,
+    }
+
+
+def label_config(cfg: PriorConfig, vocabulary: Vocabulary) -> LabelConfig:
+    return LabelConfig(vocabulary.v3, cfg.labels.max_bow_genre_size, cfg.n_tokens, cfg.sample_length)
+
+
+def timing_range(cfg: PriorConfig) -> TimingRange | None:
+    labels = cfg.labels
+    if labels is None or not labels.include_timing:
+        return None
+    return TimingRange(round(labels.min_duration * labels.sr), round(labels.max_duration * labels.sr))
+
+
+@torch.no_grad()
+def init_embeddings_(prior: JukeboxPrior, std: float = 0.02) -> JukeboxPrior:
+    """The reference's GPT-2 style start for the embedding tables of a new prior.
+
+    torch's default (std 1) makes the first logits so large that a fresh prior starts far above the
+    log2(l_bins) bits of a uniform guess; the reference draws every embedding with std 0.02 or less.
+    """
+    for module in prior.modules():
+        if isinstance(module, nn.Embedding):
+            module.weight.normal_(0.0, std)
+    return prior
+
+
+def with_label_rows(prior: JukeboxPrior, n_artists: int, n_genres: int) -> JukeboxPrior:
+    """A copy of `prior` whose artist/genre tables have at least these rows.
+
+    New rows start at the mean of the existing ones (a neutral "some artist" embedding); existing rows,
+    and so the official ids, are kept as they are.
+    """
+    cfg = prior.config
+    labels = cfg.labels
+    if n_artists <= labels.n_artists and n_genres <= labels.n_genres:
+        return prior
+    grown_labels = replace(
+        labels, n_artists=max(n_artists, labels.n_artists), n_genres=max(n_genres, labels.n_genres)
+    )
+    grown = build_prior(replace(cfg, labels=grown_labels))
+    state = prior.state_dict()
+    for table in ("artist_emb", "bow_genre_emb"):
+        key = f"y_emb.{table}.emb.weight"
+        old = state[key]
+        rows = grown.state_dict()[key].shape[0]
+        state[key] = torch.cat([old, old.mean(0, keepdim=True).expand(rows - old.shape[0], -1)])
+    grown.load_state_dict(state)
+    return grown
+
+
+@dataclass
+class PriorTask:
+    model: JukeboxPrior
+    vqvae: VQVAE
+    dataset: CropDataset
+    labeller: CropLabeller
+    vocabulary: Vocabulary
+    train: TrainConfig
+    context: Context
+    kind: str = "prior"
+
+    def __post_init__(self) -> None:
+        self.vqvae.eval().requires_grad_(False)
+        self.loss_module = PriorLoss(self.model)
+
+    @property
+    def module(self) -> nn.Module:
+        return self.loss_module
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        cfg = self.model.config
+        audio, crops = self.dataset.batch(
+            step, self.train.batch_size, self.train.seed, self.context.rank, self.context.world_size
+        )
+        codes = self.vqvae.encode(audio.to(self.context.device))
+        tokens = codes[cfg.level][:, : cfg.n_ctx]
+        upper = None
+        if cfg.conditioner is not None:
+            upper = codes[cfg.level + 1][:, : cfg.conditioner.n_in]
+        labels = self.labeller.labels(crops).to(self.context.device)
+        return tokens, labels, upper
+
+    def forward(self, module, batch) -> tuple[torch.Tensor, dict]:
+        losses = module(*batch)
+        return losses["loss"], losses
+
+    def metrics(self, batch, losses: dict) -> dict[str, float]:
+        return {name: float(losses[name].detach()) for name in ("gen_loss", "prime_loss")}
+
+    def log_samples(self, writer, step: int, batch, output) -> None:
+        """Audio samples of a prior need a sampling run; the app does that from the saved model."""
+
+    def checkpoint_extra(self) -> dict:
+        return {"vocabulary": self.vocabulary.to_dict(), "level": self.model.config.level}
