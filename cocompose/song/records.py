@@ -1,0 +1,100 @@
+"""The records of a song: frozen dataclasses, so a node handed to the UI can never change under it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+
+from cocompose.song.codes import Codes
+
+
+class NodeState(StrEnum):
+    """Where a node's codes stand. Only an `IN_PROGRESS` node grows; a crash leaves it `INTERRUPTED`."""
+
+    DONE = "done"
+    IN_PROGRESS = "in_progress"
+    INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True)
+class ArtistBlend:
+    """A second artist mixed into the first: embedding = (1 - weight) * artist + weight * other."""
+
+    other_artist: str
+    weight: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.weight <= 1.0:
+            raise ValueError(f"an artist blend weight must be between 0 and 1, not {self.weight}")
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """What the prior is told about the music. Set on a node, it applies to that node's whole subtree."""
+
+    artist: str
+    genre: str
+    lyrics: str = ""
+    blend: ArtistBlend | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Conditioning:
+        data = json.loads(text)
+        blend = data.pop("blend", None)
+        return cls(**data, blend=ArtistBlend(**blend) if blend else None)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """The settings that sampled a node, enough to sample it again bit-exactly with the same model."""
+
+    seed: int
+    temperature: float = 0.98
+    top_k: int = 0
+    top_p: float = 0.0
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class Node:
+    """One segment of top-level codes. The song is the concatenation of the codes along a root path.
+
+    `conditioning` is None when the node inherits it from its parent; the root always has one.
+    `sampling` is None for the root (empty, or the prime's codes) and for nodes made by a cut, whose
+    codes were sampled as part of the node above them.
+    """
+
+    id: int
+    parent_id: int | None
+    codes: Codes = field(default_factory=Codes)
+    conditioning: Conditioning | None = None
+    sampling: Sampling | None = None
+    name: str = ""
+    hidden: bool = False
+    state: NodeState = NodeState.DONE
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The top-level prior a project is made with; its hash tells caches and resumptions apart."""
+
+    name: str = ""
+    hash: str = ""
+    sample_rate: int = 44_100
+    codes_per_second: float = 44_100 / 128  # top level of the official VQ-VAE hops 128 samples
+
+
+@dataclass(frozen=True)
+class SongInfo:
+    """Song-wide facts. The base conditioning lives on the root node, so a duet is just a later change."""
+
+    title: str
+    planned_seconds: float
+    model: ModelInfo
+    prime_audio_blob: int | None = None  # blobs.id of the original prime audio, if primed
+    created_at: float = 0.0
