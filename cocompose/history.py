@@ -89,6 +89,7 @@ class DeleteBranch(Command):
 @dataclass(frozen=True)
 class SetHidden(Command):
     node_id: int
+    was_hidden: bool
     hidden: bool
     current_before: int
     current_after: int
@@ -99,7 +100,7 @@ class SetHidden(Command):
         ed.update(_with(ed.node(self.node_id), hidden=self.hidden))
 
     def undo(self, ed: Editor, seq: int) -> None:
-        ed.update(_with(ed.node(self.node_id), hidden=not self.hidden))
+        ed.update(_with(ed.node(self.node_id), hidden=self.was_hidden))
         ed.set_current(self.current_before)
 
 

@@ -188,7 +188,8 @@ class ProjectEdits:
             raise ProjectError("The start of the song cannot be hidden.")
         after = self._current_after_removing(node_id) if hidden else self.tree.current_id
         self._run(
-            SetHidden(node_id, hidden, self.tree.current_id, after), "Hide take" if hidden else "Unhide take"
+            SetHidden(node_id, node.hidden, hidden, self.tree.current_id, after),
+            "Hide take" if hidden else "Unhide take",
         )
 
     def delete_branch(self, node_id: int) -> None:
