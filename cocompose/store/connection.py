@@ -52,15 +52,23 @@ def check_header(path: Path) -> None:
         )
 
 
+def _read_only(path: Path) -> bool:
+    # Mode bits as well as access(): an administrator may write anywhere, but a file or folder marked
+    # read-only was marked so on purpose, and we should not be the program that ignores it.
+    return not os.access(path, os.W_OK) or not path.stat().st_mode & 0o222
+
+
 def check_writable(path: Path) -> None:
     """The file and its folder must be writable: WAL mode writes a `-wal` file next to the project."""
     folder = path.parent
-    if not os.access(folder, os.W_OK | os.X_OK):
+    if not folder.is_dir():
+        raise ProjectError(f"The folder {folder} does not exist.")
+    if _read_only(folder):
         raise ProjectError(
             f"The folder {folder} is read-only, so Cocompose cannot save changes to {path.name} there. "
             "Copy the project to a folder you can write to."
         )
-    if path.exists() and not os.access(path, os.W_OK):
+    if path.exists() and _read_only(path):
         raise ProjectError(
             f"{path} is read-only, so Cocompose cannot save changes to it. "
             "Make it writable, or copy it somewhere else."

@@ -1,0 +1,266 @@
+"""The project file: creating, opening, refusing bad files untouched, migrations, copies, streaming takes,
+jobs and caches."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cocompose.song import Codes, Conditioning, ModelInfo, NodeState, Sampling, check_tree_invariants
+from cocompose.store import APPLICATION_ID, SCHEMA_VERSION, Project, ProjectError, UpsampleWindow
+from cocompose.store.migrations import migrate
+from tests.test_history import FAST_TMP, snapshot
+
+BASE = Conditioning("Elvis Presley", "rock", "hello")
+
+
+@pytest.fixture
+def folder(tmp_path_factory) -> Path:
+    return Path(tmp_path_factory.mktemp("projects", numbered=True)) if FAST_TMP is None else _shm_folder()
+
+
+def _shm_folder() -> Path:
+    import tempfile
+
+    return Path(tempfile.mkdtemp(dir=FAST_TMP))
+
+
+def make_song(path: Path) -> Project:
+    project = Project.create(path, conditioning=BASE, planned_seconds=90, model=ModelInfo("5b_lyrics", "abc"))
+    a, b = project.add_takes(1, [Sampling(seed=1), Sampling(seed=2)], [Codes.of([1, 2, 3]), Codes.of([4])])
+    project.add_takes(a, [Sampling(seed=3)], [Codes.of([5, 6])])
+    project.pick(a)
+    return project
+
+
+def test_a_new_project_is_one_versioned_file_that_reopens_identically(folder):
+    path = folder / "song.cocompose"
+    project = make_song(path)
+    before = snapshot(project.tree)
+    project.close()
+    assert sorted(os.listdir(folder)) == ["song.cocompose"]  # WAL folded back in on close
+    header = path.read_bytes()[:100]
+    assert struct.unpack(">I", header[68:72])[0] == APPLICATION_ID
+    assert struct.unpack(">I", header[60:64])[0] == SCHEMA_VERSION
+    with Project.open(path) as again:
+        assert snapshot(again.tree) == before
+        assert again.song.model == ModelInfo("5b_lyrics", "abc") and again.song.planned_seconds == 90
+        assert again.integrity_problems() == []
+
+
+def _refused_untouched(path: Path, message: str) -> None:
+    before = path.read_bytes() if path.is_file() else None
+    listing = sorted(os.listdir(path.parent))
+    with pytest.raises(ProjectError, match=message):
+        Project.open(path)
+    if before is not None:
+        assert path.read_bytes() == before
+    assert sorted(os.listdir(path.parent)) == listing
+
+
+def test_a_project_from_a_newer_version_is_refused_untouched_naming_both_versions(folder):
+    path = folder / "future.cocompose"
+    make_song(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    _refused_untouched(path, f"format {SCHEMA_VERSION + 1}.*format {SCHEMA_VERSION} and older")
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda p: p.write_bytes(b""), "not a Cocompose project, or it is damaged"),
+        (lambda p: p.write_bytes(os.urandom(8192)), "not a Cocompose project, or it is damaged"),
+        (lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]), "damaged"),
+        (lambda p: p.write_bytes(p.read_bytes()[:1024]), "damaged"),
+        (lambda p: _scribble(p, offset=100), "damaged"),  # the schema page
+    ],
+    ids=["empty", "random-bytes", "truncated-half", "truncated-to-first-page", "scribbled-page"],
+)
+def test_a_damaged_file_is_refused_with_a_clear_error_and_left_as_it_was(folder, damage, message):
+    path = folder / "damaged.cocompose"
+    song = make_song(path)
+    song.add_takes(2, [Sampling(seed=9)], [Codes.of(np.arange(3000) % 2048)])  # a few pages of codes
+    song.close()
+    damage(path)
+    _refused_untouched(path, message)
+
+
+def _scribble(path: Path, offset: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset : offset + 2000] = os.urandom(2000)
+    path.write_bytes(bytes(data))
+
+
+def test_another_programs_database_or_a_folder_or_nothing_is_refused(folder):
+    other = folder / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    conn.close()
+    _refused_untouched(other, "another program")
+    _refused_untouched(folder / "missing.cocompose", "no project")
+    (folder / "dir.cocompose").mkdir()
+    _refused_untouched(folder / "dir.cocompose", "folder")
+
+
+def test_a_project_open_elsewhere_is_refused(folder):
+    path = folder / "busy.cocompose"
+    with make_song(path):
+        with pytest.raises(ProjectError, match="open in another Cocompose window"):
+            Project.open(path)
+
+
+def test_read_only_files_and_folders_are_refused_not_forced(folder):
+    path = folder / "locked.cocompose"
+    make_song(path).close()
+    path.chmod(stat.S_IRUSR)
+    try:
+        _refused_untouched(path, "is read-only")
+    finally:
+        path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    folder.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        _refused_untouched(path, "folder .* is read-only")
+        with pytest.raises(ProjectError, match="read-only"):
+            Project.create(folder / "new.cocompose", conditioning=BASE, planned_seconds=10)
+    finally:
+        folder.chmod(stat.S_IRWXU)
+
+
+def test_creating_over_an_existing_file_is_refused(folder):
+    path = folder / "taken.cocompose"
+    path.write_bytes(b"something precious")
+    with pytest.raises(ProjectError, match="already exists"):
+        Project.create(path, conditioning=BASE, planned_seconds=10)
+    assert path.read_bytes() == b"something precious"
+
+
+def test_migrations_run_in_order_and_a_failing_step_changes_nothing():
+    def v0_to_v1(conn):
+        conn.execute("CREATE TABLE takes (id INTEGER PRIMARY KEY)")
+
+    def v1_to_v2(conn):
+        conn.execute("ALTER TABLE takes ADD COLUMN rating INTEGER NOT NULL DEFAULT 0")
+
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    conn.execute("BEGIN")
+    assert migrate(conn, target=1, migrations={0: v0_to_v1}) == [1]
+    conn.execute("COMMIT")
+    conn.execute("BEGIN")
+    assert migrate(conn, target=2, migrations={0: v0_to_v1, 1: v1_to_v2}) == [2]
+    conn.execute("COMMIT")
+    assert [row[1] for row in conn.execute("PRAGMA table_info(takes)")] == ["id", "rating"]
+
+    def broken(conn):
+        conn.execute("CREATE TABLE half_done (x)")
+        raise sqlite3.OperationalError("disk on fire")
+
+    conn.execute("BEGIN")
+    with pytest.raises(sqlite3.OperationalError):
+        migrate(conn, target=3, migrations={2: broken})
+    conn.execute("ROLLBACK")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'half_done'").fetchone() is None
+    with pytest.raises(ProjectError, match="no upgrade is known"):
+        migrate(conn, target=4, migrations={})
+
+
+def test_save_as_copies_consistently_and_keeps_working_on_the_copy(folder):
+    original = folder / "a.cocompose"
+    project = make_song(original)
+    copy_path = folder / "b.cocompose"
+    project.save_as(copy_path)
+    assert project.path == copy_path
+    project.rename(2, "chorus")
+    tree = snapshot(project.tree)
+    project.close()
+    with Project.open(original) as old, Project.open(copy_path) as new:
+        assert old.tree.node(2).name == "" and snapshot(new.tree) == tree
+        assert new.undo() == "Rename take" and old.undo() == "Pick take"
+
+
+def test_streamed_takes_grow_and_a_crash_leaves_them_interrupted_as_far_as_they_got(folder):
+    path = folder / "stream.cocompose"
+    project = make_song(path)
+    ids = project.add_takes(2, [Sampling(seed=10), Sampling(seed=11)])
+    assert {project.tree.node(i).state for i in ids} == {NodeState.IN_PROGRESS}
+    for chunk in ([1, 2], [3], [4, 5]):
+        project.append_codes(ids[0], Codes.of(chunk))
+    project.append_codes(ids[1], Codes.of([9]))
+    project.end_take(ids[1])
+    with pytest.raises(ProjectError, match="final"):
+        project.append_codes(ids[1], Codes.of([1]))
+    assert project.undo_label == "Add takes"  # appends are not history steps
+    project._conn.close()  # as good as a crash: no clean shutdown
+    with Project.open(path) as again:
+        first = again.tree.node(ids[0])
+        assert first.state is NodeState.INTERRUPTED and first.codes.tolist() == [1, 2, 3, 4, 5]
+        assert again.tree.node(ids[1]).state is NodeState.DONE
+        check_tree_invariants(again.tree)
+        assert again.undo() == "Add takes" and ids[0] not in again.tree
+        again.redo()
+        assert again.tree.node(ids[0]).codes.tolist() == [1, 2, 3, 4, 5]
+
+
+def test_deleting_and_undoing_restores_the_branch_exactly_and_a_new_edit_purges_redo(folder):
+    project = make_song(folder / "d.cocompose")
+    before = snapshot(project.tree)
+    project.delete_branch(2)
+    assert project.tree.current_path == (1,)
+    project.undo()
+    assert snapshot(project.tree) == before
+    project.redo()
+    project.undo()
+    project.undo()  # the pick
+    count = project._conn.execute("SELECT count(*) FROM nodes").fetchone()[0]
+    project.undo()  # the grandchild take, now only reachable by redo
+    project.rename(3, "b")
+    assert project.redo_label is None
+    assert project._conn.execute("SELECT count(*) FROM nodes").fetchone()[0] == count - 1
+
+
+def test_a_failed_edit_changes_neither_the_file_nor_the_tree(folder, monkeypatch):
+    project = make_song(folder / "f.cocompose")
+    before = snapshot(project.tree)
+    from cocompose.history import History
+
+    def explode(*args):
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(History, "record", explode)
+    with pytest.raises(RuntimeError):
+        project.cut(2, 1)
+    assert snapshot(project.tree) == before and project.undo_label == "Pick take"
+    assert project._conn.execute("SELECT count(*) FROM nodes").fetchone()[0] == 4
+
+
+def test_jobs_previews_and_upsample_windows(folder):
+    path = folder / "jobs.cocompose"
+    project = make_song(path)
+    job = project.add_job("upsample", node_id=3, detail={"levels": [1, 0]})
+    project.update_job(job, state="running", progress=0.25)
+    done_job = project.add_job("sample", node_id=2)
+    project.update_job(done_job, state="done", progress=1.0)
+    with pytest.raises(ValueError):
+        project.update_job(job, state="exploded")
+    audio = np.linspace(-1, 1, 100, dtype=np.float32)
+    project.put_preview(2, "dec1", 22050, audio)
+    window = UpsampleWindow(4, "abc", 0, 3, 1, 0, Codes.of([7, 8]), True)
+    project.save_upsample_window(window)
+    project.close()
+    with Project.open(path) as again:
+        jobs = {j.id: j for j in again.jobs()}
+        assert jobs[job].state == "interrupted" and jobs[job].progress == 0.25
+        assert jobs[job].detail == {"levels": [1, 0]} and jobs[done_job].state == "done"
+        rate, cached = again.preview(2, "dec1")
+        assert rate == 22050 and np.array_equal(cached, audio)
+        assert again.preview(2, "dec2") is None
+        assert again.upsample_windows(4, "abc", level=1) == [window]
+        assert again.evict_previews() == 1 and again.preview(2, "dec1") is None
