@@ -54,12 +54,13 @@ def teardown() -> None:
 def wrap(model: nn.Module, context: Context) -> nn.Module:
     """DistributedDataParallel around `model` when there are several processes, else `model` itself.
 
-    Buffers are not broadcast: the codebooks keep their EMA state in step by all-reducing it.
+    Buffers are synced from rank 0 once, at wrapping, and not before every forward: the codebooks keep
+    their EMA state in step by all-reducing it themselves.
     """
     if context.world_size == 1:
         return model
     ids = [context.device.index] if context.device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+    return DistributedDataParallel(model, device_ids=ids, forward_sync_buffers=False)
 
 
 def any_rank(flag: bool) -> bool:
