@@ -1,0 +1,92 @@
+"""`cocompose train vqvae`: trains and saves, resumes bit-exactly, and saves on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cocompose.cli import main
+from engine import checkpoint
+from tests.training_corpus import write_corpus
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    return write_corpus(tmp_path / "data")
+
+
+def _train(corpus, run_dir, *extra: str) -> int:
+    return main(["train", "vqvae", "--data", str(corpus), "--run", str(run_dir), "--preset", "tiny", *extra])
+
+
+def _tensors(path) -> dict[str, torch.Tensor]:
+    return load_file(str(path))
+
+
+def test_training_saves_a_loadable_model_and_checkpoints(corpus, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert _train(corpus, run, "--steps", "3", "--set", "save_every=2") == 0
+    out = capsys.readouterr().out
+    assert "step 3/3" in out and "steps/s" in out and "ETA" in out
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_00000002", "step_00000003"]
+    model = checkpoint.load_model(run / "model", "vqvae")
+    assert checkpoint.read_settings(run / "model")["step"] == 3
+    assert bool(model.bottleneck.level_blocks[0].initialized)
+
+
+def test_n_steps_then_resume_then_m_steps_equals_n_plus_m_steps(corpus, tmp_path):
+    assert _train(corpus, tmp_path / "straight", "--steps", "4") == 0
+    assert _train(corpus, tmp_path / "resumed", "--steps", "2") == 0
+    assert main(["train", "vqvae", "--data", str(corpus), "--run", str(tmp_path / "resumed"),
+                 "--resume", "--steps", "4"]) == 0  # fmt: skip
+    straight = _tensors(tmp_path / "straight" / "model.safetensors")
+    resumed = _tensors(tmp_path / "resumed" / "model.safetensors")
+    for key, value in straight.items():
+        assert torch.equal(resumed[key], value), key
+    moments = [
+        _tensors(tmp_path / name / "checkpoints" / "step_00000004" / "state.safetensors")
+        for name in ("straight", "resumed")
+    ]
+    for key in moments[0]:
+        assert torch.equal(moments[0][key], moments[1][key]), key
+
+
+@pytest.mark.slow
+def test_ctrl_c_finishes_the_step_saves_and_exits_130_and_resume_continues(corpus, tmp_path):
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "cocompose.cli", "train", "vqvae", "--data", str(corpus), "--run",
+               str(run), "--preset", "tiny", "--steps", "100000", "--set", "save_every=100000"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    lines = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        lines.append(line)
+        if line.startswith("step 2/"):
+            break
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    output = "".join(lines) + output
+    assert process.returncode == 130, output
+    assert "interrupted: saved step" in output
+    saved = checkpoint.read_settings(run / "model")["step"]
+    assert saved >= 2
+    assert main(["train", "vqvae", "--data", str(corpus), "--run", str(run), "--resume",
+                 "--steps", str(saved + 1)]) == 0  # fmt: skip
+    assert checkpoint.read_settings(run / "model")["step"] == saved + 1
