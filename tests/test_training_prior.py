@@ -1,0 +1,104 @@
+"""`cocompose train prior|upsampler`: learns, resumes bit-exactly, and fine-tunes a converted official
+prior with a new artist."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cocompose.cli import main
+from engine import checkpoint
+from engine.prior.labels import load_artist_genre_ids
+from tests.reference import FIXTURE_DIR, IDS_DIR, require_fixture
+from tests.training_corpus import write_corpus
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return write_corpus(tmp_path_factory.mktemp("prior") / "data", songs=3, seconds=2.0)
+
+
+@pytest.fixture(scope="module")
+def vqvae(corpus):
+    run = corpus.parent / "vqvae"
+    torch.set_num_threads(1)
+    assert main(["train", "vqvae", "--data", str(corpus), "--run", str(run), "--preset", "tiny",
+                 "--steps", "1"]) == 0  # fmt: skip
+    return run / "model"
+
+
+def _train(kind, corpus, vqvae, run_dir, *extra) -> int:
+    return main(["train", kind, "--data", str(corpus), "--run", str(run_dir), "--vqvae", str(vqvae), *extra])
+
+
+def test_a_tiny_prior_learns_and_saves_its_artist_names(corpus, vqvae, tmp_path, capsys):
+    run = tmp_path / "prior"
+    assert _train("prior", corpus, vqvae, run, "--preset", "tiny", "--steps", "12") == 0
+    losses = [float(x) for x in re.findall(r"^step \d+/12 loss ([\d.e+-]+)", capsys.readouterr().out, re.M)]
+    assert len(losses) == 12 and losses[-1] < losses[0], losses
+    model = checkpoint.load_model(run / "model", "prior")
+    assert model.config.labels.n_artists == 3 and model.config.n_tokens == 16
+    ids = load_artist_genre_ids(run, v3=False)
+    assert ids.artist_id("Ada Tone") == 1 and ids.artist_id("Bo Noise") == 2
+
+
+def test_an_upsampler_trains_on_codes_with_the_upper_level_as_condition(corpus, vqvae, tmp_path):
+    run = tmp_path / "up"
+    assert _train("upsampler", corpus, vqvae, run, "--preset", "tiny", "--level", "1", "--steps", "2") == 0
+    model = checkpoint.load_model(run / "model", "prior")
+    assert model.config.level == 1 and model.config.conditioner is not None
+
+
+def test_prior_resume_equals_an_uninterrupted_run(corpus, vqvae, tmp_path):
+    assert _train("prior", corpus, vqvae, tmp_path / "straight", "--preset", "tiny", "--steps", "4") == 0
+    assert _train("prior", corpus, vqvae, tmp_path / "resumed", "--preset", "tiny", "--steps", "2") == 0
+    assert main(["train", "prior", "--data", str(corpus), "--run", str(tmp_path / "resumed"), "--resume",
+                 "--steps", "4"]) == 0  # fmt: skip
+    straight = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    resumed = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    for key, value in straight.items():
+        assert torch.equal(resumed[key], value), key
+
+
+@pytest.mark.slow
+def test_fine_tuning_a_converted_prior_adds_a_new_artist_and_leaves_other_artists_alone(tmp_path):
+    require_fixture()
+    converted = tmp_path / "converted"
+    assert main(["convert-jukebox", str(FIXTURE_DIR / "models"), str(converted), "--hparams",
+                 str(FIXTURE_DIR / "hparams.json"), "--only", "vqvae", "prior_5b"]) == 0  # fmt: skip
+    for name in ("v2_artist_ids.txt", "v2_genre_ids.txt"):
+        shutil.copy(IDS_DIR / name, converted / name)
+    # "Andrés Schiff" is official artist 1 ("andr_s_schiff"); "Zed Newcomer" is not in any list.
+    data = write_corpus(tmp_path / "data", songs=2, seconds=1.0, artists=("Andrés Schiff", "Zed Newcomer"),
+                        genres=("rock", "rock"))  # fmt: skip
+    before = checkpoint.load_model(converted / "prior_5b", "prior")
+    old_rows = before.config.labels.n_artists
+    run = tmp_path / "tuned"
+    assert main(["train", "prior", "--from", str(converted / "prior_5b"), "--vqvae",
+                 str(converted / "vqvae"), "--data", str(data), "--run", str(run), "--preset", "tiny",
+                 "--steps", "2"]) == 0  # fmt: skip
+
+    tuned = checkpoint.load_model(run / "model", "prior")
+    assert tuned.config.labels.n_artists == old_rows + 1
+    ids = load_artist_genre_ids(run, v3=False)
+    assert ids.artist_id("Zed Newcomer") == old_rows
+    assert ids.artist_id("Andrés Schiff") == 1 and ids.artist_id("Sonny Terry") == 2
+    old = before.y_emb.artist_emb.emb.weight
+    new = tuned.y_emb.artist_emb.emb.weight
+    # AdamW without weight decay leaves rows that never received a gradient exactly as they were.
+    untouched = [i for i in range(old_rows) if i != 1]
+    assert torch.equal(new[untouched], old[untouched])
+    assert not torch.equal(new[1], old[1]), "the known artist in the data was trained"
+    assert not torch.equal(new[old_rows], old.mean(0)), "the new artist's row was trained from its start"
