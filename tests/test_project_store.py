@@ -33,7 +33,7 @@ def _shm_folder() -> Path:
 
 def make_song(path: Path) -> Project:
     project = Project.create(path, conditioning=BASE, planned_seconds=90, model=ModelInfo("5b_lyrics", "abc"))
-    a, b = project.add_takes(1, [Sampling(seed=1), Sampling(seed=2)], [Codes.of([1, 2, 3]), Codes.of([4])])
+    a, _ = project.add_takes(1, [Sampling(seed=1), Sampling(seed=2)], [Codes.of([1, 2, 3]), Codes.of([4])])
     project.add_takes(a, [Sampling(seed=3)], [Codes.of([5, 6])])
     project.pick(a)
     return project
