@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from cocompose.project_cli import add_project_commands
+from cocompose.store import ProjectError
 from engine.errors import AudioInputError, CheckpointError
 
 
@@ -163,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--overwrite", action="store_true", help="replace a corpus already in OUT_DIR")
     synth.set_defaults(run=cmd_synth)
     _add_train_parser(commands)
+    add_project_commands(commands)  # new, info, undo, redo, rename, hide, unhide, delete
     return parser
 
 
@@ -170,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (CheckpointError, AudioInputError, ValueError, FileNotFoundError) as exc:
+    except (CheckpointError, AudioInputError, ProjectError, ValueError, FileNotFoundError) as exc:
         print(f"cocompose {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

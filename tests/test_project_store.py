@@ -264,3 +264,29 @@ def test_jobs_previews_and_upsample_windows(folder):
         assert again.preview(2, "dec2") is None
         assert again.upsample_windows(4, "abc", level=1) == [window]
         assert again.evict_previews() == 1 and again.preview(2, "dec1") is None
+
+
+def test_the_command_line_creates_describes_and_edits_a_project(folder, capsys):
+    from cocompose.cli import main
+
+    path = str(folder / "cli.cocompose")
+    assert (
+        main(
+            ["new", path, "--artist", "Elvis Presley", "--genre", "rock", "--lyrics", "hi", "--seconds", "30"]
+        )
+        == 0
+    )
+    with Project.open(path) as project:
+        (take,) = project.add_takes(1, [Sampling(seed=42, model="5b_lyrics")], [Codes.of(range(689))])
+        project.pick(take)
+    assert main(["rename", path, str(take), "verse"]) == 0
+    assert main(["hide", path, str(take)]) == 0
+    assert main(["undo", path]) == 0
+    capsys.readouterr()
+    assert main(["info", path]) == 0
+    out = capsys.readouterr().out
+    assert "current path: 1 > 2  (2.0 s)" in out and "undo: Rename take   redo: Hide take" in out
+    assert '"verse" 689 codes 2.0 s seed 42' in out and "[from here: Elvis Presley, rock" in out
+    assert main(["delete", path, "1"]) == 2
+    assert "cannot be deleted" in capsys.readouterr().err
+    assert main(["info", str(folder / "nothing.cocompose")]) == 2
