@@ -290,3 +290,16 @@ def test_the_command_line_creates_describes_and_edits_a_project(folder, capsys):
     assert main(["delete", path, "1"]) == 2
     assert "cannot be deleted" in capsys.readouterr().err
     assert main(["info", str(folder / "nothing.cocompose")]) == 2
+
+
+def test_a_full_disk_refuses_the_edit_and_keeps_everything_before_it(folder):
+    project = make_song(folder / "full.cocompose")
+    before = snapshot(project.tree)
+    pages = project._conn.execute("PRAGMA page_count").fetchone()[0]
+    project._conn.execute(f"PRAGMA max_page_count = {pages + 1}")  # SQLite's stand-in for a full disk
+    with pytest.raises(ProjectError, match="is full: the last change was not saved"):
+        project.add_takes(2, [Sampling(seed=5)], [Codes.of(np.arange(20_000) % 2048)])
+    assert snapshot(project.tree) == before and project.undo_label == "Pick take"
+    project._conn.execute("PRAGMA max_page_count = 1073741823")
+    project.add_takes(2, [Sampling(seed=5)], [Codes.of(np.arange(20_000) % 2048)])
+    assert project.integrity_problems() == []

@@ -124,6 +124,8 @@ class SongTree:
         """Add a branch (root first, every parent before its children) under a node already in the tree."""
         branch = list(nodes)
         top = branch[0]
+        if any(node.id in self._nodes for node in branch):
+            raise KeyError(f"cannot attach node {top.id}'s branch: some of its nodes are already in the tree")
         if top.parent_id is not None and top.parent_id not in self._nodes:
             raise KeyError(f"cannot attach node {top.id}: its parent {top.parent_id} is not in the tree")
         siblings = self._children.setdefault(top.parent_id, [])

@@ -120,9 +120,13 @@ def describe_sqlite_error(exc: sqlite3.Error, path: Path) -> ProjectError:
         return ProjectError(f"The disk holding {path.name} is full: the last change was not saved.")
     if name.startswith("SQLITE_READONLY"):
         return ProjectError(f"{path} is read-only, so Cocompose cannot save changes to it.")
-    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or isinstance(exc, sqlite3.DatabaseError):
-        if not isinstance(exc, sqlite3.OperationalError | sqlite3.IntegrityError):
-            return ProjectError(
-                f"{path} is damaged ({exc}). Cocompose did not change it; open a backup or a copy."
-            )
+    structural = not isinstance(
+        exc, sqlite3.OperationalError | sqlite3.IntegrityError | sqlite3.ProgrammingError
+    )
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or (
+        isinstance(exc, sqlite3.DatabaseError) and structural
+    ):
+        return ProjectError(
+            f"{path} is damaged ({exc}). Cocompose did not change it; open a backup or a copy."
+        )
     return ProjectError(f"Cocompose could not read or save {path.name}: {exc}.")

@@ -218,7 +218,9 @@ class Project(ProjectEdits, ProjectSideTables):
             result = change(self._conn)
             self._conn.execute("COMMIT")
         except BaseException as exc:
-            self._conn.execute("ROLLBACK")
+            # SQLite may already have rolled back by itself (a full disk, an I/O error does that).
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
                 raise describe_sqlite_error(exc, self.path) from None
             raise
