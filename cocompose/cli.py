@@ -97,7 +97,13 @@ def _add_train_parser(commands) -> None:
     train.add_argument("model", choices=("vqvae", "prior", "upsampler"), help="which model to train")
     train.add_argument("--data", required=True, metavar="DIR", help="folder of songs with a metadata file")
     train.add_argument(
-        "--run", dest="run_dir", required=True, metavar="RUN_DIR", help="folder for checkpoints and logs"
+        "--run",
+        "--run-dir",
+        dest="run_dir",
+        required=True,
+        metavar="RUN_DIR",
+        # torchrun's own parser rejects "--run" as ambiguous (it has --run-path), so it needs --run-dir.
+        help="folder for checkpoints and logs (spell it --run-dir under torchrun)",
     )
     train.add_argument("--preset", choices=("tiny", "small", "official"), help="model and optimiser preset "
                        "(default small)")  # fmt: skip
