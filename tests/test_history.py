@@ -179,3 +179,54 @@ EditSession.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_random_edit_sessions = EditSession.TestCase
+
+
+def test_undoing_n_edits_then_redoing_them_across_a_reopen_gives_back_each_state(tmp_path):
+    project = new_project(tmp_path)
+    states = [snapshot(project.tree)]
+    a, b = project.add_takes(1, [Sampling(seed=1), Sampling(seed=2)], [Codes.of(range(10)), Codes.of([7])])
+    states.append(snapshot(project.tree))
+    edits = [
+        lambda: project.add_takes(a, [Sampling(seed=3)], [Codes.of([1, 2])]),
+        lambda: project.pick(a + 2),
+        lambda: project.cut(a, 4),
+        lambda: project.set_conditioning(b, Conditioning("Aretha Franklin", "soul")),
+        lambda: project.rename(a, "intro"),
+        lambda: project.set_hidden(a, True),
+        lambda: project.set_hidden(a, False),
+        lambda: project.delete_branch(a),
+        lambda: project.add_variations(b, [Sampling(seed=4)], [Codes.of([3])]),
+    ]
+    for edit in edits:
+        edit()
+        states.append(snapshot(project.tree))
+    path = project.path
+    for expected in reversed(states[:-1]):
+        project.undo()
+        if expected == states[4]:  # halfway: close and reopen, history comes with the file
+            project.close()
+            project = Project.open(path)
+        assert snapshot(project.tree) == expected
+    assert project.undo() is None
+    for expected in states[1:]:
+        project.redo()
+        assert snapshot(project.tree) == expected
+    assert project.redo() is None
+    project.close()
+
+
+def test_a_primed_song_keeps_the_prime_codes_at_its_root_and_the_audio_as_a_blob(tmp_path):
+    prime = Codes.of(range(100))
+    with Project.create(
+        tmp_path / "primed.cocompose",
+        conditioning=BASE,
+        planned_seconds=30,
+        prime_codes=prime,
+        prime_audio=b"RIFF....WAVE",
+        prime_audio_name="riff.wav",
+    ) as project:
+        assert project.tree.root.codes == prime and project.song.prime_audio_blob is not None
+        second = project.cut(1, 60)  # continue from inside the prime
+        assert project.tree.path_codes(second) == prime
+        blob = project._conn.execute("SELECT original_name, data FROM blobs").fetchone()
+        assert blob == ("riff.wav", b"RIFF....WAVE")
