@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyloudnorm
 
-from cocompose.export.peak import limit_true_peak, true_peak_db
+from cocompose.export.peak import limit_true_peak
 
 GATING_BLOCK_S = 0.400  # BS.1770 cannot measure anything shorter than one gating block
 TOLERANCE_LU = 0.1
@@ -25,7 +25,6 @@ class LoudnessReport:
     integrated_lufs: float | None  # of the processed audio; None where BS.1770 leaves it undefined
     gain_db: float  # static gain applied (0 when not normalised)
     limiter_reduction_db: float  # deepest gain reduction by the true-peak limiter; 0 when it did nothing
-    true_peak_db: float  # of the processed audio, dBTP
     notes: tuple[str, ...] = ()
 
 
@@ -75,6 +74,5 @@ def normalise(
         )
     if reduction_db > 0.0:
         notes.append(f"true-peak limiter reduced peaks by up to {reduction_db:.1f} dB")
-    peak_db = true_peak_db(processed, rate)
-    report = LoudnessReport(measured, gain_db, reduction_db, peak_db, tuple(notes))
+    report = LoudnessReport(measured, gain_db, reduction_db, tuple(notes))
     return processed, report
