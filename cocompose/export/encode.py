@@ -53,7 +53,7 @@ def encode(
                 out.write(audio[start : start + BLOCK_FRAMES])
                 on_block(min(1.0, (start + BLOCK_FRAMES) / audio.shape[0]))
     except WRITE_FAILURES as exc:
-        raise ExportError(f"writing the {fmt.name} file failed: {describe(exc)}") from exc
+        raise ExportError(f"writing the {fmt.name} file failed: {describe(exc)}{space_left(path)}") from exc
 
 
 def prepend_id3(mpeg_path: Path, tagged_path: Path, tags: TrackTags) -> None:
@@ -65,7 +65,7 @@ def prepend_id3(mpeg_path: Path, tagged_path: Path, tags: TrackTags) -> None:
             target.write(id3v2_tag(tags))
             shutil.copyfileobj(source, target)
     except OSError as exc:
-        raise ExportError(f"writing the MP3 tags failed: {describe(exc)}") from exc
+        raise ExportError(f"writing the MP3 tags failed: {describe(exc)}{space_left(tagged_path)}") from exc
 
 
 def read_back(path: Path, fmt: AudioFormat, expected_frames: int, rate: int) -> np.ndarray:
@@ -91,5 +91,18 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     if isinstance(exc, AssertionError):
-        return "not every frame could be written (is the disk full?)"
-    return str(exc) or type(exc).__name__
+        return "not every frame could be written"
+    message = str(exc) or type(exc).__name__
+    if "System error" in message:
+        # libsndfile's whole message when write() fails, whatever errno said; say what it usually means.
+        return f"{message.rstrip('.')} (the disk may be full, or the file too large for it)"
+    return message
+
+
+def space_left(path: Path) -> str:
+    """' (N MB free on that disk)', to tell a full disk from other failures at a glance; '' if unknown."""
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return ""
+    return f" ({free / 1e6:.0f} MB free on that disk)"
