@@ -39,7 +39,7 @@ class ExportSettings:
     true_peak_dbtp: float | None = -1.0  # limiter ceiling; None turns the limiter off
     fade_out_s: float = 0.0
     bit_depth: formats.BitDepth | None = None  # wav: 16/24/32/"float", flac: 16/24; None: 24
-    quality: float | None = None  # lossy only: 0 = smallest file, 1 = best sound; None: ~200 kb/s
+    quality: float | None = None  # lossy only: 0 = smallest file, 1 = best; None: per format, see docs
 
 
 STREAMING = ExportSettings()  # -14 LUFS, -1 dBTP: the level Spotify and YouTube normalise to
