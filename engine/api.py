@@ -1,0 +1,334 @@
+"""The engine's façade for the app (STYLE habit 12): numpy in, numpy (+ sample rate) out.
+
+`ComposeEngine` wraps a `ModelBundle` and offers what co-composition needs: encode a prime, decode a
+fast preview, build labels from names (with suggestions for unknown ones), stream N continuations of a
+song, upsample a stretch window by window, decode the bottom level. Callers never touch torch.
+
+Streaming generation. The top level is sampled window by window, as the reference's co-composition does:
+a window keeps half a context of the song as its prefix and adds up to half a context of new codes.
+Inside a window the new codes come out in pieces (`stream_tokens` each) through the sampler's `resume`,
+so a branch is playable after its first piece while the window is computed only once. Window w of
+branch b draws from a generator seeded by `window_seed(seed_b, level, start_w)`, so a branch's codes
+depend only on its seed, the song before it and the settings: the same whatever N it was sampled with,
+and whatever batch split an out-of-memory retry chose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.bundle import ModelBundle
+from engine.prior.labels import Label, build_label
+from engine.prior.sampler import Cancelled, SamplingSettings, branch_generators, sample
+from engine.sampling.drivers import window_labels, window_seed
+from engine.sampling.upsample import upsample
+
+Progress = Callable[[int, int], bool | None]  # (done, total) -> False cancels
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """What the prior is told about the song, in names (the store's Conditioning, flattened)."""
+
+    artist: str
+    genre: str
+    lyrics: str = ""
+    total_seconds: float = 60.0
+    blend_artist: str | None = None
+    blend_weight: float = 0.0
+
+
+@dataclass(frozen=True)
+class Piece:
+    """New codes of some branches: `codes[i]` continues branch `branches[i]`."""
+
+    branches: tuple[int, ...]
+    codes: np.ndarray  # (len(branches), k) int64
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    oom = getattr(torch, "OutOfMemoryError", None)
+    return (oom is not None and isinstance(exc, oom)) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc)
+    )
+
+
+def window_schedule(have: int, remaining: int, n_ctx: int) -> tuple[int, int]:
+    """(start, new tokens) of the next top-level window when `have` codes exist and `remaining` are wanted.
+
+    The first context fills from 0; after that a window keeps n_ctx - new codes of prefix, and adds at most
+    half a context (the reference's hop of 0.5), so every new code sees at least half a window of song.
+    """
+    hop = max(1, n_ctx // 2)
+    if have + remaining <= n_ctx:
+        return 0, remaining
+    if have < n_ctx - hop:
+        return 0, n_ctx - have
+    new = min(remaining, hop)
+    return have - (n_ctx - new), new
+
+
+class ComposeEngine:
+    def __init__(self, bundle: ModelBundle):
+        self.bundle = bundle
+
+    @classmethod
+    def load(cls, folder: str | Path, top: str | None = None, device=None, dtype=None) -> ComposeEngine:
+        return cls(ModelBundle.load(folder, top=top, device=device, dtype=dtype))
+
+    # -- facts ----------------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.bundle.name
+
+    @property
+    def sample_rate(self) -> int:
+        return self.bundle.sample_rate
+
+    @property
+    def codes_per_second(self) -> float:
+        return self.bundle.codes_per_second
+
+    @property
+    def model_hash(self) -> str:
+        return self.bundle.fingerprints["top"]
+
+    @property
+    def decoder_hash(self) -> str:
+        return self.bundle.fingerprints["vqvae"]
+
+    @property
+    def n_ctx(self) -> int:
+        return self.bundle.top.config.n_ctx
+
+    @property
+    def can_upsample(self) -> bool:
+        return self.bundle.upsamplers is not None
+
+    def memory_per_branch(self) -> int:
+        """Bytes of KV cache one branch holds while the top prior samples (keys + values, every layer)."""
+        cfg = self.bundle.top.config.transformer
+        itemsize = self.bundle.top.prior.transformer.compute_dtype.itemsize
+        return 2 * cfg.depth * cfg.n_ctx * cfg.n_state * itemsize
+
+    def weights_bytes(self) -> int:
+        models = [self.bundle.vqvae, self.bundle.top, *(self.bundle.upsamplers or [])]
+        return sum(p.numel() * p.element_size() for m in models for p in m.parameters())
+
+    # -- names and labels -------------------------------------------------------------------------
+    def _names(self, level: int | None = None):
+        return self.bundle.names[self.bundle.top.config.level if level is None else level]
+
+    def artists(self) -> list[str]:
+        return sorted(self._names().artists._ids)
+
+    def genres(self) -> list[str]:
+        return sorted(self._names().genres._ids)
+
+    def suggest_artist(self, name: str) -> list[str]:
+        return self._names().artists.suggest(name)
+
+    def suggest_genre(self, name: str) -> list[str]:
+        return self._names().genres.suggest(name)
+
+    def check_names(self, spec: LabelSpec) -> None:
+        """ValueError naming the nearest known names when an artist or genre word is unknown."""
+        names = self._names()
+        for artist in filter(None, (spec.artist, spec.blend_artist)):
+            if artist not in names.artists:
+                near = names.artists.suggest(artist)
+                hint = f"; nearest: {', '.join(near)}" if near else "; see the model's artist list"
+                raise ValueError(f"unknown artist {artist!r}{hint}")
+        for word in names.genre_words(spec.genre):
+            if names.genres.id_of_key(word) == 0 and word != "unknown":
+                near = names.genres.suggest(word)
+                hint = f"; nearest: {', '.join(near)}" if near else "; see the model's genre list"
+                raise ValueError(f"unknown genre {word!r}{hint}")
+        if spec.blend_artist and 0.0 < spec.blend_weight < 1.0:
+            raise ValueError("artist blends need embedding interpolation, which the priors do not offer yet")
+
+    def label(self, spec: LabelSpec, offset_samples: int = 0, prior=None) -> Label | None:
+        """The label of one item for `prior` (default: the top prior) at an offset into the song."""
+        prior = prior or self.bundle.top
+        config = self.bundle.label_config(prior)
+        if config is None:
+            return None
+        artist = spec.blend_artist if spec.blend_artist and spec.blend_weight >= 1.0 else spec.artist
+        total = int(spec.total_seconds * self.sample_rate)
+        timing = prior.config.labels
+        if timing.include_timing and timing.max_duration is not None:
+            # The timing embedding only covers [min, max] duration; stay inside it as training did.
+            low, high = (int(d * self.sample_rate) for d in (timing.min_duration, timing.max_duration))
+            total = min(max(total, low), high - 1)
+        total = max(total, offset_samples + 1)
+        names = self._names(prior.config.level)
+        return build_label(config, names, artist, spec.genre, spec.lyrics, total, offset_samples)
+
+    # -- audio ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode_prime(
+        self, audio: np.ndarray, sample_rate: int, max_seconds: float | None = None
+    ) -> np.ndarray:
+        """(T,) or (T, C) audio at any rate -> the top-level codes (K,) int64 of its first max_seconds."""
+        import soxr
+
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.ndim == 2:
+            audio = audio.mean(axis=1)
+        if audio.ndim != 1 or audio.size == 0 or not np.isfinite(audio).all():
+            raise ValueError("the prime must be non-empty, finite mono or multi-channel audio")
+        if max_seconds is not None:
+            audio = audio[: int(max_seconds * sample_rate)]
+        if sample_rate != self.sample_rate:
+            audio = soxr.resample(audio, sample_rate, self.sample_rate, quality="VHQ").astype(np.float32)
+        x = torch.from_numpy(np.ascontiguousarray(audio))[None].to(self._device())
+        return self.bundle.vqvae.encode(x)[-1][0].cpu().numpy()
+
+    @torch.no_grad()
+    def decode_preview(self, top_codes: np.ndarray) -> tuple[np.ndarray, int]:
+        """Top-level codes (K,) -> (mono float32 audio, sample rate) from the fast top decoder (chunked)."""
+        return self._decode(top_codes, self.bundle.vqvae.config.levels - 1)
+
+    @torch.no_grad()
+    def decode_bottom(self, bottom_codes: np.ndarray) -> tuple[np.ndarray, int]:
+        """Bottom-level codes (the upsampled song) -> (mono float32 audio, sample rate)."""
+        return self._decode(bottom_codes, 0)
+
+    def _decode(self, codes: np.ndarray, level: int) -> tuple[np.ndarray, int]:
+        codes = np.asarray(codes, dtype=np.int64)
+        if codes.size == 0:
+            return np.zeros(0, np.float32), self.sample_rate
+        audio = self.bundle.vqvae.decode(torch.from_numpy(codes)[None].to(self._device()), level)
+        return audio[0].float().cpu().numpy().astype(np.float32), self.sample_rate
+
+    def _device(self) -> torch.device:
+        return next(self.bundle.vqvae.parameters()).device
+
+    # -- sampling ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self,
+        history: np.ndarray,
+        n_new: int,
+        seeds: Sequence[int],
+        spec: LabelSpec,
+        settings: SamplingSettings,
+        *,
+        stream_tokens: int | None = None,
+        max_batch: int | None = None,
+        progress: Progress | None = None,
+        on_split: Callable[[int], None] | None = None,
+    ) -> Iterator[Piece]:
+        """Sample n_new top-level codes after `history` (K,) for len(seeds) branches, yielding pieces as
+        they are drawn. An out-of-memory error halves the batch and redoes the window (same codes, since
+        draws are per branch); on_split(new max batch) reports it. A cancel (progress -> False) yields the
+        piece drawn so far and raises Cancelled."""
+        prior, n = self.bundle.top, len(seeds)
+        history = np.asarray(history, dtype=np.int64)
+        stream_tokens = stream_tokens or max(1, min(self.n_ctx // 2, round(self.codes_per_second)))
+        max_batch = max_batch or n
+        total, done = n * n_new, [0]
+        label = self.label(spec)
+        song = [history.copy() for _ in range(n)]
+
+        def tick(drawn_in_piece: int, rows: int) -> Progress:
+            def forward(j: int, _k: int):
+                return None if progress is None else progress(done[0] + j * rows, total)
+
+            return forward
+
+        while len(song[0]) - len(history) < n_new:
+            have = len(song[0])
+            start, new = window_schedule(have, n_new - (have - len(history)), self.n_ctx)
+            a = 0
+            while a < n:
+                group = list(range(a, min(n, a + max_batch)))
+                try:
+                    yield from self._window(prior, song, group, seeds, start, have, new, label, settings,
+                                            stream_tokens, tick, done)  # fmt: skip
+                except Exception as exc:
+                    if not is_out_of_memory(exc) or len(group) == 1:
+                        raise
+                    max_batch = max(1, len(group) // 2)
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+                    if on_split is not None:
+                        on_split(max_batch)
+                    continue  # redo this group's window in smaller batches (already-yielded codes skipped)
+                a += len(group)
+
+    def _window(self, prior, song, group, seeds, start, have, new, label, settings, stream, tick, done):
+        """Sample one window for the branches in `group`, yielding the pieces not yielded before."""
+        rows = len(group)
+        generators = branch_generators([window_seed(seeds[b], prior.config.level, start) for b in group])
+        prefix = torch.from_numpy(np.stack([song[b][start:have] for b in group])).to(self._device())
+        y, _ = window_labels(prior, None if label is None else [label], start, rows)
+        drawn, resume = 0, None
+        while drawn < new:
+            k = min(stream, new - drawn)
+            try:
+                if resume is None:
+                    result = sample(prior, y, k, seeds=generators, prefix=prefix, settings=settings,
+                                    progress=tick(drawn, rows))  # fmt: skip
+                else:
+                    result = sample(prior, None, k, seeds=generators, resume=resume, settings=settings,
+                                    progress=tick(drawn, rows))  # fmt: skip
+            except Cancelled as stop:
+                if stop.codes is not None and stop.codes.shape[1]:
+                    yield from self._emit(song, group, have + drawn, stop.codes.cpu().numpy(), done)
+                raise
+            resume = result.resume
+            yield from self._emit(song, group, have + drawn, result.codes.cpu().numpy(), done)
+            drawn += k
+
+    @staticmethod
+    def _emit(song, group, at, codes, done) -> Iterator[Piece]:
+        """Append a piece to each branch, dropping what an earlier (out-of-memory) attempt already gave."""
+        skip = len(song[group[0]]) - at
+        fresh = codes[:, skip:] if skip > 0 else codes
+        if fresh.shape[1] == 0:
+            return
+        for i, b in enumerate(group):
+            song[b] = np.concatenate([song[b], fresh[i]])
+        done[0] += fresh.size
+        yield Piece(tuple(group), fresh)
+
+    @torch.no_grad()
+    def upsample(
+        self,
+        top_codes: np.ndarray,
+        spec: LabelSpec,
+        offset_samples: int,
+        seed: int,
+        finished: Sequence[np.ndarray | None],
+        *,
+        settings: SamplingSettings | None = None,
+        on_window: Callable[[int, int, np.ndarray], None] | None = None,
+        progress: Progress | None = None,
+    ) -> list[np.ndarray]:
+        """Codes of every lower level for top_codes (K,), index = level. finished[L]: level-L codes already
+        made (whole windows, from an interrupted run). on_window(level, first code index, new codes) runs
+        after every window, e.g. to save it; raising from it stops the run after that window."""
+        if self.bundle.upsamplers is None:
+            raise ValueError(f"{self.bundle.folder} has no upsamplers; only previews can be rendered")
+        ups, device = self.bundle.upsamplers, self._device()
+        labels = [[self.label(spec, offset_samples, up)] if up.config.labels else None for up in ups]
+        codes = [
+            None if c is None else torch.from_numpy(np.asarray(c, np.int64))[None].to(device)
+            for c in finished
+        ]
+
+        def saved(plan, level_codes):
+            if on_window is not None:
+                new = level_codes[0, plan.tokens_before : plan.tokens_before + plan.new_tokens]
+                on_window(plan.level, plan.tokens_before, new.cpu().numpy())
+
+        top = torch.from_numpy(np.asarray(top_codes, np.int64))[None].to(device)
+        result = upsample(ups, top, labels, seeds=[seed], settings=settings or SamplingSettings(0.99),
+                          codes=codes, progress=progress, on_window=saved)  # fmt: skip
+        return [level[0].cpu().numpy() for level in result]

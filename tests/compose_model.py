@@ -1,0 +1,62 @@
+"""A tiny model bundle for the service and CLI tests: VQ-VAE, top prior and both upsamplers with fixed random
+weights, saved in the project's format with a bundle.json. Untrained (the tests check plumbing, not music);
+building and saving it takes well under a second.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from engine import checkpoint
+from engine.bundle import BundleManifest
+from engine.data.vocabulary import Vocabulary
+from engine.prior.builders import build_prior, prior_config
+from engine.training.config import MODEL_PRESETS
+from engine.training.prior_task import init_embeddings_, vqvae_hps
+from engine.vqvae import TINY, VQVAE
+
+ARTISTS = ("Ada Tone", "Bo Noise", "Cleo Hum")
+GENRES = ("rock", "jazz", "folk")
+
+
+def tiny_vocabulary() -> Vocabulary:
+    artists = {"unknown": 0} | {name.lower().replace(" ", "_"): i + 1 for i, name in enumerate(ARTISTS)}
+    genres = {"unknown": 0} | {name: i + 1 for i, name in enumerate(GENRES)}
+    return Vocabulary(False, artists, genres)
+
+
+def _prior(kind: str, level: int, vqvae: VQVAE, vocabulary: Vocabulary, seed: int):
+    torch.manual_seed(seed)
+    hps = MODEL_PRESETS[kind]["tiny"].to_hps(level, vocabulary.n_genres, vocabulary.n_artists)
+    return init_embeddings_(build_prior(prior_config(hps, vqvae_hps(vqvae)))).eval()
+
+
+def write_tiny_bundle(folder: Path, seed: int = 0, upsamplers: bool = True, manifest: bool = True) -> Path:
+    """Write the tiny models (and bundle.json) into `folder`; returns the folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    vocabulary = tiny_vocabulary()
+    extra = {"vocabulary": vocabulary.to_dict()}
+    torch.manual_seed(seed)
+    vqvae = VQVAE(TINY).eval()
+    checkpoint.save_model(folder / "vqvae", vqvae, "vqvae")
+    checkpoint.save_model(
+        folder / "prior_tiny", _prior("prior", 2, vqvae, vocabulary, seed + 1), "prior", extra
+    )
+    ups = {}
+    if upsamplers:
+        for level in (1, 0):
+            model = _prior("upsampler", level, vqvae, vocabulary, seed + 2 + level)
+            checkpoint.save_model(folder / f"upsampler_level_{level}", model, "prior", extra)
+            ups[level] = f"upsampler_level_{level}"
+    if manifest:
+        BundleManifest(
+            name="tiny-test",
+            top_priors={"tiny": "prior_tiny"},
+            default_top="tiny",
+            upsamplers=ups,
+            vocabulary="model",
+            sample_rate=TINY.sample_rate,
+        ).write(folder)
+    return folder

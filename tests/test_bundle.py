@@ -1,0 +1,165 @@
+"""Model bundles: manifest and conventional layouts, clear errors for every missing piece, and the
+numpy façade (prime encoding, previews, names, streaming generation with batch-independent seeds)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from engine.api import ComposeEngine, LabelSpec, window_schedule
+from engine.bundle import ModelBundle
+from engine.errors import CheckpointError
+from engine.prior.sampler import Cancelled, SamplingSettings
+from tests.compose_model import write_tiny_bundle
+
+SPEC = LabelSpec("Ada Tone", "rock", "la la la", total_seconds=30)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(tmp_path_factory):
+    return write_tiny_bundle(tmp_path_factory.mktemp("bundle"))
+
+
+@pytest.fixture(scope="module")
+def engine(bundle_dir):
+    return ComposeEngine.load(bundle_dir)
+
+
+def copy_of(bundle_dir, tmp_path):
+    return shutil.copytree(bundle_dir, tmp_path / "copy")
+
+
+def test_manifest_bundle_loads_every_role(bundle_dir):
+    bundle = ModelBundle.load(bundle_dir)
+    assert bundle.name == "tiny-test/tiny"
+    assert [up.config.level for up in bundle.upsamplers] == [0, 1]
+    assert bundle.codes_per_second == pytest.approx(22050 / 128)
+    assert set(bundle.fingerprints) == {"vqvae", "top", "upsampler_0", "upsampler_1"}
+
+
+def test_conventional_names_without_a_manifest(bundle_dir, tmp_path):
+    folder = copy_of(bundle_dir, tmp_path)
+    (folder / "bundle.json").unlink()
+    bundle = ModelBundle.load(folder)
+    assert bundle.top_name == "tiny" and bundle.upsamplers is not None
+
+
+def test_official_style_folder_picks_a_top_prior_by_name_and_reads_ids(bundle_dir, tmp_path):
+    folder = copy_of(bundle_dir, tmp_path)
+    (folder / "bundle.json").unlink()
+    for suffix in (".json", ".safetensors"):
+        shutil.copy(folder / f"prior_tiny{suffix}", folder / f"prior_5b{suffix}")
+    with pytest.raises(CheckpointError, match=r"several top priors \(5b, tiny\)"):
+        ModelBundle.load(folder)
+    with pytest.raises(CheckpointError, match=r"no top prior named 'nope'.*5b, tiny"):
+        ModelBundle.load(folder, top="nope")
+    assert ModelBundle.load(folder, top="prior_5b").top_name == "5b"
+
+
+def test_missing_pieces_are_named(bundle_dir, tmp_path):
+    with pytest.raises(CheckpointError, match="model folder not found"):
+        ModelBundle.load(tmp_path / "absent")
+    folder = copy_of(bundle_dir, tmp_path)
+    (folder / "upsampler_level_0.safetensors").unlink()
+    with pytest.raises(
+        CheckpointError, match=r"level-0 upsampler is missing: .*upsampler_level_0.safetensors"
+    ):
+        ModelBundle.load(folder)
+    (folder / "vqvae.json").unlink()
+    with pytest.raises(CheckpointError, match=r"the VQ-VAE is missing: .*vqvae.json"):
+        ModelBundle.load(folder)
+
+
+def test_bad_manifest_and_rate_mismatch(bundle_dir, tmp_path):
+    folder = copy_of(bundle_dir, tmp_path)
+    manifest = json.loads((folder / "bundle.json").read_text())
+    (folder / "bundle.json").write_text(json.dumps({**manifest, "sample_rate": 44100}))
+    with pytest.raises(CheckpointError, match="says 44100 Hz but the VQ-VAE runs at 22050 Hz"):
+        ModelBundle.load(folder)
+    (folder / "bundle.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="not a readable bundle manifest"):
+        ModelBundle.load(folder)
+
+
+def test_names_from_official_id_lists_when_the_model_has_none(bundle_dir, tmp_path):
+    folder = copy_of(bundle_dir, tmp_path)
+    manifest = json.loads((folder / "bundle.json").read_text())
+    (folder / "bundle.json").write_text(json.dumps({**manifest, "vocabulary": "ids"}))
+    with pytest.raises(CheckpointError, match="no artist/genre names for prior_tiny"):
+        ModelBundle.load(folder)
+    (folder / "ids").mkdir()
+    (folder / "ids" / "v2_artist_ids.txt").write_text("unknown;0\nzed_zeppelin;1\n")
+    (folder / "ids" / "v2_genre_ids.txt").write_text("unknown;0\nblues;1\n")
+    engine = ComposeEngine(ModelBundle.load(folder))
+    assert engine.artists() == ["unknown", "zed_zeppelin"]
+
+
+def test_unknown_names_suggest_the_nearest(engine):
+    engine.check_names(SPEC)
+    with pytest.raises(ValueError, match="unknown artist 'Ada Tnoe'; nearest: ada_tone"):
+        engine.check_names(LabelSpec("Ada Tnoe", "rock"))
+    with pytest.raises(ValueError, match="unknown genre 'jaz'; nearest: jazz"):
+        engine.check_names(LabelSpec("Ada Tone", "jaz"))
+    assert "ada_tone" in engine.artists() and "folk" in engine.genres()
+
+
+def test_prime_is_resampled_downmixed_and_limited(engine):
+    t = np.arange(44100 * 2) / 44100
+    stereo = np.stack([np.sin(2 * np.pi * 220 * t), np.sin(2 * np.pi * 330 * t)], axis=1) * 0.3
+    codes = engine.encode_prime(stereo, 44100, max_seconds=1.0)
+    assert codes.dtype == np.int64 and len(codes) == int(np.ceil(22050 / 128))
+    audio, rate = engine.decode_preview(codes)
+    assert rate == 22050 and audio.dtype == np.float32 and len(audio) == len(codes) * 128
+
+
+def test_window_schedule_fills_the_first_context_then_hops_half():
+    assert window_schedule(0, 40, 64) == (0, 40)
+    assert window_schedule(10, 100, 64) == (0, 54)
+    assert window_schedule(64, 100, 64) == (32, 32)
+    assert window_schedule(64, 10, 64) == (10, 10)
+
+
+def _generate(engine, seeds, n_new=150, **kwargs):
+    out = {b: [] for b in range(len(seeds))}
+    history = np.arange(20) % 64
+    for piece in engine.generate(history, n_new, seeds, SPEC, SamplingSettings(), **kwargs):
+        for row, b in enumerate(piece.branches):
+            out[b].append(piece.codes[row])
+    return [np.concatenate(out[b]) for b in range(len(seeds))]
+
+
+def test_a_seed_gives_the_same_codes_whatever_the_batch(engine):
+    three = _generate(engine, [11, 22, 33])
+    alone = _generate(engine, [22])
+    split = _generate(engine, [33, 11, 22], max_batch=2)
+    assert all(len(codes) == 150 for codes in three)
+    np.testing.assert_array_equal(three[1], alone[0])
+    np.testing.assert_array_equal(split[0], three[2])
+    np.testing.assert_array_equal(split[2], three[1])
+
+
+def test_cancel_yields_what_was_drawn_then_stops(engine):
+    calls = []
+
+    def progress(done, total):
+        calls.append(done)
+        return done < 40
+
+    pieces = []
+    with pytest.raises(Cancelled):
+        for piece in engine.generate(np.zeros(0, np.int64), 150, [1], SPEC, SamplingSettings(),
+                                     progress=progress):  # fmt: skip
+            pieces.append(piece)
+    assert sum(p.codes.shape[1] for p in pieces) == 40
