@@ -110,6 +110,12 @@ class ComposeEngine:
     def can_upsample(self) -> bool:
         return self.bundle.upsamplers is not None
 
+    def min_upsample_codes(self) -> int:
+        """Fewest top-level codes the upsamplers can render (each needs one full window of its level)."""
+        top_hop = self.bundle.vqvae.hop_lengths[-1]
+        ups = self.bundle.upsamplers or []
+        return max((-(-up.config.n_ctx * up.config.raw_to_tokens // top_hop) for up in ups), default=1)
+
     def memory_per_branch(self) -> int:
         """Bytes of KV cache one branch holds while the top prior samples (keys + values, every layer)."""
         cfg = self.bundle.top.config.transformer

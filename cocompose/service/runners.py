@@ -1,0 +1,141 @@
+"""What the worker does for each request. Runners run on the worker thread and touch the project only
+through `ctx.store` (under the service's lock), one short transaction at a time, so the caller can read
+a branch while it is still being sampled."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from cocompose.service.requests import GenerateRequest, PreviewRequest
+from cocompose.service.upsampling import run_render, run_upsample
+from cocompose.song import Codes, NodeState, Sampling
+from cocompose.song.records import Conditioning
+from cocompose.store import Project, ProjectError
+from engine.api import LabelSpec
+from engine.prior.sampler import Cancelled, SamplingSettings
+
+PREVIEW_CONTEXT_S = 1.0  # codes before a take decoded with it, so its preview starts as it sounds in the song
+
+
+def node_of(request) -> int | None:
+    if isinstance(request, GenerateRequest):
+        return request.parent_id
+    if isinstance(request, PreviewRequest):
+        return request.node_id
+    return request.leaf_id  # upsample and render
+
+
+def label_spec(conditioning: Conditioning, total_seconds: float) -> LabelSpec:
+    blend = conditioning.blend
+    return LabelSpec(
+        artist=conditioning.artist,
+        genre=conditioning.genre,
+        lyrics=conditioning.lyrics,
+        total_seconds=total_seconds,
+        blend_artist=blend.other_artist if blend else None,
+        blend_weight=blend.weight if blend else 0.0,
+    )
+
+
+def _generation_setup(project: Project, request: GenerateRequest, engine):
+    tree = project.tree
+    if request.parent_id not in tree:
+        raise ProjectError(f"Take {request.parent_id} is not in this song (it may have been deleted).")
+    history = tree.path_codes(request.parent_id).to_numpy()
+    n_new = max(1, round(request.seconds * engine.codes_per_second))
+    song_seconds = (len(history) + n_new) / engine.codes_per_second
+    spec = label_spec(
+        tree.conditioning_at(request.parent_id), max(project.song.planned_seconds, song_seconds)
+    )
+    engine.check_names(spec)
+    s = request.sampling
+    samplings = [Sampling(seed, s.temperature, s.top_k, s.top_p, engine.name) for seed in request.seeds]
+    ids = project.add_takes(request.parent_id, samplings)
+    return history, n_new, spec, tuple(ids)
+
+
+def run_generate(ctx, request: GenerateRequest) -> tuple[int, ...]:
+    """Sample the branches into new takes, appending each piece as it is drawn; returns the take ids."""
+    engine = ctx.engine
+    history, n_new, spec, ids = ctx.store(lambda p: _generation_setup(p, request, engine))
+    ctx.announce(ids)
+    s = request.sampling
+    settings = SamplingSettings(s.temperature, s.top_k, s.top_p)
+    steps = [0]
+    started = time.monotonic()
+    max_batch = ctx.service.max_batch
+
+    def progress(done: int, total: int) -> bool:
+        return ctx.progress(done / total, "sampling")
+
+    def on_split(size: int) -> None:
+        ctx.service.max_batch = size  # later jobs start at the size that fitted
+        ctx.progress(ctx.handle.fraction, f"out of memory: sampling {size} branches at a time")
+
+    state = NodeState.INTERRUPTED
+    try:
+        for piece in engine.generate(history, n_new, request.seeds, spec, settings, max_batch=max_batch,
+                                     progress=progress, on_split=on_split):  # fmt: skip
+            ctx.store(lambda p, piece=piece: _append(p, ids, piece))
+            steps[0] += piece.codes.shape[1]
+        state = NodeState.DONE
+    finally:
+        # A cancel or a failure keeps every code already drawn; the takes are marked as cut short.
+        ctx.store(lambda p: _end(p, ids, state))
+    if steps[0]:
+        ctx.service.seconds_per_step = (time.monotonic() - started) / (steps[0] / len(request.seeds))
+    if request.previews:
+        for node_id in ids:
+            ctx.service.submit(PreviewRequest(node_id))
+    return ids
+
+
+def _append(project: Project, ids: tuple[int, ...], piece) -> None:
+    for row, branch in enumerate(piece.branches):
+        project.append_codes(ids[branch], Codes.of(piece.codes[row]))
+
+
+def _end(project: Project, ids: tuple[int, ...], state: NodeState) -> None:
+    for node_id in ids:
+        if node_id in project.tree and project.tree.node(node_id).state is NodeState.IN_PROGRESS:
+            project.end_take(node_id, state)
+
+
+def preview_inputs(project: Project, engine, node_id: int) -> tuple[np.ndarray, int, bool]:
+    """(codes to decode, leading codes to drop, final) of a take: a second of song before it is decoded
+    too (then dropped), so the preview starts the way the take sounds in the song."""
+    tree = project.tree
+    if node_id not in tree:
+        raise ProjectError(f"Take {node_id} is not in this song (it may have been deleted).")
+    node = tree.node(node_id)
+    path = tree.path_codes(node_id).to_numpy()
+    start = len(path) - len(node.codes)
+    margin = min(start, round(PREVIEW_CONTEXT_S * engine.codes_per_second))
+    return path[start - margin :], margin, node.state is not NodeState.IN_PROGRESS
+
+
+def preview_audio(engine, codes: np.ndarray, margin: int) -> tuple[np.ndarray, int]:
+    audio, rate = engine.decode_preview(codes)  # outside the project lock: the caller keeps reading
+    hop = round(rate / engine.codes_per_second)
+    return audio[margin * hop :], rate
+
+
+def run_preview(ctx, request: PreviewRequest) -> tuple[np.ndarray, int]:
+    """The take's preview from the cache, else decoded and cached (a take still growing is not cached)."""
+    engine = ctx.engine
+    cached = ctx.store(lambda p: p.preview(request.node_id, engine.decoder_hash))
+    if cached is not None:
+        rate, audio = cached
+        return audio, rate
+    codes, margin, final = ctx.store(lambda p: preview_inputs(p, engine, request.node_id))
+    audio, rate = preview_audio(engine, codes, margin)
+    if final:
+        ctx.store(lambda p: p.put_preview(request.node_id, engine.decoder_hash, rate, audio))
+    return audio, rate
+
+
+RUNNERS = {"generate": run_generate, "preview": run_preview, "upsample": run_upsample, "render": run_render}
+
+__all__ = ["RUNNERS", "Cancelled", "label_spec", "node_of", "preview_audio", "preview_inputs"]

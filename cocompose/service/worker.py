@@ -1,0 +1,198 @@
+"""The engine service: ONE plain worker thread owns the model and runs jobs from a priority queue.
+
+Why one thread: the models are large and torch already uses every core; two jobs at once would only
+share them. Interactive jobs (branches, previews) go before background ones (upsampling), and a running
+background job steps aside at its next window boundary when an interactive one is waiting, so a click
+waits at most about one window.
+
+The project file is shared: the worker writes to it and the caller reads it, each under `self.lock`
+(a Project is a single-connection object). `read(fn)` is the caller's way in. Events go to `on_event`
+(called on the worker thread; the app forwards them to the GUI thread) and to the `events` queue.
+Every job is recorded in the project's jobs table with its state and progress.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cocompose.service.jobs import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    EtaMeter,
+    JobEvent,
+    JobHandle,
+    Preempted,
+)
+from cocompose.service.requests import Priority
+from cocompose.store import Project
+from engine.api import ComposeEngine
+from engine.prior.sampler import Cancelled
+
+STORE_PROGRESS_EVERY_S = 0.5  # each progress row is an fsynced commit; the UI gets every event anyway
+_STOP = object()
+
+
+class JobContext:
+    """What a running job may do: touch the project (under the lock), report progress, check for a
+    cancel or a waiting interactive job."""
+
+    def __init__(self, service: ComposeService, handle: JobHandle):
+        self.service, self.handle, self.engine = service, handle, service.engine
+        self.meter = EtaMeter()
+        self._stored_at = 0.0
+
+    def store(self, fn: Callable[[Project], Any]) -> Any:
+        return self.service.read(fn)
+
+    def announce(self, node_ids: tuple[int, ...]) -> None:
+        self.handle.node_ids = node_ids
+        self.service._emit(self.handle, RUNNING, message="takes created")
+
+    def progress(self, fraction: float, message: str = "") -> bool:
+        """Report; returns False when the job should stop (what the sampler's callback wants)."""
+        self.handle.fraction = min(max(fraction, 0.0), 1.0)
+        now = time.monotonic()
+        if now - self._stored_at >= STORE_PROGRESS_EVERY_S:
+            self._stored_at = now
+            self.store(lambda p: p.update_job(self.handle.id, progress=self.handle.fraction))
+        self.service._emit(self.handle, RUNNING, eta=self.meter.eta(self.handle.fraction), message=message)
+        return not self.handle.cancel_requested
+
+    def should_yield(self) -> bool:
+        """True when this background job should step aside (an interactive job is waiting)."""
+        return self.handle.request.priority > Priority.INTERACTIVE and self.service._interactive_waiting()
+
+
+class ComposeService:
+    def __init__(
+        self,
+        project: Project,
+        engine: ComposeEngine,
+        on_event: Callable[[JobEvent], None] | None = None,
+    ):
+        self.project, self.engine, self.on_event = project, engine, on_event
+        self.lock = threading.RLock()
+        self.events: queue.Queue[JobEvent] = queue.Queue()
+        self.seconds_per_step: float | None = None  # measured by generation, for the planner
+        self.max_batch: int | None = None  # branches per prior call; lowered after an out-of-memory error
+        self._queue: queue.PriorityQueue = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._waiting: dict[int, int] = dict.fromkeys(Priority, 0)
+        self._waiting_lock = threading.Lock()
+        self._current: JobHandle | None = None
+        self._handles: dict[int, JobHandle] = {}
+        self._thread = threading.Thread(target=self._run, name="cocompose-engine", daemon=True)
+        self._thread.start()
+
+    # -- the caller's side ----------------------------------------------------------------------
+    def read(self, fn: Callable[[Project], Any]) -> Any:
+        with self.lock:
+            return fn(self.project)
+
+    def submit(self, request) -> JobHandle:
+        from cocompose.service.runners import node_of
+
+        node_id = node_of(request)
+        detail = {"request": type(request).__name__, **_plain(request)}
+        job_id = self.read(lambda p: p.add_job(request.kind, node_id, detail))
+        handle = JobHandle(job_id, request)
+        self._handles[job_id] = handle
+        self._put(handle, next(self._order))
+        self._emit(handle, QUEUED)
+        return handle
+
+    def cancel_all(self) -> None:
+        for handle in list(self._handles.values()):
+            if not handle.done():
+                handle.cancel()
+
+    def close(self, cancel: bool = True, timeout: float | None = 30.0) -> None:
+        """Stop the worker: cancel what is left (or let it finish), then join the thread."""
+        if cancel:
+            self.cancel_all()
+        self._queue.put((len(Priority) + 1, next(self._order), _STOP))
+        self._thread.join(timeout)
+
+    def __enter__(self) -> ComposeService:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the worker -------------------------------------------------------------------------------
+    def _put(self, handle: JobHandle, order: int) -> None:
+        with self._waiting_lock:
+            self._waiting[handle.request.priority] += 1
+        self._queue.put((int(handle.request.priority), order, handle))
+
+    def _interactive_waiting(self) -> bool:
+        with self._waiting_lock:
+            return self._waiting[Priority.INTERACTIVE] > 0
+
+    def _run(self) -> None:
+        while True:
+            _, order, handle = self._queue.get()
+            if handle is _STOP:
+                return
+            with self._waiting_lock:
+                self._waiting[handle.request.priority] -= 1
+            if handle.cancel_requested:
+                self._finish(handle, CANCELLED)
+                continue
+            self._current = handle
+            try:
+                self._run_one(handle, order)
+            finally:
+                self._current = None
+
+    def _run_one(self, handle: JobHandle, order: int) -> None:
+        from cocompose.service.runners import RUNNERS
+
+        context = JobContext(self, handle)
+        self.read(lambda p: p.update_job(handle.id, state=RUNNING))
+        context.meter.restart(handle.fraction)
+        self._emit(handle, RUNNING, message="started")
+        try:
+            result = RUNNERS[handle.kind](context, handle.request)
+        except Preempted:
+            self.read(lambda p: p.update_job(handle.id, state=QUEUED, progress=handle.fraction))
+            self._put(handle, order)  # keeps its place ahead of later background jobs
+            self._emit(handle, QUEUED, message="paused for an interactive job")
+        except Cancelled:
+            self._finish(handle, CANCELLED)
+        except Exception as exc:  # reported to the caller, never lost on the worker thread
+            self._finish(handle, FAILED, error=exc)
+        else:
+            handle.fraction = 1.0
+            self._finish(handle, DONE, result=result)
+
+    def _finish(self, handle: JobHandle, state: str, result=None, error: BaseException | None = None) -> None:
+        try:
+            self.read(lambda p: p.update_job(handle.id, state=state, progress=handle.fraction))
+        except Exception as exc:  # the file may be gone or full; the caller still learns the outcome
+            error = error or exc
+        handle._finish(state, result, error)
+        self._emit(handle, state, message=str(error) if error else "")
+
+    def _emit(self, handle: JobHandle, state: str, eta: float | None = None, message: str = "") -> None:
+        handle.state = state
+        event = JobEvent(handle.id, handle.kind, state, handle.fraction, eta, message, handle.node_ids)
+        self.events.put(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+
+def _plain(request) -> dict:
+    """A request as JSON-ready fields (for the jobs table's detail column)."""
+    out = {}
+    for name, value in vars(request).items():
+        out[name] = vars(value) if hasattr(value, "__dataclass_fields__") else value
+    return out
