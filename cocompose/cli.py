@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from cocompose.compose_cli import add_compose_commands
+from cocompose.export import ExportError
 from cocompose.project_cli import add_project_commands
 from cocompose.store import ProjectError
 from engine.errors import AudioInputError, CheckpointError
@@ -172,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(run=cmd_synth)
     _add_train_parser(commands)
     add_project_commands(commands)  # new, info, undo, redo, rename, hide, unhide, delete
+    add_compose_commands(commands)  # generate, continue, pick, swap, prime, upsample, export
     return parser
 
 
@@ -179,7 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (CheckpointError, AudioInputError, ProjectError, ValueError, FileNotFoundError) as exc:
+    except (
+        CheckpointError,
+        AudioInputError,
+        ProjectError,
+        ExportError,
+        ValueError,
+        FileNotFoundError,
+    ) as exc:
         print(f"cocompose {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -12,7 +12,16 @@ from cocompose.service.requests import (
     SamplingParams,
     UpsampleRequest,
 )
-from cocompose.service.worker import ComposeService
+
+
+def __getattr__(name: str):
+    # The worker imports torch (through the engine); loading it only when asked keeps light commands fast.
+    if name == "ComposeService":
+        from cocompose.service.worker import ComposeService
+
+        return ComposeService
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ComposeService",

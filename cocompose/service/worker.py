@@ -102,7 +102,8 @@ class ComposeService:
 
         node_id = node_of(request)
         detail = {"request": type(request).__name__, **_plain(request)}
-        job_id = self.read(lambda p: p.add_job(request.kind, node_id, detail))
+        # A job about a take that is not there is still recorded (then fails with a clear message).
+        job_id = self.read(lambda p: p.add_job(request.kind, node_id if node_id in p.tree else None, detail))
         handle = JobHandle(job_id, request)
         self._handles[job_id] = handle
         self._put(handle, next(self._order))

@@ -183,6 +183,34 @@ class Project(ProjectEdits, ProjectSideTables):
         # The copy holds the same tree, so `self.tree` (and the UI watching it) stays as it is.
         self.path, self._conn, self._history = reopened.path, reopened._conn, reopened._history
 
+    # -- song-wide facts set after creation (engine service; not undo steps: they describe the file) --
+    def set_model(self, model: ModelInfo) -> None:
+        """Record the model the song is composed with (its name, hash, rate and top-level code rate)."""
+        self._write(
+            lambda conn: conn.execute(
+                "UPDATE song SET model_name = ?, model_hash = ?, sample_rate = ?, codes_per_second = ?",
+                (model.name, model.hash, model.sample_rate, model.codes_per_second),
+            )
+        )
+        self.song = self._load_song()
+
+    def set_prime(self, codes: Codes, audio: bytes, audio_name: str = "") -> None:
+        """Prime a song that has no takes yet: the root takes the prime's codes, the audio is kept."""
+        root = self.tree.root
+        if self.tree.children(root.id) or len(root.codes):
+            raise ProjectError("Only a song with no takes yet can be primed; start a new project instead.")
+
+        def change(ed, history) -> None:
+            blob_id = ed.conn.execute(
+                "INSERT INTO blobs (kind, original_name, sha256, data) VALUES ('prime_audio', ?, ?, ?)",
+                (audio_name, hashlib.sha256(audio).hexdigest(), audio),
+            ).lastrowid
+            ed.conn.execute("UPDATE song SET prime_audio_blob = ?", (blob_id,))
+            ed.set_codes(root.id, codes)
+
+        self._edit(change)
+        self.song = self._load_song()
+
     # -- reading ---------------------------------------------------------------------------------------
     def _load_song(self) -> SongInfo:
         row = self._conn.execute(

@@ -1,0 +1,305 @@
+"""`cocompose generate/pick/continue/swap/prime/upsample/export`: co-composing from the command line.
+
+Each command opens the project, loads the model (--model DIR, else the folder the project recorded),
+runs its job through the engine service while printing progress, and closes. Ctrl-C cancels the job
+(what was drawn is kept) and exits 130. Bad input exits 2 with a message that says what to change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import time
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+# The service pulls in torch; it is imported only by the commands that run a model, so that
+# `cocompose new/info/pick` stay instant.
+from cocompose.service.requests import (
+    MAX_SEED,
+    GenerateRequest,
+    RenderRequest,
+    SamplingParams,
+    UpsampleRequest,
+    check_seconds,
+)
+from cocompose.song import Codes, ModelInfo
+from cocompose.store import Project
+
+if TYPE_CHECKING:
+    from cocompose.service import ComposeService
+    from engine.api import ComposeEngine
+
+PRINT_EVERY_S = 0.5
+
+
+def model_reference(folder: Path, top: str) -> str:
+    """What the project records to find its model again: the folder and the top prior's name."""
+    return f"{folder.resolve()}#{top}"
+
+
+def load_engine(args: argparse.Namespace, project: Project) -> ComposeEngine:
+    from engine.api import ComposeEngine
+
+    folder, top = args.model, args.top
+    if folder is None:
+        recorded = project.song.model.name
+        path, _, recorded_top = recorded.partition("#")
+        if not recorded or not Path(path).is_dir():
+            raise ValueError(f"the project names no model folder ({recorded or 'none'}); pass --model DIR")
+        folder, top = path, top or recorded_top or None
+    engine = ComposeEngine.load(folder, top=top)
+    info = project.song.model
+    if info.hash and info.hash != engine.model_hash:
+        print(f"note: this song was made with model {info.hash}; now using {engine.model_hash}")
+    if info.hash != engine.model_hash:
+        name = model_reference(Path(folder), engine.bundle.top_name)
+        project.set_model(ModelInfo(name, engine.model_hash, engine.sample_rate, engine.codes_per_second))
+    return engine
+
+
+@contextmanager
+def session(args: argparse.Namespace):
+    """(project, service) for one command; both are closed however it ends."""
+    from cocompose.service import ComposeService
+
+    with Project.open(args.project) as project:
+        service = ComposeService(project, load_engine(args, project))
+        try:
+            yield project, service
+        finally:
+            service.close()
+
+
+def run_job(service: ComposeService, request, what: str):
+    """Submit, print progress (at most every PRINT_EVERY_S), return the result; Ctrl-C cancels."""
+    handle = service.submit(request)
+    printed = 0.0
+    try:
+        while not handle.done():
+            try:
+                event = service.events.get(timeout=0.2)
+            except Exception:  # queue.Empty: nothing new yet
+                continue
+            if event.job_id != handle.id or time.monotonic() - printed < PRINT_EVERY_S:
+                continue
+            printed = time.monotonic()
+            eta = f", about {event.eta_s:.0f} s left" if event.eta_s is not None else ""
+            note = f" ({event.message})" if event.message and event.message != "sampling" else ""
+            print(f"{what}: {event.fraction:4.0%}{eta}{note}", flush=True)
+    except KeyboardInterrupt:
+        handle.cancel()
+        try:
+            handle.wait(60)
+        finally:
+            raise KeyboardInterrupt from None
+    result = handle.wait()
+    print(f"{what}: done", flush=True)
+    return result
+
+
+def sampling_params(args: argparse.Namespace) -> SamplingParams:
+    return SamplingParams(args.temperature, args.top_k, args.top_p)
+
+
+def _seed(args: argparse.Namespace) -> int:
+    if args.seed is None:
+        args.seed = secrets.randbelow(2**31)
+        print(f"seed {args.seed} (pass --seed {args.seed} to sample the same branches again)")
+    return args.seed
+
+
+def _generate(args, project, service, parent: int) -> tuple[int, ...]:
+    request = GenerateRequest.branches(parent, args.branches, args.seconds, _seed(args),
+                                       sampling=sampling_params(args))  # fmt: skip
+    ids = run_job(service, request, f"sampling {args.branches} x {args.seconds:g} s")
+    for node_id in ids:
+        node = project.tree.node(node_id)
+        print(f"take {node_id}: seed {node.sampling.seed}, {len(node.codes)} codes")
+    return ids
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    with session(args) as (project, service):
+        _generate(args, project, service, project.tree.current_id if args.parent is None else args.parent)
+    return 0
+
+
+def cmd_continue(args: argparse.Namespace) -> int:
+    with session(args) as (project, service):
+        ids = _generate(args, project, service, project.tree.current_id)
+        if len(ids) == 1:  # one branch: the song simply grows
+            service.read(lambda p: p.pick(ids[0]))
+            print(f"picked {ids[0]}: the song is now {' > '.join(map(str, project.tree.current_path))}")
+    return 0
+
+
+def cmd_pick(args: argparse.Namespace) -> int:
+    with Project.open(args.project) as project:
+        project.pick(args.node)
+        print(f"picked {args.node}: the song is now {' > '.join(map(str, project.tree.current_path))}")
+    return 0
+
+
+def cmd_swap(args: argparse.Namespace) -> int:
+    with session(args) as (project, service):
+        old = project.tree.conditioning_at(args.node) if args.node in project.tree else None
+        if old is None:
+            raise ValueError(f"take {args.node} is not in this song")
+        new = replace(old, artist=args.artist, genre=args.genre or old.genre)
+        if args.lyrics is not None:
+            new = replace(new, lyrics=args.lyrics)
+        from engine.api import LabelSpec
+
+        service.engine.check_names(LabelSpec(new.artist, new.genre, new.lyrics))
+        service.read(lambda p: p.set_conditioning(args.node, new))
+        print(f"from take {args.node} on: {new.artist}, {new.genre}")
+    return 0
+
+
+def cmd_prime(args: argparse.Namespace) -> int:
+    import soundfile as sf
+
+    path = Path(args.audio)
+    try:
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (OSError, RuntimeError) as exc:
+        raise ValueError(f"cannot read {path} as audio ({exc})") from None
+    if args.seconds is not None:
+        check_seconds(args.seconds)
+    with session(args) as (_, service):
+        codes = service.engine.encode_prime(audio, rate, max_seconds=args.seconds)
+        service.read(lambda p: p.set_prime(Codes.of(codes), path.read_bytes(), path.name))
+        seconds = len(codes) / service.engine.codes_per_second
+        print(f"primed with {path.name}: {len(codes)} codes, {seconds:.2f} s")
+    return 0
+
+
+def parse_range(text: str | None) -> tuple[float | None, float | None]:
+    if text is None:
+        return None, None
+    start, sep, end = text.partition(":")
+    try:
+        values = (float(start) if start else None, float(end) if end else None)
+    except ValueError:
+        values = None
+    if not sep or values is None:
+        raise ValueError(f"a range is START:END in seconds (e.g. 10:25 or 30:), not {text!r}")
+    return values
+
+
+def cmd_upsample(args: argparse.Namespace) -> int:
+    start, end = parse_range(args.range)
+    with session(args) as (_, service):
+        levels = run_job(service, UpsampleRequest(None, start, end, args.seed or 0), "upsampling")
+        engine = service.engine
+        seconds = len(levels[0]) * engine.bundle.vqvae.hop_lengths[0] / engine.sample_rate
+        print(f"upsampled: {len(levels[0])} bottom-level codes ({seconds:.2f} s)")
+    return 0
+
+
+def _lufs(text: str) -> float | None:
+    return None if text.lower() == "none" else float(text)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from cocompose.export import ExportSettings, TrackTags, export_track
+
+    start, end = parse_range(args.range)
+    settings = ExportSettings(format=args.format, sample_rate=args.rate, loudness_lufs=args.lufs)
+    with session(args) as (project, service):
+        request = RenderRequest(None, start, end, args.quality, args.seed or 0)
+        audio, rate = run_job(service, request, f"rendering ({args.quality})")
+        tree = project.tree
+        path = tree.current_path
+        conditioning = tree.conditioning_at(path[-1])
+        sidecar = {
+            "title": project.song.title,
+            "model": project.song.model.name,
+            "quality": args.quality,
+            "range_s": [start, end],
+            "lineage": list(path),
+            "seeds": [tree.node(i).sampling.seed for i in path if tree.node(i).sampling],
+        }
+        tags = TrackTags(title=project.song.title, artist=conditioning.artist, genre=conditioning.genre)
+        result = export_track(audio, rate, args.out, settings, tags=tags, sidecar_data=sidecar,
+                              progress=lambda fraction, stage: None)  # fmt: skip
+        loudness = "n/a" if result.integrated_lufs is None else f"{result.integrated_lufs:.1f} LUFS"
+        print(f"wrote {result.path}: {result.format}, {result.sample_rate} Hz, ", end="")
+        print(f"{result.duration_s:.2f} s, {loudness}")
+        for note in result.notes:
+            print(f"note: {note}")
+    return 0
+
+
+def _seed_arg(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed must be from 0 to 2**63 - 1, not {text}")
+    return value
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("project", help="the project file")
+    parser.add_argument("--model", metavar="DIR", help="model folder (default: the one the project recorded)")
+    parser.add_argument("--top", metavar="NAME", help="top prior to use when the folder has several")
+
+
+def _sampling_options(parser: argparse.ArgumentParser, branches: int) -> None:
+    parser.add_argument("--branches", type=int, default=branches, help=f"how many takes (default {branches})")
+    parser.add_argument("--seconds", type=float, required=True, help="length of each new take")
+    parser.add_argument("--seed", type=_seed_arg, help="seed of the first take; take i gets seed + i")
+    parser.add_argument("--temperature", type=float, default=0.98, help="default 0.98")
+    parser.add_argument("--top-k", type=int, default=0, help="keep the k likeliest codes (0: all)")
+    parser.add_argument("--top-p", type=float, default=0.0, help="nucleus sampling mass (0: off)")
+
+
+def add_compose_commands(commands) -> None:
+    generate = commands.add_parser("generate", help="sample new takes after a take (branches)")
+    _model_options(generate)
+    generate.add_argument("--from", dest="parent", type=int, help="take to continue (default: current)")
+    _sampling_options(generate, branches=3)
+    generate.set_defaults(run=cmd_generate)
+
+    cont = commands.add_parser("continue", help="sample after the end of the current song")
+    _model_options(cont)
+    _sampling_options(cont, branches=1)
+    cont.set_defaults(run=cmd_continue)
+
+    pick = commands.add_parser("pick", help="make root..NODE the current song")
+    pick.add_argument("project")
+    pick.add_argument("node", type=int)
+    pick.set_defaults(run=cmd_pick)
+
+    swap = commands.add_parser("swap", help="change the artist (and genre, lyrics) from a take on")
+    _model_options(swap)
+    swap.add_argument("node", type=int)
+    swap.add_argument("--artist", required=True)
+    swap.add_argument("--genre", help="default: keep the genre")
+    swap.add_argument("--lyrics", help="default: keep the lyrics")
+    swap.set_defaults(run=cmd_swap)
+
+    prime = commands.add_parser("prime", help="start a new song from an audio file")
+    _model_options(prime)
+    prime.add_argument("audio", help="audio file (WAV, FLAC, OGG, MP3...)")
+    prime.add_argument("--seconds", type=float, help="use only the first SECONDS of it")
+    prime.set_defaults(run=cmd_prime)
+
+    upsample = commands.add_parser("upsample", help="render the current song through the upsamplers")
+    _model_options(upsample)
+    upsample.add_argument("--range", metavar="START:END", help="only these seconds (e.g. 10:25)")
+    upsample.add_argument("--seed", type=_seed_arg, help="upsampling seed (default 0)")
+    upsample.set_defaults(run=cmd_upsample)
+
+    export = commands.add_parser("export", help="write the current song to an audio file")
+    _model_options(export)
+    export.add_argument("out", help="output file; the extension picks the format")
+    export.add_argument("--format", choices=("wav", "flac", "ogg", "opus", "mp3"))
+    export.add_argument("--rate", type=int, help="sample rate (default: the model's, if the format takes it)")
+    export.add_argument("--lufs", type=_lufs, default=-14.0, help="loudness target, or 'none' (default -14)")
+    export.add_argument("--quality", choices=("preview", "upsampled"), default="preview")
+    export.add_argument("--range", metavar="START:END", help="only these seconds")
+    export.add_argument("--seed", type=_seed_arg, help="upsampling seed (default 0)")
+    export.set_defaults(run=cmd_export)
