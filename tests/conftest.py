@@ -101,3 +101,15 @@ def jack_server() -> Iterator[JackServer]:
                 jackd.wait()
             # Bring PortAudio back (now without JACK) for anything that still uses it in this session.
             sd._initialize()
+
+
+@pytest.fixture
+def one_thread():
+    """Run torch on one thread: small models are no faster on two (per-op overhead dominates), and two
+    threads fight whatever else shares the machine's two cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -8,7 +8,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from engine.api import ComposeEngine, LabelSpec, window_schedule
 from engine.bundle import ModelBundle
@@ -19,12 +18,7 @@ from tests.compose_model import write_tiny_bundle
 SPEC = LabelSpec("Ada Tone", "rock", "la la la", total_seconds=30)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

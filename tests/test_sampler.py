@@ -24,14 +24,8 @@ from tests.reference import DOCUMENTED_SAMPLING_BASE, arrays, checkpoint_path, r
 FIXTURE_SEEDS = DOCUMENTED_SAMPLING_BASE  # only the prior names; the seeds come from sampling_seed()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models on shared cores: one thread is far faster than two fighting over them, and the
-    # fixture is bit-exact single-threaded.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models on shared cores; the reference fixture is also bit-exact single-threaded.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @cache

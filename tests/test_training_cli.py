@@ -10,13 +10,7 @@ from engine import checkpoint
 from engine.vqvae import TINY, VQVAE
 from tests.training_corpus import write_corpus
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

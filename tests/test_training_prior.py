@@ -16,13 +16,7 @@ from engine.prior.labels import load_artist_genre_ids
 from tests.reference import FIXTURE_DIR, IDS_DIR, require_fixture
 from tests.training_corpus import write_corpus
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -26,15 +26,6 @@ def _synthetic_melody(seconds: float, sample_rate: int) -> torch.Tensor:
     return audio + 0.01 * torch.randn(audio.shape, generator=generator)
 
 
-@pytest.fixture
-def one_thread():
-    """Small convolutions run no faster on two threads, and one leaves a core for the rest of the suite."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.slow
 def test_overfitting_halves_the_multispectral_loss_and_keeps_codes_in_use(one_thread):
     torch.manual_seed(0)
