@@ -9,7 +9,9 @@ import torch
 from engine.sampling.alignment import get_alignment
 from tests.reference import arrays
 from tests.test_drivers import run_labels, run_meta
-from tests.test_sampler import one_thread, prior  # noqa: F401  (module fixture: one torch thread)
+from tests.test_sampler import prior
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models on shared cores
 
 # Run B's metadata records no hop fractions; its `hps` kept the reference default (top level 0.125).
 REFERENCE_DEFAULT_TOP_HOP = 0.125

@@ -18,7 +18,9 @@ from engine.prior.windows import partial_window
 from engine.sampling.drivers import ancestral, continue_codes, plan_level, window_job, windowed
 from engine.sampling.upsample import level_lengths, upsample
 from tests.reference import arrays, hparams, require_fixture, resolved_hps
-from tests.test_sampler import one_thread, prior  # noqa: F401  (module fixture: one torch thread)
+from tests.test_sampler import prior
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models on shared cores
 
 
 @cache
