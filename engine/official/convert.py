@@ -11,7 +11,6 @@ import torch
 
 from engine import checkpoint
 from engine.errors import CheckpointError
-from engine.official.safe_load import read_state_dict
 from engine.official.vqvae_loader import load_vqvae
 
 # Where each official file sits under the download folder (the layout of the official URLs), and the
@@ -47,14 +46,13 @@ def find_official_files(src_dir: Path) -> dict[str, Path]:
     return found
 
 
-def _stored_fp16_keys(path: Path) -> dict[str, torch.dtype]:
-    return {k: torch.float16 for k, v in read_state_dict(path).items() if v.dtype == torch.float16}
-
-
 def convert_file(
     name: str, source: Path, out_dir: Path, hps: dict | None = None, vqvae_hps: dict | None = None
 ):
     """Convert one official file; returns the written (weights, settings) paths."""
+    # The official VQ-VAE is all float32; a prior keeps its fp16 Conv1D weights in fp16, as in the file.
+    # (Derived from the config rather than by reading a multi-gigabyte file a second time.)
+    fp16: set[str] = set()
     if name == "vqvae":
         model = load_vqvae(source, hps)
         kind = "vqvae"
@@ -62,9 +60,11 @@ def convert_file(
         from engine.official import prior_loader
 
         model = prior_loader.load_prior(source, name, hps=hps, vqvae_hps=vqvae_hps)
+        fp16 = prior_loader.fp16_weight_names(model)
         kind = "prior"
     extra = {"name": name, "converted_from": source.name}
-    return checkpoint.save_model(out_dir / name, model, kind, extra=extra, dtypes=_stored_fp16_keys(source))
+    dtypes = dict.fromkeys(fp16, torch.float16)
+    return checkpoint.save_model(out_dir / name, model, kind, extra=extra, dtypes=dtypes)
 
 
 def convert_jukebox(

@@ -98,6 +98,11 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], object]:
     return state, checkpoint.get("hps")
 
 
+def fp16_weight_names(model: JukeboxPrior) -> set[str]:
+    """The weights an official file stores in float16: every Conv1D `w` when the prior has fp16_params."""
+    return _conv1d_weight_names(model) if model.config.fp16_params else set()
+
+
 def _conv1d_weight_names(model: JukeboxPrior) -> set[str]:
     from engine.prior.conv1d import Conv1D
 
@@ -141,7 +146,7 @@ def load_prior(
     model = skeleton.to_empty(device=device or "cpu")
     if cfg.tied_x_out:
         model.prior.x_out.weight = model.prior.x_emb.weight  # to_empty made two tensors of the tie
-    fp16_weights = _conv1d_weight_names(model) if cfg.fp16_params else set()
+    fp16_weights = fp16_weight_names(model)
     targets = dict(model.state_dict(keep_vars=True))
     with torch.no_grad():
         for key in list(state):
