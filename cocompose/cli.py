@@ -14,6 +14,7 @@ from cocompose.export import ExportError
 from cocompose.project_cli import add_project_commands
 from cocompose.store import ProjectError
 from engine.errors import AudioInputError, CheckpointError
+from engine.training.config import PRESET_NAMES
 
 
 def _load_hparams_file(path: Path) -> dict[str, dict]:
@@ -108,7 +109,7 @@ def _add_train_parser(commands) -> None:
         # torchrun's own parser rejects "--run" as ambiguous (it has --run-path), so it needs --run-dir.
         help="folder for checkpoints and logs (spell it --run-dir under torchrun)",
     )
-    train.add_argument("--preset", choices=("tiny", "small", "official"), help="model and optimiser preset "
+    train.add_argument("--preset", choices=PRESET_NAMES, help="model and optimiser preset "
                        "(default small)")  # fmt: skip
     train.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one preset setting "
                        "(repeatable), e.g. --set lr=1e-4 --set n_ctx=2048")  # fmt: skip

@@ -120,7 +120,8 @@ class PriorTask:
         audio, crops = self.dataset.batch(
             step, self.train.batch_size, self.train.seed, self.context.rank, self.context.world_size
         )
-        codes = self.vqvae.encode(audio.to(self.context.device))
+        needed = [cfg.level] if cfg.conditioner is None else [cfg.level, cfg.level + 1]
+        codes = self.vqvae.encode_levels(audio.to(self.context.device), needed)
         tokens = codes[cfg.level][:, : cfg.n_ctx]
         upper = None
         if cfg.conditioner is not None:

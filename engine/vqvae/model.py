@@ -92,16 +92,27 @@ class VQVAE(nn.Module):
 
         Audio whose length is not a multiple of the top hop is padded with silence at the end.
         """
+        codes = self.encode_levels(x, range(self.config.levels), chunk_samples)
+        return [codes[level] for level in range(self.config.levels)]
+
+    @torch.no_grad()
+    def encode_levels(
+        self, x: torch.Tensor, levels, chunk_samples: int = DEFAULT_CHUNK_SAMPLES
+    ) -> dict[int, torch.Tensor]:
+        """Like `encode`, for the given levels only: each level has its own encoder from the audio, so a
+        prior that needs one or two levels skips the cost of the others."""
         audio = self._as_batch(x)
         top_hop = self.hop_lengths[-1]
         length = audio.shape[-1]
         padded = -(-length // top_hop) * top_hop
         audio = nn.functional.pad(audio, (0, padded - length))
-        codes = []
-        for level, encoder in enumerate(self.encoders):
-            z_e = self._encode_chunked(encoder, audio, chunk_samples)
+        codes = {}
+        for level in levels:
+            if not 0 <= level < self.config.levels:
+                raise ValueError(f"level must be in 0..{self.config.levels - 1}, got {level}")
+            z_e = self._encode_chunked(self.encoders[level], audio, chunk_samples)
             level_codes = self.bottleneck.level_blocks[level].encode(z_e)
-            codes.append(level_codes[:, : -(-length // self.hop_lengths[level])])
+            codes[level] = level_codes[:, : -(-length // self.hop_lengths[level])]
         return codes
 
     def _encode_chunked(self, encoder: LevelEncoder, audio: torch.Tensor, chunk_samples: int) -> torch.Tensor:
