@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from engine import checkpoint
+from engine.data.code_cache import CodeCache
 from engine.data.crop_labels import CropLabeller
 from engine.data.dataset import CropDataset
 from engine.data.metadata import read_metadata
@@ -165,7 +166,11 @@ def _prior_task(request, context, say, prior, vqvae, vocabulary, train):
     labeller = CropLabeller(label_config(cfg, vocabulary), vocabulary, dataset, timing_range(cfg))
     if context.is_main:
         vocabulary.write(request.run_dir)
-    task = PriorTask(prior, vqvae, dataset, labeller, vocabulary, train, context)
+    cache = None
+    if train.cache_codes:
+        levels = [cfg.level] if cfg.conditioner is None else [cfg.level, cfg.level + 1]
+        cache = CodeCache.build(dataset, vqvae, levels, context.device, say)
+    task = PriorTask(prior, vqvae, dataset, labeller, vocabulary, train, context, code_cache=cache)
     description = {
         "model": config_to_dict(cfg),
         "vqvae": str(Path(request.vqvae).resolve()),

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 from torch import nn
 
+from engine.data.code_cache import CodeCache, aligned
 from engine.data.crop_labels import CropLabeller, TimingRange
 from engine.data.dataset import CropDataset
 from engine.data.vocabulary import Vocabulary
@@ -107,6 +109,8 @@ class PriorTask:
     context: Context
     kind: str = "prior"
 
+    code_cache: CodeCache | None = None
+
     def __post_init__(self) -> None:
         self.vqvae.eval().requires_grad_(False)
         self.loss_module = PriorLoss(self.model)
@@ -116,6 +120,8 @@ class PriorTask:
         return self.loss_module
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        if self.code_cache is not None:
+            return self._cached_batch(step)
         cfg = self.model.config
         audio, crops = self.dataset.batch(
             step, self.train.batch_size, self.train.seed, self.context.rank, self.context.world_size
@@ -127,6 +133,22 @@ class PriorTask:
         if cfg.conditioner is not None:
             upper = codes[cfg.level + 1][:, : cfg.conditioner.n_in]
         labels = self.labeller.labels(crops).to(self.context.device)
+        return tokens, labels, upper
+
+    def _cached_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The same crops as `batch`, moved onto the top hop, sliced from the whole-song codes."""
+        cfg, cache, ctx = self.model.config, self.code_cache, self.context
+        per_rank = self.train.batch_size // ctx.world_size
+        planned = self.dataset.plan(step, self.train.batch_size, self.train.seed)
+        crops = [aligned(crop, self.vqvae.hop_lengths[-1]) for crop in planned]
+        crops = crops[ctx.rank * per_rank : (ctx.rank + 1) * per_rank]
+
+        def stack(level: int, n: int) -> torch.Tensor:
+            return torch.from_numpy(np.stack([cache.crop(level, crop, n) for crop in crops])).to(ctx.device)
+
+        tokens = stack(cfg.level, cfg.n_ctx)
+        upper = stack(cfg.level + 1, cfg.conditioner.n_in) if cfg.conditioner is not None else None
+        labels = self.labeller.labels(crops).to(ctx.device)
         return tokens, labels, upper
 
     def forward(self, module, batch) -> tuple[torch.Tensor, dict]:
