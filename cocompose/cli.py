@@ -13,6 +13,7 @@ from cocompose.evaluate_cli import add_evaluate_command
 from cocompose.export import ExportError
 from cocompose.project_cli import add_project_commands
 from cocompose.store import ProjectError
+from cocompose.train_default_cli import add_train_default_command
 from engine.errors import AudioInputError, CheckpointError
 from engine.training.config import PRESET_NAMES
 
@@ -175,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--overwrite", action="store_true", help="replace a corpus already in OUT_DIR")
     synth.set_defaults(run=cmd_synth)
     _add_train_parser(commands)
+    add_train_default_command(commands)  # train-default
     add_project_commands(commands)  # new, info, undo, redo, rename, hide, unhide, delete
     add_compose_commands(commands)  # generate, continue, pick, swap, prime, upsample, export
     add_evaluate_command(commands)  # evaluate

@@ -1,0 +1,171 @@
+"""`cocompose train-default`: the embedded default model, end to end, from nothing.
+
+The recipe is the whole story of the shipped model: synthesize the corpus, train the VQ-VAE, then the top
+prior and both upsamplers on its codes, and put the four into one model folder with a bundle.json. Each
+stage is an ordinary `cocompose train` run in WORK/runs/, so a stopped pipeline picks up where it was
+(a finished stage is skipped, an unfinished one resumes exactly), and an ML engineer can rerun or tune any
+stage by hand with the same command the pipeline prints.
+
+The three prior stages depend only on the VQ-VAE, so on a machine with spare cores they can run at the
+same time (`--only prior`, `--only upsampler1`, `--only upsampler0` in three processes).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from engine import checkpoint
+from engine.bundle import BundleManifest
+from engine.training.entry import TrainRequest, train
+
+STAGES = ("corpus", "vqvae", "prior", "upsampler1", "upsampler0", "bundle")
+MODEL_NAME = "cocompose-default"
+TOP_NAME = "default"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every number that decides the default model. Steps are what the shipped model was trained for."""
+
+    preset: str = "default"
+    songs: int = 180
+    seconds: float = 30.0
+    corpus_seed: int = 0
+    sample_rate: int = 16000
+    vqvae_steps: int = 1000
+    prior_steps: int = 6000
+    upsampler_steps: int = 3000
+    batch_size: int | None = None  # None: the preset's
+
+
+RECIPES = {
+    "default": Recipe(),
+    # The same pipeline in seconds, for the test suite: tiny models, a handful of short songs.
+    "tiny": Recipe("tiny", 4, 12.0, 0, 22050, vqvae_steps=2, prior_steps=2, upsampler_steps=2, batch_size=2),
+}
+
+
+def _trained_step(run_dir: Path) -> int:
+    pointer = run_dir / "latest.json"
+    return json.loads(pointer.read_text())["step"] if pointer.is_file() else 0
+
+
+class DefaultModelPipeline:
+    def __init__(
+        self, work: Path, recipe: Recipe, device: str | None = None, say: Callable[[str], None] = print
+    ):
+        self.work, self.recipe, self.device, self.say = Path(work), recipe, device, say
+        self.corpus = self.work / "corpus"
+        self.runs = self.work / "runs"
+        self.model_dir = self.work / "model"
+
+    def run(self, only: str | None = None) -> int:
+        """Run every stage (or one); returns 0, or the exit code of an interrupted training stage."""
+        if only is not None and only not in STAGES:
+            raise ValueError(f"unknown stage {only!r}; choose one of {', '.join(STAGES)}")
+        for stage in STAGES:
+            if only is not None and stage != only:
+                continue
+            code = getattr(self, f"_stage_{stage}")()
+            if code:
+                return code
+        return 0
+
+    # -- stages -----------------------------------------------------------------------------------
+    def _stage_corpus(self) -> int:
+        from engine.data.synth import write_corpus
+
+        r = self.recipe
+        if (self.corpus / "metadata.jsonl").is_file() and self._corpus_matches():
+            self.say(f"corpus: {self.corpus} is already there")
+            return 0
+        self.say(f"corpus: {r.songs} songs x {r.seconds:g} s at {r.sample_rate} Hz (seed {r.corpus_seed})")
+        write_corpus(
+            self.corpus, r.songs, r.seconds, r.corpus_seed, r.sample_rate, overwrite=True, progress=self.say
+        )
+        (self.corpus / "recipe.json").write_text(json.dumps(self._corpus_key(), sort_keys=True))
+        return 0
+
+    def _stage_vqvae(self) -> int:
+        return self._train("vqvae", "vqvae", self.recipe.vqvae_steps)
+
+    def _stage_prior(self) -> int:
+        return self._train("prior", "prior", self.recipe.prior_steps)
+
+    def _stage_upsampler1(self) -> int:
+        return self._train("upsampler1", "upsampler", self.recipe.upsampler_steps, level=1)
+
+    def _stage_upsampler0(self) -> int:
+        return self._train("upsampler0", "upsampler", self.recipe.upsampler_steps, level=0)
+
+    def _stage_bundle(self) -> int:
+        """Copy the four trained models into WORK/model with a bundle.json naming their roles."""
+        staging = self.model_dir.with_name(f".{self.model_dir.name}.partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        parts = {"vqvae": "vqvae", f"prior_{TOP_NAME}": "prior", "upsampler_level_1": "upsampler1",
+                 "upsampler_level_0": "upsampler0"}  # fmt: skip
+        for stem, run in parts.items():
+            source = self.runs / run / "model"
+            checkpoint.load_model(source)  # refuse to bundle anything that does not load
+            for suffix in (".safetensors", ".json"):
+                shutil.copyfile(source.with_suffix(suffix), staging / f"{stem}{suffix}")
+        BundleManifest(
+            name=MODEL_NAME,
+            top_priors={TOP_NAME: f"prior_{TOP_NAME}"},
+            default_top=TOP_NAME,
+            upsamplers={1: "upsampler_level_1", 0: "upsampler_level_0"},
+            vocabulary="model",
+            sample_rate=self.recipe.sample_rate,
+        ).write(staging)
+        (staging / "recipe.json").write_text(json.dumps(asdict(self.recipe), indent=2, sort_keys=True))
+        shutil.rmtree(self.model_dir, ignore_errors=True)
+        staging.rename(self.model_dir)
+        self.say(f"bundle: the default model is in {self.model_dir}")
+        return 0
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _corpus_key(self) -> dict:
+        r = self.recipe
+        return {"songs": r.songs, "seconds": r.seconds, "seed": r.corpus_seed, "sample_rate": r.sample_rate}
+
+    def _corpus_matches(self) -> bool:
+        try:
+            return json.loads((self.corpus / "recipe.json").read_text()) == self._corpus_key()
+        except (OSError, json.JSONDecodeError):
+            return False
+
+    def _train(self, stage: str, kind: str, steps: int, level: int | None = None) -> int:
+        run_dir = self.runs / stage
+        done = _trained_step(run_dir)
+        if done >= steps:
+            self.say(f"{stage}: trained for {done} steps already")
+            return 0
+        vqvae = None if kind == "vqvae" else self.runs / "vqvae" / "model"
+        if vqvae is not None and _trained_step(self.runs / "vqvae") < self.recipe.vqvae_steps:
+            raise ValueError(f"{stage} needs the trained VQ-VAE first (stage vqvae)")
+        request = TrainRequest(
+            kind=kind,
+            data_dir=self.corpus,
+            run_dir=run_dir,
+            preset=self.recipe.preset,
+            steps=steps,
+            batch_size=None if done else self.recipe.batch_size,
+            resume=done > 0,
+            vqvae=vqvae,
+            level=level,
+            device=self.device,
+        )
+        command = f"cocompose train {kind} --data {self.corpus} --run {run_dir} --preset {self.recipe.preset}"
+        if vqvae is not None:
+            command += f" --vqvae {vqvae}"
+        if level is not None:
+            command += f" --level {level}"
+        self.say(
+            f"{stage}: {'resuming at step ' + str(done) if done else 'training'} to step {steps}: {command}"
+        )
+        return train(request, say=self.say)
