@@ -160,18 +160,18 @@ def cmd_swap(args: argparse.Namespace) -> int:
 
 
 def cmd_prime(args: argparse.Namespace) -> int:
-    import soundfile as sf
+    from cocompose.audio_import import import_audio
 
     path = Path(args.audio)
-    try:
-        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (OSError, RuntimeError) as exc:
-        raise ValueError(f"cannot read {path} as audio ({exc})") from None
     if args.seconds is not None:
         check_seconds(args.seconds)
     with session(args) as (_, service):
-        codes = service.engine.encode_prime(audio, rate, max_seconds=args.seconds)
-        service.read(lambda p: p.set_prime(Codes.of(codes), path.read_bytes(), path.name))
+        # Checked, downmixed and resampled in blocks; only the span used is read (see audio_import).
+        prime = import_audio(path, service.engine.sample_rate, max_seconds=args.seconds)
+        for note in prime.notes:
+            print(f"note: {note}")
+        codes = service.engine.encode_prime(prime.samples, prime.sample_rate)
+        service.read(lambda p: p.set_prime(Codes.of(codes), prime.kept_audio, prime.kept_name))
         seconds = len(codes) / service.engine.codes_per_second
         print(f"primed with {path.name}: {len(codes)} codes, {seconds:.2f} s")
     return 0
