@@ -41,10 +41,13 @@ def model_reference(folder: Path, top: str) -> str:
 
 
 def load_engine(args: argparse.Namespace, project: Project) -> ComposeEngine:
+    from cocompose.models import resolve_model
     from engine.api import ComposeEngine
 
     folder, top = args.model, args.top
-    if folder is None:
+    if folder is not None:
+        folder = resolve_model(folder)
+    else:
         recorded = project.song.model.name
         path, _, recorded_top = recorded.partition("#")
         if not recorded or not Path(path).is_dir():
@@ -121,9 +124,81 @@ def _generate(args, project, service, parent: int) -> tuple[int, ...]:
     return ids
 
 
+# Options of one mode of `generate`, named as the user typed them, for a clear error in the other mode.
+ONESHOT_ONLY = {
+    "out": "--out",
+    "artist": "--artist",
+    "genre": "--genre",
+    "lyrics": "--lyrics",
+    "prime": "--prime",
+    "prime_seconds": "--prime-seconds",
+    "change": "--change",
+    "upsample": "--upsample",
+    "upsample_seed": "--upsample-seed",
+    "overwrite": "--overwrite",
+}
+PROJECT_ONLY = {"parent": "--from"}
+
+
+def _given(args: argparse.Namespace, options: dict[str, str]) -> list[str]:
+    return [flag for name, flag in options.items() if getattr(args, name) not in (None, False, [])]
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
+    """Branches in a project (PROJECT), or one-shot songs written to a folder (--out DIR)."""
+    if args.project is not None and args.out is not None:
+        raise ValueError("give either a project file (new takes in it) or --out DIR (one-shot songs), "
+                         "not both")  # fmt: skip
+    if args.project is None and args.out is None:
+        raise ValueError("give a project file to add takes to, or --out DIR to write one-shot songs")
+    if args.out is not None:
+        return cmd_generate_oneshot(args)
+    wrong = _given(args, ONESHOT_ONLY)
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)} only apply with --out DIR (one-shot songs); in a project, "
+                         "use `cocompose new`, `prime` and `swap` for names, primes and changes")  # fmt: skip
     with session(args) as (project, service):
         _generate(args, project, service, project.tree.current_id if args.parent is None else args.parent)
+    return 0
+
+
+def cmd_generate_oneshot(args: argparse.Namespace) -> int:
+    from cocompose.models import DEFAULT_MODEL, resolve_model
+    from cocompose.oneshot import OneShotRequest, generate_oneshot
+    from cocompose.song import Conditioning
+
+    wrong = _given(args, PROJECT_ONLY)
+    if wrong:
+        raise ValueError(f"{', '.join(wrong)} only applies to a project; a one-shot song starts from scratch "
+                         "or from --prime FILE")  # fmt: skip
+    missing = [flag for name, flag in (("artist", "--artist"), ("genre", "--genre"))
+               if not getattr(args, name)]  # fmt: skip
+    if missing:
+        raise ValueError(f"one-shot songs need {' and '.join(missing)} (the names the model is told)")
+    model = args.model or DEFAULT_MODEL
+    folder = resolve_model(model)  # before loading anything: a bad name fails at once
+    request = OneShotRequest(
+        out=Path(args.out),
+        conditioning=Conditioning(args.artist, args.genre, args.lyrics or ""),
+        seconds=args.seconds,
+        branches=args.branches,
+        seed=_seed(args),
+        sampling=sampling_params(args),
+        changes=tuple(args.change or ()),
+        prime=Path(args.prime) if args.prime else None,
+        prime_seconds=args.prime_seconds,
+        upsample=bool(args.upsample),
+        upsample_seed=args.upsample_seed or 0,
+        overwrite=bool(args.overwrite),
+        model_label=str(model),
+    )
+    from cocompose.oneshot import check_out_folder
+    from engine.api import ComposeEngine
+
+    check_out_folder(request.out, request.overwrite)  # before the model loads
+    engine = ComposeEngine.load(folder, top=args.top)
+    result = generate_oneshot(request, engine, runner=run_job, say=lambda m: print(m, flush=True))
+    print(f"{len(result.branches)} song(s) and {result.manifest.name} in {request.out}")
     return 0
 
 
@@ -241,9 +316,22 @@ def _seed_arg(text: str) -> int:
     return value
 
 
-def _model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("project", help="the project file")
-    parser.add_argument("--model", metavar="DIR", help="model folder (default: the one the project recorded)")
+def _change_arg(text: str):
+    from cocompose.oneshot import parse_change
+
+    try:
+        return parse_change(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _model_options(parser: argparse.ArgumentParser, project_help: str | None = None) -> None:
+    if project_help is None:
+        parser.add_argument("project", help="the project file")
+    else:
+        parser.add_argument("project", nargs="?", help=project_help)
+    parser.add_argument("--model", metavar="NAME|DIR", help="'default', a model folder, or an installed "
+                        "model's name (default: the model the project recorded)")  # fmt: skip
     parser.add_argument("--top", metavar="NAME", help="top prior to use when the folder has several")
 
 
@@ -257,10 +345,31 @@ def _sampling_options(parser: argparse.ArgumentParser, branches: int) -> None:
 
 
 def add_compose_commands(commands) -> None:
-    generate = commands.add_parser("generate", help="sample new takes after a take (branches)")
-    _model_options(generate)
+    generate = commands.add_parser(
+        "generate",
+        help="sample new takes after a take (branches), or one-shot songs into a folder (--out)",
+        description="Two modes. With PROJECT: sample new takes in it (--from NODE, default the current "
+        "take). With --out DIR: one-shot songs from names, no project: one WAV per branch (mono 32-bit "
+        "float at the model's rate) and manifest.json; --model defaults to 'default'.",
+    )
+    _model_options(generate, project_help="the project file (leave out with --out)")
     generate.add_argument("--from", dest="parent", type=int, help="take to continue (default: current)")
     _sampling_options(generate, branches=3)
+    oneshot = generate.add_argument_group("one-shot songs (--out DIR)")
+    oneshot.add_argument("--out", metavar="DIR", help="folder to write the songs and manifest.json to")
+    oneshot.add_argument("--artist", help="artist the songs start with")
+    oneshot.add_argument("--genre", help="genre the songs start with")
+    oneshot.add_argument("--lyrics", help="lyrics (for models with a lyrics encoder)")
+    oneshot.add_argument("--prime", metavar="AUDIO_FILE", help="continue after this audio (WAV, FLAC, ...)")
+    oneshot.add_argument("--prime-seconds", type=float, help="use only the first SECONDS of the prime")
+    oneshot.add_argument("--change", action="append", type=_change_arg,
+                         metavar="SECONDS:artist=NAME[,genre=NAME]",
+                         help="from SECONDS into the new music on, these names (repeatable)")  # fmt: skip
+    oneshot.add_argument("--upsample", action="store_true", default=None,
+                         help="render all three levels (slow), not the fast top-level decode")  # fmt: skip
+    oneshot.add_argument("--upsample-seed", type=_seed_arg, help="upsampling seed (default 0)")
+    oneshot.add_argument("--overwrite", action="store_true", default=None,
+                         help="write into a folder that has files, replacing same-named ones")  # fmt: skip
     generate.set_defaults(run=cmd_generate)
 
     cont = commands.add_parser("continue", help="sample after the end of the current song")
