@@ -1,0 +1,506 @@
+"""What the desktop app holds open: a project, a lazily loaded engine, and the engine service. Qt-free.
+
+The app's GUI thread must never wait on the engine, the disk or audio, so everything here that touches
+them runs on one of three background threads and returns a `concurrent.futures.Future`:
+
+* the io thread: opening, creating, saving and closing projects, every edit, submitting jobs. One thread,
+  so edits happen in the order they were asked for (a pick before the continue that follows it);
+* the model thread: loading a model (seconds to minutes); the finished engine is then handed to the io
+  thread, which starts the service on it;
+* the export thread: waits for a render job, then writes the file.
+
+Whatever happens is also reported through `notify(kind, payload)`, called on whichever thread it happened
+on (the app forwards it to the GUI thread):
+
+| kind | payload |
+| --- | --- |
+| "project" | ProjectSummary of the open project (after open/new/save-as and after every edit), or None |
+| "model" | ModelSummary once a model is loaded and ready, or None when none could be |
+| "model_loading" | a line saying which model is being loaded |
+| "job" | a service JobEvent (also export progress, with kind "export") |
+| "changed" | None: the song tree may have changed; take a `snapshot()` |
+| "state" | the AppState (recent projects) after it changed |
+| "error" | a message for the musician, naming the problem; nothing else happened |
+
+The project is touched only under `self.lock`, which the service shares (the worker writes the project
+under it too). The GUI reads the tree with `snapshot()`, which never waits for the lock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from cocompose.app_state import AppState, config_dir, load_state, save_state
+from cocompose.service.jobs import DONE, FINISHED, JobEvent, JobHandle
+from cocompose.service.requests import GenerateRequest, Priority, RenderRequest, SamplingParams
+from cocompose.song import ArtistBlend, Conditioning, ModelInfo, SongInfo
+from cocompose.store import Project, ProjectError
+from cocompose.tree_mirror import TreeSnapshot
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = REPO_ROOT / "assets" / "default-model"
+NO_MODEL_HELP = (
+    "No model is installed yet, so the app cannot sample music (projects still open, play and export).\n"
+    "Get the default model with:\n"
+    "    cocompose train-default --install\n"
+    "(see docs/TRAINING.md), or choose a model folder with Model > Open Model Folder…"
+)
+PRIORITY_OF_KIND = {"generate": Priority.INTERACTIVE, "preview": Priority.INTERACTIVE,
+                    "upsample": Priority.BACKGROUND, "export": Priority.BACKGROUND}  # fmt: skip
+
+Notify = Callable[[str, Any], None]
+
+
+class ModelMissing(ValueError):
+    """No model where one was asked for; the message says how to get one."""
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """What the app shows of a loaded model (plain data: the GUI never touches the engine)."""
+
+    name: str
+    reference: str  # "FOLDER#top", as projects record it
+    device: str
+    sample_rate: int
+    codes_per_second: float
+    artists: tuple[str, ...]
+    genres: tuple[str, ...]
+    can_upsample: bool
+    weights_bytes: int
+
+
+@dataclass(frozen=True)
+class ProjectSummary:
+    path: Path
+    song: SongInfo
+    undo_label: str | None
+    redo_label: str | None
+
+
+def resolve_model_folder(name_or_folder: str | Path | None) -> Path:
+    """A model folder from a folder path or a model name (through cocompose.models when it exists);
+    None means the embedded default model."""
+    if name_or_folder is None:
+        if (DEFAULT_MODEL / "bundle.json").is_file():
+            return DEFAULT_MODEL
+        raise ModelMissing(NO_MODEL_HELP)
+    path = Path(name_or_folder).expanduser()
+    if path.is_dir():
+        return path
+    try:
+        from cocompose.models import resolve  # written by the model manager; optional until then
+    except ImportError:
+        raise ModelMissing(f"There is no model folder {str(path)!r}.\n\n{NO_MODEL_HELP}") from None
+    return Path(resolve(str(name_or_folder)))
+
+
+def model_reference(folder: Path, top: str) -> str:
+    return f"{folder.resolve()}#{top}"
+
+
+def describe_error(exc: BaseException) -> str:
+    """The message the musician sees: ours are written for them; anything else is named by its type."""
+    if isinstance(exc, ProjectError | ValueError | OSError | LookupError) or type(exc).__name__ in (
+        "ExportError", "CheckpointError", "AudioUnavailable"
+    ):  # fmt: skip
+        return str(exc) or type(exc).__name__
+    return f"Unexpected {type(exc).__name__}: {exc}"
+
+
+def memory_in_use() -> int | None:
+    """Bytes of memory this process holds now (resident set), or None where that cannot be read."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            pages = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    import os
+
+    return pages * os.sysconf("SC_PAGE_SIZE")
+
+
+class AppSession:
+    def __init__(self, notify: Notify, state_dir: Path | None = None) -> None:
+        self._notify = notify
+        self.state_dir = state_dir or config_dir()
+        self.state = load_state(self.state_dir)
+        self.lock = threading.RLock()
+        self._io = ThreadPoolExecutor(1, "cocompose-io")
+        self._loader = ThreadPoolExecutor(1, "cocompose-model")
+        self._exporter = ThreadPoolExecutor(1, "cocompose-export")
+        self.project: Project | None = None
+        self.engine: Any = None  # engine.api.ComposeEngine, imported only on the model thread
+        self.model: ModelSummary | None = None
+        self.service: Any = None  # cocompose.service.ComposeService
+        self._handles: dict[int, JobHandle] = {}
+        self._pick_when_done: set[int] = set()
+        self._export_ids = itertools.count(-1, -1)  # export "jobs" are the session's, numbered below 0
+        self._closed = False
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    def _call(self, executor: ThreadPoolExecutor, fn: Callable[[], Any]) -> Future:
+        """Run fn on `executor`; a failure is reported as an "error" and also left in the future."""
+
+        def run() -> Any:
+            try:
+                return fn()
+            except BaseException as exc:
+                self._notify("error", describe_error(exc))
+                raise
+
+        return executor.submit(run)
+
+    def _save_state(self, state: AppState) -> None:
+        self.state = state
+        try:
+            save_state(state, self.state_dir)
+        except OSError as exc:  # remembering is a convenience: say so, never stop the work
+            self._notify("error", f"Could not remember recent projects in {self.state_dir}: {exc}")
+        self._notify("state", state)
+
+    def _summary(self) -> ProjectSummary | None:
+        project = self.project
+        if project is None:
+            return None
+        with self.lock:
+            return ProjectSummary(project.path, project.song, project.undo_label, project.redo_label)
+
+    def _announce_project(self) -> None:
+        self._notify("project", self._summary())
+        self._notify("changed", None)
+
+    def snapshot(self) -> TreeSnapshot | None:
+        """The song tree now, or None when there is no project or the lock is busy (try again soon)."""
+        if self.project is None or not self.lock.acquire(blocking=False):
+            return None
+        try:
+            return TreeSnapshot.of(self.project.tree) if self.project is not None else None
+        finally:
+            self.lock.release()
+
+    def job_priority(self, event: JobEvent) -> Priority:
+        handle = self._handles.get(event.job_id)
+        if handle is not None:
+            return handle.request.priority
+        return PRIORITY_OF_KIND.get(event.kind, Priority.INTERACTIVE)
+
+    # -- projects ------------------------------------------------------------------------------------
+    def open_project(self, path: str | Path) -> Future:
+        return self._call(self._io, lambda: self._open(Project.open, Path(path)))
+
+    def new_project(self, path: str | Path, conditioning: Conditioning, planned_seconds: float,
+                    title: str = "") -> Future:  # fmt: skip
+        def create(target: Path) -> Project:
+            if self.engine is not None:
+                self._check_names(conditioning)
+            return Project.create(target, conditioning=conditioning, planned_seconds=planned_seconds,
+                                  model=self._model_info(), title=title)  # fmt: skip
+
+        return self._call(self._io, lambda: self._open(create, Path(path)))
+
+    def _open(self, opener: Callable[[Path], Project], path: Path) -> ProjectSummary:
+        self._close_project()
+        project = opener(path)
+        with self.lock:
+            self.project = project
+        self._save_state(replace(self.state.with_recent(path), open_project=str(path.resolve())))
+        self._announce_project()
+        recorded = project.song.model.name.partition("#")
+        wanted = model_reference(Path(recorded[0]), recorded[2]) if recorded[0] else None
+        if wanted and Path(recorded[0]).is_dir() and (self.model is None or self.model.reference != wanted):
+            self.load_model(recorded[0], recorded[2] or None)  # the song's own model, in the background
+        elif self.engine is not None:
+            self._start_service()
+        return self._summary()
+
+    def save_as(self, path: str | Path) -> Future:
+        def save() -> ProjectSummary:
+            if self.project is None:
+                raise ProjectError("There is no open song to save.")
+            with self.lock:
+                self.project.save_as(path)
+            self._save_state(replace(self.state.with_recent(path), open_project=str(Path(path).resolve())))
+            self._announce_project()
+            return self._summary()
+
+        return self._call(self._io, save)
+
+    def close_project(self) -> Future:
+        def close() -> None:
+            self._close_project()
+            self._save_state(replace(self.state, open_project=None))
+            self._announce_project()
+
+        return self._call(self._io, close)
+
+    def _close_project(self) -> None:
+        self._stop_service()
+        with self.lock:
+            if self.project is not None:
+                self.project.close()
+            self.project = None
+
+    # -- the model -----------------------------------------------------------------------------------
+    def load_model(self, name_or_folder: str | Path | None = None, top: str | None = None) -> Future:
+        """Load a model on the model thread (None: the default one), then run the service on it."""
+
+        def load() -> ModelSummary:
+            folder = resolve_model_folder(name_or_folder)
+            self._notify("model_loading", f"Loading the model in {folder}…")
+            try:
+                from engine.api import ComposeEngine
+
+                engine = ComposeEngine.load(folder, top=top)
+            except BaseException:
+                self._notify("model", self.model)  # the old one (or none) stays
+                raise
+            summary = ModelSummary(
+                name=engine.name,
+                reference=model_reference(folder, engine.bundle.top_name),
+                device=str(engine._device()),
+                sample_rate=engine.sample_rate,
+                codes_per_second=engine.codes_per_second,
+                artists=tuple(engine.artists()),
+                genres=tuple(engine.genres()),
+                can_upsample=engine.can_upsample,
+                weights_bytes=engine.weights_bytes(),
+            )
+            self._io.submit(self._attach_engine, engine, summary).result()
+            if name_or_folder is not None:
+                self._save_state(replace(self.state, model=str(folder.resolve())))
+            return summary
+
+        return self._call(self._loader, load)
+
+    def _attach_engine(self, engine: Any, summary: ModelSummary) -> None:
+        self._stop_service()
+        self.engine, self.model = engine, summary
+        if self.project is not None:
+            self._start_service()
+        self._notify("model", summary)
+
+    def _model_info(self) -> ModelInfo | None:
+        if self.engine is None or self.model is None:
+            return None
+        return ModelInfo(self.model.reference, self.engine.model_hash, self.engine.sample_rate,
+                         self.engine.codes_per_second)  # fmt: skip
+
+    def _start_service(self) -> None:
+        from cocompose.service import ComposeService
+
+        with self.lock:
+            service = ComposeService(self.project, self.engine, on_event=self._on_job_event)
+            # One lock for the project, whoever touches it: the worker (through service.read), the io
+            # thread and the GUI's snapshots. No job can run before this line: none was submitted yet.
+            service.lock = self.lock
+            self.service = service
+            info = self._model_info()
+            if self.project.song.model.hash != info.hash:
+                self.project.set_model(info)
+        self._notify("project", self._summary())
+
+    def _stop_service(self) -> None:
+        service, self.service = self.service, None
+        if service is not None:
+            service.close()
+
+    def _check_names(self, conditioning: Conditioning) -> None:
+        from engine.api import LabelSpec
+
+        blend = conditioning.blend
+        self.engine.check_names(LabelSpec(conditioning.artist, conditioning.genre, conditioning.lyrics,
+                                          blend_artist=blend.other_artist if blend else None,
+                                          blend_weight=blend.weight if blend else 0.0))  # fmt: skip
+
+    # -- edits ---------------------------------------------------------------------------------------
+    def edit(self, change: Callable[[Project], Any]) -> Future:
+        """Run change(project) on the io thread under the lock, then tell the app what changed."""
+
+        def run() -> Any:
+            if self.project is None:
+                raise ProjectError("Open or create a song first.")
+            with self.lock:
+                result = change(self.project)
+            self._announce_project()
+            return result
+
+        return self._call(self._io, run)
+
+    def pick(self, node_id: int) -> Future:
+        return self.edit(lambda p: p.pick(node_id))
+
+    def rename(self, node_id: int, name: str) -> Future:
+        return self.edit(lambda p: p.rename(node_id, name))
+
+    def set_hidden(self, node_id: int, hidden: bool) -> Future:
+        return self.edit(lambda p: p.set_hidden(node_id, hidden))
+
+    def undo(self) -> Future:
+        return self.edit(lambda p: p.undo())
+
+    def redo(self) -> Future:
+        return self.edit(lambda p: p.redo())
+
+    def swap(self, node_id: int, artist: str, genre: str, lyrics: str | None = None,
+             blend: ArtistBlend | None = None) -> Future:  # fmt: skip
+        """From `node_id` on, another artist (a duet when it is partway through the song)."""
+
+        def change(project: Project) -> Conditioning:
+            if node_id not in project.tree:
+                raise ProjectError(f"Take {node_id} is not in this song.")
+            old = project.tree.conditioning_at(node_id)
+            new = Conditioning(artist, genre, old.lyrics if lyrics is None else lyrics, blend)
+            if self.engine is not None:
+                self._check_names(new)
+            project.set_conditioning(node_id, new)
+            return new
+
+        return self.edit(change)
+
+    def prime(self, audio_path: str | Path, max_seconds: float | None = None) -> Future:
+        """Start the song from an audio file: its codes become the start (only before any take)."""
+
+        def run() -> int:
+            import soundfile as sf
+
+            path = Path(audio_path)
+            engine = self._need_engine()
+            try:
+                audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+            except (OSError, RuntimeError) as exc:
+                raise ValueError(f"Cannot read {path.name} as audio: {exc}") from None
+            if self.project is None:
+                raise ProjectError("Open or create a song first, then drop audio on it to prime it.")
+            codes = engine.encode_prime(audio, rate, max_seconds=max_seconds)
+            from cocompose.song import Codes
+
+            with self.lock:
+                self.project.set_prime(Codes.of(codes), path.read_bytes(), path.name)
+            self._announce_project()
+            return len(codes)
+
+        return self._call(self._io, run)
+
+    # -- jobs ----------------------------------------------------------------------------------------
+    def _need_engine(self) -> Any:
+        if self.engine is None:
+            raise ModelMissing(NO_MODEL_HELP if self.model is None else "The model is still loading.")
+        return self.engine
+
+    def submit(self, request: Any) -> Future:
+        """Queue a service request (GenerateRequest, UpsampleRequest, RenderRequest...); -> JobHandle."""
+        return self._call(self._io, lambda: self._submit_now(request))
+
+    def _submit_now(self, request: Any, pick_when_done: bool = False) -> JobHandle:
+        self._need_engine()
+        if self.service is None:
+            raise ProjectError("Open or create a song first.")
+        handle = self.service.submit(request)
+        self._handles[handle.id] = handle
+        if pick_when_done:
+            self._pick_when_done.add(handle.id)
+        return handle
+
+    def generate(self, parent_id: int | None, n: int, seconds: float, seed: int | None = None,
+                 sampling: SamplingParams | None = None) -> Future:  # fmt: skip
+        """n branches after `parent_id` (None: after the song's end); one branch from the end is picked
+        when it finishes, so the song simply grows. Seeds are seed, seed + 1, ...; None draws one."""
+        seed = secrets.randbelow(2**31) if seed is None else seed
+
+        def run() -> JobHandle:
+            parent = parent_id
+            if parent is None:
+                if self.project is None:
+                    raise ProjectError("Open or create a song first.")
+                with self.lock:
+                    parent = self.project.tree.current_id
+            params = sampling or SamplingParams()
+            request = GenerateRequest.branches(parent, n, seconds, seed, sampling=params)
+            return self._submit_now(request, pick_when_done=parent_id is None and n == 1)
+
+        return self._call(self._io, run)
+
+    def cancel(self, job_id: int) -> None:
+        handle = self._handles.get(job_id)
+        if handle is not None:
+            handle.cancel()
+        elif self.service is not None:  # a job the worker queued itself (a preview)
+            found = self.service._handles.get(job_id)
+            if found is not None:
+                found.cancel()
+
+    def _on_job_event(self, event: JobEvent) -> None:
+        self._notify("job", event)
+        self._notify("changed", None)
+        if event.state in FINISHED:
+            self._handles.pop(event.job_id, None)
+            if event.job_id in self._pick_when_done:
+                self._pick_when_done.discard(event.job_id)
+                if event.state == DONE and len(event.node_ids) == 1:
+                    self.pick(event.node_ids[0])
+
+    # -- export --------------------------------------------------------------------------------------
+    def export(self, out: str | Path, settings: Any, quality: str = "preview") -> Future:
+        """Render the current song (fast preview or upsampled) and write it with cocompose.export."""
+
+        def run() -> Any:
+            from cocompose.export import TrackTags, export_track
+
+            job_id = next(self._export_ids)
+            handle = self.submit(RenderRequest(None, None, None, quality)).result()
+            self._notify("job", JobEvent(job_id, "export", "queued", message=f"waiting for job {handle.id}"))
+            try:
+                audio, rate = handle.wait()
+                tags, sidecar = self._export_metadata(quality)
+
+                def progress(fraction: float, stage: str) -> None:
+                    self._notify("job", JobEvent(job_id, "export", "running", fraction, message=stage))
+
+                result = export_track(audio, rate, out, settings, tags=TrackTags(**tags),
+                                      sidecar_data=sidecar, progress=progress)  # fmt: skip
+            except BaseException as exc:
+                self._notify("job", JobEvent(job_id, "export", "failed", message=describe_error(exc)))
+                raise
+            self._notify("job", JobEvent(job_id, "export", "done", 1.0, message=str(result.path)))
+            return result
+
+        return self._call(self._exporter, run)
+
+    def _export_metadata(self, quality: str) -> tuple[dict, dict]:
+        with self.lock:
+            project = self.project
+            tree = project.tree
+            path = tree.current_path
+            conditioning = tree.conditioning_at(path[-1])
+            seeds = [tree.node(i).sampling.seed for i in path if tree.node(i).sampling]
+            sidecar = {"title": project.song.title, "model": project.song.model.name, "quality": quality,
+                       "lineage": list(path), "seeds": seeds}  # fmt: skip
+            tags = {"title": project.song.title, "artist": conditioning.artist, "genre": conditioning.genre}
+        return tags, sidecar
+
+    # -- the end -------------------------------------------------------------------------------------
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Cancel running jobs, close the project and forget the "open" mark (this was a clean exit)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.service is not None:
+            self.service.cancel_all()
+
+        def finish() -> None:
+            self._close_project()
+            self._save_state(replace(self.state, open_project=None))
+
+        try:
+            self._io.submit(finish).result(timeout)
+        finally:
+            for executor in (self._io, self._loader, self._exporter):
+                executor.shutdown(wait=False, cancel_futures=True)
