@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from cocompose.compose_cli import add_compose_commands
+from cocompose.download_cli import add_download_command
 from cocompose.evaluate_cli import add_evaluate_command
 from cocompose.export import ExportError
 from cocompose.project_cli import add_project_commands
@@ -180,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_project_commands(commands)  # new, info, undo, redo, rename, hide, unhide, delete
     add_compose_commands(commands)  # generate, continue, pick, swap, prime, upsample, export
     add_evaluate_command(commands)  # evaluate
+    add_download_command(commands)  # download-jukebox
     return parser
 
 

@@ -1,0 +1,97 @@
+"""`cocompose download-jukebox MODEL`: fetch the official files, convert them into models_home()/MODEL."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cocompose.download import (
+    BASE_URL_ENV,
+    IDS_URL_ENV,
+    MODELS,
+    OFFICIAL_BASE_URL,
+    DownloadCancelled,
+    DownloadRequest,
+    TerminalProgress,
+    default_download_dir,
+    settings_from_env,
+)
+
+
+def cmd_download_jukebox(args: argparse.Namespace) -> int:
+    from cocompose.cli import _load_hparams_file
+    from cocompose.models import models_home
+
+    models_dir = Path(args.models_dir) if args.models_dir else models_home()
+    request = DownloadRequest(
+        model=args.model,
+        models_dir=models_dir,
+        download_dir=Path(args.download_dir) if args.download_dir else default_download_dir(models_dir),
+        files=tuple(args.only) if args.only else None,
+        ids_dir=Path(args.ids) if args.ids else None,
+        hps_by_name=_load_hparams_file(Path(args.hparams)) if args.hparams else None,
+        keep_downloads=args.keep_downloads,
+        settings=settings_from_env(args.base_url, args.ids_url),
+    )
+    try:
+        from cocompose.download import download_jukebox
+
+        result = download_jukebox(request, TerminalProgress())
+    except (KeyboardInterrupt, DownloadCancelled):
+        print(
+            "stopped; what was downloaded is kept: run the same command again to resume",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise KeyboardInterrupt from None
+    if result.converted:
+        print(f"use it with --model {args.model} (folder {result.folder})")
+    return 0
+
+
+def add_download_command(commands) -> None:
+    parser = commands.add_parser(
+        "download-jukebox",
+        help="download an official Jukebox model and convert it for Cocompose",
+        description=f"Download MODEL's official files (the VQ-VAE, its top prior and both upsamplers) from "
+        f"{OFFICIAL_BASE_URL} with resume, then convert them into the models folder (models_home()/MODEL), "
+        "where --model MODEL finds them. An interrupted download continues where it stopped; files "
+        "already downloaded or converted are skipped. The 5B models need about 2 x 18 GB of disk during "
+        "conversion, 1b_lyrics about 2 x 12 GB.",
+    )
+    parser.add_argument("model", metavar="MODEL", help=f"which model: {', '.join(MODELS)}")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="FILE",
+        help="fetch only these of the model's files (vqvae, prior_5b, prior_5b_lyrics, prior_1b_lyrics, "
+        "upsampler_level_1, upsampler_level_0)",
+    )
+    parser.add_argument(
+        "--base-url",
+        help=f"where the official files are (default ${BASE_URL_ENV}, else {OFFICIAL_BASE_URL})",
+    )
+    parser.add_argument(
+        "--ids-url",
+        help=f"where the artist/genre id lists are (default ${IDS_URL_ENV}, else the openai/jukebox "
+        "repository on GitHub)",
+    )
+    parser.add_argument("--ids", metavar="DIR", help="use the id lists in DIR instead of downloading them")
+    parser.add_argument("--models-dir", metavar="DIR", help="install into DIR/MODEL (default: models_home())")
+    parser.add_argument(
+        "--download-dir",
+        metavar="DIR",
+        help="folder for the official files, in their official layout (default: MODELS_DIR/.downloads/"
+        "jukebox); official files already there are used as they are",
+    )
+    parser.add_argument(
+        "--keep-downloads",
+        action="store_true",
+        help="keep the official files after converting them (by default the ones this command "
+        "downloaded are deleted once converted)",
+    )
+    parser.add_argument(
+        "--hparams", help="JSON of reference hyper-parameters per file, for files that are not official-size"
+    )
+    parser.set_defaults(run=cmd_download_jukebox)

@@ -1,0 +1,311 @@
+"""`cocompose download-jukebox`: real HTTP on loopback serving the fixture's official-format files.
+
+The server is a threaded http.server with switches for the failures a download meets in practice: a
+connection that drops midway, a server that ignores Range, a body shorter than announced, a missing file.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cocompose.cli import main
+from cocompose.download import (
+    MODELS,
+    DownloadCancelled,
+    DownloadError,
+    DownloadRequest,
+    DownloadSettings,
+    download_jukebox,
+)
+from engine import checkpoint
+from engine.official.convert import ID_LIST_FILES, OFFICIAL_FILES, convert_jukebox
+from tests.reference import FIXTURE_DIR, IDS_DIR, arrays, hparams, require_fixture
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@dataclass
+class ServerState:
+    files: dict[str, bytes]
+    requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    drop_once: dict[str, int] = field(default_factory=dict)  # path -> bytes sent before hanging up, once
+    stop_at: dict[str, int] = field(default_factory=dict)  # path -> offset the body always ends at
+    head_length: dict[str, int] = field(default_factory=dict)  # path -> size HEAD announces
+    ignore_range: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def gets(self, path: str) -> list[dict[str, str]]:
+        return [headers for method, p, headers in self.requests if method == "GET" and p == path]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # keep the test output clean
+        pass
+
+    def do_HEAD(self) -> None:
+        self._serve(body=False)
+
+    def do_GET(self) -> None:
+        self._serve(body=True)
+
+    def _serve(self, body: bool) -> None:
+        state: ServerState = self.server.state  # type: ignore[attr-defined]
+        with state.lock:
+            state.requests.append((self.command, self.path, dict(self.headers)))
+            drop = state.drop_once.pop(self.path, None) if body else None
+        data = state.files.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        start, wanted = 0, self.headers.get("Range")
+        if wanted and not state.ignore_range:
+            start = int(wanted.removeprefix("bytes=").split("-")[0])
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        length = len(data) - start
+        if not body and self.path in state.head_length:
+            length = state.head_length[self.path]
+        self.send_header("Content-Length", str(length))
+        self.send_header("ETag", f'"{len(data)}"')
+        self.end_headers()
+        if not body:
+            return
+        payload = data[start : state.stop_at.get(self.path, len(data))]
+        if drop is not None:
+            payload = payload[:drop]
+        try:
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):  # the client stopped reading (a cancel)
+            pass
+
+
+@pytest.fixture
+def server():
+    """A loopback server with the fixture's models under /models/ and the id lists under /ids/."""
+    fixture = require_fixture()
+    files = {f"/models/{rel}": (fixture / "models" / rel).read_bytes() for rel in OFFICIAL_FILES.values()}
+    files.update({f"/ids/{name}": (IDS_DIR / name).read_bytes() for name in ID_LIST_FILES})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    httpd.state = ServerState(files)  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def _url(httpd, folder: str) -> str:
+    return f"http://127.0.0.1:{httpd.server_address[1]}/{folder}/"
+
+
+def _request(httpd, tmp_path: Path, model: str = "5b", **kwargs) -> DownloadRequest:
+    settings = DownloadSettings(
+        base_url=_url(httpd, "models"),
+        ids_url=_url(httpd, "ids"),
+        retries=2,
+        backoff_s=0.01,
+        timeout_s=10,
+        chunk_bytes=1 << 16,
+    )
+    values = {
+        "model": model,
+        "models_dir": tmp_path / "models",
+        "download_dir": tmp_path / "downloads",
+        "hps_by_name": hparams()["resolved_hps"],
+        "settings": settings,
+    }
+    return DownloadRequest(**(values | kwargs))
+
+
+def _same_converted_model(got: Path, expected: Path) -> None:
+    assert json.loads(got.with_suffix(".json").read_text()) == json.loads(
+        expected.with_suffix(".json").read_text()
+    )
+    a, b = load_file(got.with_suffix(".safetensors")), load_file(expected.with_suffix(".safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key].dtype == b[key].dtype and torch.equal(a[key], b[key]), key
+
+
+VQVAE = "/models/5b/vqvae.pth.tar"
+
+
+def test_download_and_convert_equals_converting_the_local_files(server, tmp_path):
+    notes = []
+    result = download_jukebox(_request(server, tmp_path), notes.append)
+    folder = tmp_path / "models" / "5b"
+    assert result.folder == folder and result.converted == MODELS["5b"]
+    expected = tmp_path / "expected"
+    convert_jukebox(FIXTURE_DIR / "models", expected, hparams()["resolved_hps"], only=list(MODELS["5b"]),
+                    ids_dir=IDS_DIR)  # fmt: skip
+    for name in MODELS["5b"]:
+        _same_converted_model(folder / name, expected / name)
+    for name in ID_LIST_FILES:
+        assert (folder / "ids" / name).read_bytes() == (IDS_DIR / name).read_bytes()
+
+    # The converted folder is a working bundle whose top prior gives the reference logits.
+    from engine.bundle import ModelBundle
+
+    bundle = ModelBundle.load(folder)
+    ref = arrays("prior_5b_ref")
+    with torch.no_grad():
+        logits = bundle.top.logits(torch.from_numpy(ref["z"]), torch.from_numpy(ref["y"]), None)
+    np.testing.assert_allclose(logits[0].numpy(), ref["preds"][0], atol=1e-4)
+
+    # Progress covered every byte of every file; the official files it fetched are gone once converted,
+    # and nothing half-made is left behind.
+    last = {}
+    for event in notes:
+        if event.stage == "download":
+            last[event.file] = event
+    for rel in OFFICIAL_FILES.values():
+        if rel.split("/")[0] == "5b":
+            size = (FIXTURE_DIR / "models" / rel).stat().st_size
+            assert last[rel].done == last[rel].total == size
+    assert max(e.all_done for e in last.values()) == next(iter(last.values())).all_total
+    leftovers = [p.name for p in (tmp_path / "downloads").rglob("*") if p.is_file()]
+    # Only the small id lists (and the receipts that mark them as downloaded) stay, for other models.
+    assert sorted(leftovers) == sorted([*ID_LIST_FILES, *(f"{n}.source.json" for n in ID_LIST_FILES)])
+    assert [p.name for p in (tmp_path / "models").iterdir()] == ["5b"]
+
+    # A second run finds everything converted and asks the server for nothing.
+    before = len(server.state.requests)
+    again = download_jukebox(_request(server, tmp_path))
+    assert again.converted == () and again.skipped == MODELS["5b"]
+    assert len(server.state.requests) == before
+
+
+def test_a_dropped_connection_resumes_with_a_range_request(server, tmp_path):
+    size = len(server.state.files[VQVAE])
+    server.state.drop_once[VQVAE] = 1_000_000
+    notes = []
+    download_jukebox(_request(server, tmp_path, files=("vqvae",), keep_downloads=True), notes.append)
+    first, second = server.state.gets(VQVAE)
+    assert "Range" not in first
+    assert second["Range"] == "bytes=1000000-" and second["If-Range"] == f'"{size}"'
+    assert (tmp_path / "downloads/5b/vqvae.pth.tar").read_bytes() == server.state.files[VQVAE]
+    assert any("resuming" in e.message for e in notes)
+    assert (tmp_path / "models/5b/vqvae.safetensors").is_file()
+
+
+def test_a_server_that_ignores_range_is_downloaded_again_from_the_start(server, tmp_path):
+    server.state.drop_once[VQVAE] = 500_000
+    server.state.ignore_range = True
+    notes = []
+    download_jukebox(_request(server, tmp_path, files=("vqvae",), keep_downloads=True), notes.append)
+    assert server.state.gets(VQVAE)[1]["Range"] == "bytes=500000-"
+    assert (tmp_path / "downloads/5b/vqvae.pth.tar").read_bytes() == server.state.files[VQVAE]
+    assert any("ignored the range request" in e.message for e in notes)
+
+
+def test_a_body_shorter_than_announced_is_never_taken_for_the_file(server, tmp_path):
+    server.state.stop_at[VQVAE] = 700_000
+    with pytest.raises(DownloadError, match=r"failed 3 times.*closed after 700000 of \d+ bytes.*resume"):
+        download_jukebox(_request(server, tmp_path, files=("vqvae",)))
+    assert not (tmp_path / "downloads/5b/vqvae.pth.tar").exists()
+    assert (tmp_path / "downloads/5b/vqvae.pth.tar.part").stat().st_size == 700_000
+    assert not (tmp_path / "models" / "5b").exists()
+    # The retries asked only for the missing bytes.
+    assert [h.get("Range") for h in server.state.gets(VQVAE)] == [None] + ["bytes=700000-"] * 2
+
+
+def test_a_file_smaller_than_the_official_weights_is_refused_before_downloading(server, tmp_path):
+    request = _request(server, tmp_path, files=("vqvae",), hps_by_name=None)
+    with pytest.raises(DownloadError, match=r"offers 3\.1 MB for 5b/vqvae\.pth\.tar.*at least 7\.5 MB"):
+        download_jukebox(request)
+    assert server.state.gets(VQVAE) == []
+    assert not (tmp_path / "downloads").exists()
+
+
+def test_not_enough_disk_space_is_said_before_downloading(server, tmp_path):
+    server.state.head_length[VQVAE] = 10**18
+    with pytest.raises(DownloadError, match="not enough disk space"):
+        download_jukebox(_request(server, tmp_path, files=("vqvae",)))
+    assert server.state.gets(VQVAE) == []
+
+
+def test_a_missing_file_is_a_clear_error(server, tmp_path):
+    request = _request(server, tmp_path, files=("vqvae",))
+    request = DownloadRequest(**(request.__dict__ | {"settings": DownloadSettings(
+        base_url=_url(server, "nowhere"), ids_url=_url(server, "ids"))}))  # fmt: skip
+    with pytest.raises(DownloadError, match=r"5b/vqvae\.pth\.tar not found on the server .*HTTP 404"):
+        download_jukebox(request)
+    assert not (tmp_path / "downloads").exists() and not (tmp_path / "models").exists()
+
+
+def test_cancel_keeps_the_part_and_the_next_run_fetches_the_rest(server, tmp_path):
+    cancel = threading.Event()
+    seen = []
+
+    def progress(event):
+        if event.stage == "download":
+            seen.append(event.done)
+            if event.done >= 1 << 20:
+                cancel.set()
+
+    request = _request(server, tmp_path, files=("vqvae",), keep_downloads=True)
+    with pytest.raises(DownloadCancelled):
+        download_jukebox(request, progress, cancel)
+    part = tmp_path / "downloads/5b/vqvae.pth.tar.part"
+    assert part.stat().st_size == seen[-1] == 1 << 20
+    assert not (tmp_path / "downloads/5b/vqvae.pth.tar").exists()
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+    download_jukebox(request)
+    assert server.state.gets(VQVAE)[-1]["Range"] == f"bytes={1 << 20}-"
+    assert (tmp_path / "downloads/5b/vqvae.pth.tar").read_bytes() == server.state.files[VQVAE]
+
+
+def test_cli_installs_into_models_home_and_adds_files_to_an_installed_model(
+    server, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("COCOMPOSE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COCOMPOSE_JUKEBOX_URL", _url(server, "models"))
+    monkeypatch.setenv("COCOMPOSE_JUKEBOX_IDS_URL", _url(server, "ids"))
+    hps = tmp_path / "hparams.json"
+    hps.write_text(json.dumps(hparams()))
+    args = ["download-jukebox", "1b_lyrics", "--hparams", str(hps)]
+    assert main([*args, "--only", "vqvae"]) == 0
+    out = capsys.readouterr().out
+    assert "5b/vqvae.pth.tar" in out and "use it with --model 1b_lyrics" in out
+    folder = tmp_path / "home" / "models" / "1b_lyrics"
+    assert sorted(p.name for p in folder.iterdir()) == ["vqvae.json", "vqvae.safetensors"]
+
+    assert main([*args, "--only", "vqvae", "prior_1b_lyrics"]) == 0
+    out = capsys.readouterr().out
+    assert "vqvae is already converted" in out
+    assert {p.name for p in folder.iterdir()} == {
+        "vqvae.json", "vqvae.safetensors", "prior_1b_lyrics.json", "prior_1b_lyrics.safetensors", "ids"
+    }  # fmt: skip
+    assert checkpoint.read_settings(folder / "prior_1b_lyrics")["kind"] == "prior"
+    assert not list((tmp_path / "home" / "models").glob(".1b_lyrics.converting-*"))
+
+
+def test_cli_names_the_models_and_files_it_knows(capsys):
+    assert main(["download-jukebox", "7b"]) == 2
+    assert "unknown model '7b'; choose one of 5b, 5b_lyrics, 1b_lyrics" in capsys.readouterr().err
+    assert main(["download-jukebox", "5b", "--only", "prior_1b_lyrics"]) == 2
+    assert "5b has no file prior_1b_lyrics; its files are vqvae, prior_5b" in capsys.readouterr().err
+    assert main(["download-jukebox", "5b", "--base-url", "ftp://example.org/"]) == 2
+    assert "not an http:// or https:// URL" in capsys.readouterr().err
