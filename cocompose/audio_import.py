@@ -27,6 +27,7 @@ import soundfile as sf
 import soxr
 
 MAX_PRIME_SECONDS = 60.0
+MIN_PRIME_SECONDS = 0.01  # shorter than this is a click, not a prime (and may resample to no samples)
 MIN_SOURCE_RATE, MAX_SOURCE_RATE = 1_000, 768_000
 MAX_MAGNITUDE = 1e6  # a float sample beyond this is damage, not headroom (+120 dB over full scale)
 QUIET_DBFS = -60.0  # quieter than this gets a note (the VQ-VAE has rarely heard anything so soft)
@@ -90,9 +91,9 @@ def import_audio(
     """The first `max_seconds` (None: MAX_PRIME_SECONDS) of the file at `path`, mono at `sample_rate`."""
     path = Path(path)
     max_seconds = MAX_PRIME_SECONDS if max_seconds is None else max_seconds
-    if not (isinstance(max_seconds, int | float) and 0 < max_seconds <= MAX_PRIME_SECONDS):
-        limit = f"{MAX_PRIME_SECONDS:g}"
-        raise AudioImportError(f"a prime is more than 0 and at most {limit} s long, not {max_seconds}")
+    if not (isinstance(max_seconds, int | float) and MIN_PRIME_SECONDS <= max_seconds <= MAX_PRIME_SECONDS):
+        limits = f"{MIN_PRIME_SECONDS:g} s and at most {MAX_PRIME_SECONDS:g} s"
+        raise AudioImportError(f"a prime is at least {limits} long, not {max_seconds}")
     if not MIN_SOURCE_RATE <= sample_rate <= MAX_SOURCE_RATE:
         raise AudioImportError(f"the model's sample rate {sample_rate} Hz is out of range")
     size, head = _size_and_head(path)
@@ -114,6 +115,11 @@ def import_audio(
     except RuntimeError as exc:  # soundfile's own errors when a read fails half-way
         raise AudioImportError(f"{path.name} is damaged or truncated: {exc}") from None
     _check_complete(path, container, info, want, read)
+    if container == "OGG" and read >= info_frames_read(info) and not _ogg_ends_cleanly(path, size):
+        raise AudioImportError(
+            f"{path.name} is truncated: its Ogg stream stops after {read / info.sample_rate:.2f} s without "
+            "its end marker (was it copied or downloaded completely?)"
+        )
     if info.channels > 1:
         notes.append(f"downmixed {info.channels} channels to mono")
     if info.seconds > max_seconds + 1 / info.sample_rate:
@@ -214,9 +220,13 @@ def _sniff(path: Path, head: bytes) -> str:
         raise AudioImportError(
             f"{path.name} is {_UNSUPPORTED[kind]}, which Cocompose cannot read; convert it to WAV or FLAC"
         )
+    raise AudioImportError(_not_audio(path, head))
+
+
+def _not_audio(path: Path, head: bytes) -> str:
     claimed = _EXTENSION_FORMATS.get(path.suffix.lower())
     but = f" (it is named {path.suffix}, but its content is not {claimed})" if claimed else ""
-    raise AudioImportError(
+    return (
         f"{path.name} is not an audio file Cocompose can read{but}: it starts with bytes "
         f"{head[:8].hex(' ')}, not those of WAV, FLAC, OGG or MP3"
     )
@@ -288,6 +298,11 @@ def _checked_info(path: Path, f: sf.SoundFile, container: str, wav: _WavLayout |
         raise AudioImportError(f"{path.name} is truncated or damaged: its Ogg stream decodes to no audio")
     if frames <= 0:
         raise AudioImportError(f"{path.name} holds no audio (0 samples)")
+    if frames < MIN_PRIME_SECONDS * rate:
+        raise AudioImportError(
+            f"{path.name} is too short to prime from: {frames / rate * 1000:.1f} ms, and a prime needs at "
+            f"least {MIN_PRIME_SECONDS * 1000:g} ms"
+        )
     return SourceInfo(path.name, container, f.subtype, rate, f.channels, frames / rate)
 
 
@@ -301,9 +316,33 @@ def _check_complete(path: Path, container: str, info: SourceInfo, want: int, rea
         )
 
 
+def info_frames_read(info: SourceInfo) -> int:
+    return round(info.seconds * info.sample_rate)
+
+
+def _ogg_ends_cleanly(path: Path, size: int) -> bool:
+    """True when the file's last Ogg page is whole and marks the end of its stream (EOS flag).
+
+    libsndfile reports a cut Ogg file as a shorter, intact one; only the missing end marker tells."""
+    with open(path, "rb") as f:
+        f.seek(max(0, size - (1 << 17)))  # an Ogg page is at most 65 307 bytes
+        tail = f.read()
+    start = tail.rfind(b"OggS")
+    if start < 0 or len(tail) < start + 27:
+        return False
+    flags, n_segments = tail[start + 5], tail[start + 26]
+    table = tail[start + 27 : start + 27 + n_segments]
+    whole = len(table) == n_segments and start + 27 + n_segments + sum(table) == len(tail)
+    return whole and bool(flags & 0x04)
+
+
 def _open_failure(path: Path, container: str, head: bytes, exc: sf.LibsndfileError) -> str:
     """Why libsndfile could not open or read a file whose first bytes looked like audio."""
     detail = str(exc).removeprefix("Error : ").split("': ", 1)[-1]
+    if container == "MP3" and head[:3] != b"ID3":
+        # Two bytes of frame sync are weak evidence (1 in 200 random files has them): if the decoder
+        # finds no MPEG audio there, the file was most likely never audio at all.
+        return _not_audio(path, head)
     if container == "WAV":
         layout = _wav_layout(head)
         if layout is not None and layout.format_tag in _WAV_CODECS:
