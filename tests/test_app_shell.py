@@ -29,6 +29,13 @@ PLAYING = AudioStatus(
 SILENT = AudioStatus(available=False, reason="PortAudio library not found")
 
 
+@pytest.fixture(autouse=True)
+def no_model_and_own_config(tmp_path, monkeypatch):
+    """No default model (so the window explains how to get one) and no real user's recent projects."""
+    monkeypatch.setattr("cocompose.app_session.DEFAULT_MODEL", tmp_path / "no-model")
+    monkeypatch.setenv("COCOMPOSE_CONFIG_DIR", str(tmp_path / "config"))
+
+
 def open_window(qtbot, audio: AudioStatus = SILENT) -> MainWindow:
     window = MainWindow(audio)
     qtbot.addWidget(window)
@@ -67,6 +74,16 @@ def test_the_window_is_titled_and_shows_the_audio_status(qtbot, audio, shown):
 
 
 @pytest.mark.qt
+def test_with_no_model_the_window_opens_and_says_how_to_get_one(qtbot):
+    window = open_window(qtbot)
+    info = window.findChild(QLabel, "placeholder")
+    qtbot.waitUntil(lambda: "train-default" in info.text(), timeout=5000)
+    assert info.isVisible()
+    assert window.findChild(QMessageBox, "errorBox") is None  # said in the window, not thrown at the user
+    assert not window.generate_panel.generate_button.isEnabled()
+
+
+@pytest.mark.qt
 def test_ctrl_q_closes_the_window(qtbot):
     window = open_window(qtbot)
     with qtbot.waitActive(window):  # a window shortcut fires only in the active window
@@ -79,7 +96,7 @@ def test_ctrl_q_closes_the_window(qtbot):
 def test_file_quit_and_help_about_are_in_the_menus(qtbot):
     window = open_window(qtbot)
     menus = {action.text(): action.menu() for action in window.menuBar().actions()}
-    assert set(menus) == {"&File", "&Help"}
+    assert set(menus) == {"&File", "&Edit", "&Model", "&Help"}
 
     about = next(action for action in menus["&Help"].actions() if "About" in action.text())
     about.trigger()

@@ -11,7 +11,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from cocompose.audio_io import audio_status
-from ui.main_window import MainWindow
+from ui.main_window import DEFAULT_MODEL, MainWindow
 
 EXIT_NO_DISPLAY = 2
 EXIT_SCREENSHOT_FAILED = 1
@@ -40,6 +40,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"save an image of the window to PATH (.png) just before quitting; "
         f"implies --quit-after {SCREENSHOT_DEFAULT_QUIT_MS} unless given",
     )
+    parser.add_argument(
+        "--model",
+        metavar="DIR",
+        help="model folder to load (default: the embedded default model, assets/default-model)",
+    )
+    parser.add_argument("project", nargs="?", type=Path, help="a song (.cocompose) to open")
     args = parser.parse_args(argv)
     if args.screenshot is not None and args.quit_after is None:
         args.quit_after = SCREENSHOT_DEFAULT_QUIT_MS
@@ -78,8 +84,11 @@ def main(argv: list[str] | None = None) -> int:
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("Cocompose")
-    window = MainWindow(audio_status())
+    model = args.model if args.model is not None else DEFAULT_MODEL
+    window = MainWindow(audio_status(), model=model, offer_reopen=args.project is None)
     window.show()
+    if args.project is not None:
+        window.open_project(args.project)
 
     screenshot_failed = False
 

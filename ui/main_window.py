@@ -1,18 +1,49 @@
-"""The main window. For now an honest shell: menus, a placeholder, and the audio status."""
+"""The main window: the tree of takes, the timeline of the song, the generate and conditioning panels, the
+jobs, and the menus, wired to an AppSession through a ServiceBridge.
+
+The GUI thread never waits: every request goes to the session (which answers with a future), and every
+answer comes back as a bridge signal. The tree shown is a mirror of the project's, brought up to date on
+this thread from a snapshot (cocompose.tree_mirror), so the Qt model only ever changes here.
+"""
 
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QWidget
-
-from cocompose.audio_io import AudioStatus
-
-PLACEHOLDER_TEXT = (
-    "Cocompose is an early shell.\n\nThe tree of takes, sampling with Jukebox and playback are on their way."
+from PySide6.QtCore import QItemSelection, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
+
+from cocompose.app_session import NO_MODEL_HELP, AppSession, ModelSummary, ProjectSummary
+from cocompose.audio_io import AudioStatus
+from cocompose.song import SongTree
+from cocompose.store import FILE_SUFFIX
+from cocompose.tree_mirror import sync
+from ui.conditioning_panel import ConditioningPanel
+from ui.export_dialog import ExportDialog
+from ui.generate_panel import GeneratePanel, GenerateSettings
+from ui.jobs_panel import JobsPanel
+from ui.new_song_dialog import NewSongDialog
+from ui.project_view import ProjectView
+from ui.qt_song_tree_model import QtSongTreeModel
+from ui.service_bridge import ServiceBridge
+from ui.timeline_view import TimelineView, path_segments
+from ui.tree_view import TakesTreeView
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
+MEMORY_EVERY_MS = 2000
+SNAPSHOT_RETRY_MS = 15
+DEFAULT_MODEL = object()  # MainWindow(model=...): load the embedded default model
 
 
 def _app_version() -> str:
@@ -22,37 +53,384 @@ def _app_version() -> str:
         return "(not installed)"
 
 
+def _megabytes(n: int | None) -> str:
+    return "?" if n is None else f"{n / 2**20:.0f} MB"
+
+
 class MainWindow(QMainWindow):
-    def __init__(self, audio: AudioStatus, parent: QWidget | None = None) -> None:
+    def __init__(self, audio: AudioStatus, parent: QWidget | None = None, *, state_dir: Path | None = None,
+                 model: object = DEFAULT_MODEL, offer_reopen: bool = True) -> None:  # fmt: skip
         super().__init__(parent)
         self.setWindowTitle("Cocompose")
-        self.resize(960, 640)
+        self.resize(1200, 760)
+        self.setAcceptDrops(True)
+        self.bridge = ServiceBridge(self)
+        self.session = AppSession(self.bridge.notify, state_dir=state_dir)
+        self.last_error = ""
+        self._error_box: QMessageBox | None = None
+        self._mirror = SongTree()
+        self._project_path: Path | None = None
+        self._summary: ProjectSummary | None = None
+        self._model: ModelSummary | None = None
+        self._shut = False
 
-        placeholder = QLabel(PLACEHOLDER_TEXT)
-        placeholder.setObjectName("placeholder")
-        placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setCentralWidget(placeholder)
-
+        self._build_widgets()
         self._build_menus()
+        self._build_status_bar(audio)
+        self._connect()
+        self._show_project(None)
 
-        # A permanent widget, not showMessage(): menu hover tips would overwrite a plain message.
-        audio_label = QLabel(audio.summary())
-        audio_label.setObjectName("audioStatus")
-        self.statusBar().addWidget(audio_label)
+        if model is DEFAULT_MODEL:
+            self.load_model(None)
+        elif model is not None:
+            self.load_model(model)
+        if offer_reopen:
+            QTimer.singleShot(0, self._offer_reopen)
+
+    # -- building -----------------------------------------------------------------------------------
+    def _build_widgets(self) -> None:
+        self.tree_model = QtSongTreeModel(parent=self)
+        self.tree_view = TakesTreeView(self.tree_model)
+        self.tree_view.setObjectName("takesTree")
+        self.timeline = TimelineView()
+        self.info = QLabel(objectName="placeholder", wordWrap=True)
+        self.info.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # ui/waveform_view.py (the playback helper's) will take this place.
+        self.waveform_area = QLabel("Waveform", objectName="waveformArea")
+        self.waveform_area.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.waveform_area.setMinimumHeight(120)
+        self.jobs_panel = JobsPanel()
+        self.generate_panel = GeneratePanel()
+        self.conditioning_panel = ConditioningPanel()
+
+        middle = QWidget()
+        column = QVBoxLayout(middle)
+        column.addWidget(self.info)
+        column.addWidget(self.timeline)
+        column.addWidget(self.waveform_area, 1)
+        column.addWidget(self.jobs_panel, 1)
+        self.panels = QTabWidget(objectName="panels")
+        self.panels.addTab(self.generate_panel, "Generate")
+        self.panels.addTab(self.conditioning_panel, "Conditioning")
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        for widget, stretch in ((self.tree_view, 2), (middle, 3), (self.panels, 2)):
+            splitter.addWidget(widget)
+            splitter.setStretchFactor(splitter.count() - 1, stretch)
+        self.setCentralWidget(splitter)
+
+        # Number keys switch among the siblings of the take under the cursor (A/B by ear); only while
+        # the tree has the focus, so digits typed into the panels stay digits.
+        for n in range(1, 10):
+            shortcut = QShortcut(QKeySequence(str(n)), self.tree_view)
+            shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
+            shortcut.activated.connect(lambda n=n: self.select_sibling(n))
+
+    def _action(self, text: str, slot, shortcut: str | None = None) -> QAction:
+        action = QAction(text, self)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))  # spelled out: some StandardKeys are empty on Windows
+        action.triggered.connect(lambda _=False: slot())
+        return action
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
-        quit_action = QAction("&Quit", self)
-        # Spelled out: QKeySequence.StandardKey.Quit is empty on Windows.
-        quit_action.setShortcut(QKeySequence("Ctrl+Q"))
-        quit_action.triggered.connect(self.close)
-        file_menu.addAction(quit_action)
+        file_menu.addAction(self._action("&New Song…", self.new_song_dialog, "Ctrl+N"))
+        file_menu.addAction(self._action("&Open…", self._choose_project, "Ctrl+O"))
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.save_as_action = self._action("Save &As…", self._choose_save_as, "Ctrl+Shift+S")
+        self.export_action = self._action("&Export…", self.export_dialog, "Ctrl+E")
+        self.close_action = self._action("&Close Song", self.close_project, "Ctrl+W")
+        for action in (self.save_as_action, self.export_action, self.close_action):
+            file_menu.addAction(action)
+        file_menu.addSeparator()
+        file_menu.addAction(self._action("&Quit", self.close, "Ctrl+Q"))
+
+        edit_menu = self.menuBar().addMenu("&Edit")
+        self.undo_action = self._action("&Undo", self.session.undo, "Ctrl+Z")
+        self.redo_action = self._action("&Redo", self.session.redo, "Ctrl+Shift+Z")
+        edit_menu.addAction(self.undo_action)
+        edit_menu.addAction(self.redo_action)
+        edit_menu.addSeparator()
+        edit_menu.addAction(self.tree_view.show_hidden_action)
+
+        model_menu = self.menuBar().addMenu("&Model")
+        model_menu.addAction(self._action("Open Model &Folder…", self._choose_model))
+        model_menu.addAction(self._action("Load the &Default Model", lambda: self.load_model(None)))
+        self.upsample_action = self._action("&Upsample the Song", self.upsample, "Ctrl+U")
+        model_menu.addAction(self.upsample_action)
 
         help_menu = self.menuBar().addMenu("&Help")
-        about_action = QAction("&About Cocompose", self)
-        about_action.triggered.connect(self.show_about)
-        help_menu.addAction(about_action)
+        help_menu.addAction(self._action("&About Cocompose", self.show_about))
+        self._rebuild_recent()
 
+    def _build_status_bar(self, audio: AudioStatus) -> None:
+        # Permanent widgets, not showMessage(): menu hover tips would overwrite a plain message.
+        self.message_label = QLabel("", objectName="messageArea")
+        audio_label = QLabel(audio.summary(), objectName="audioStatus")
+        self.model_label = QLabel("No model", objectName="modelStatus")
+        self.device_label = QLabel("", objectName="deviceStatus")
+        self.memory_label = QLabel("", objectName="memoryStatus")
+        self.statusBar().addWidget(audio_label)
+        self.statusBar().addWidget(self.message_label, 1)
+        for label in (self.model_label, self.device_label, self.memory_label):
+            self.statusBar().addPermanentWidget(label)
+        self._memory_timer = QTimer(self, interval=MEMORY_EVERY_MS)
+        self._memory_timer.timeout.connect(self._show_memory)
+        self._memory_timer.start()
+        self._show_memory()
+
+    def _connect(self) -> None:
+        b = self.bridge
+        b.treeChanged.connect(self._sync_tree)
+        b.projectChanged.connect(self._show_project)
+        b.modelChanged.connect(self._show_model)
+        b.modelLoading.connect(self.model_label.setText)
+        b.jobEvent.connect(lambda event: self.jobs_panel.update_job(event, self.session.job_priority(event)))
+        b.errorRaised.connect(self.show_error)
+        b.stateChanged.connect(lambda _state: self._rebuild_recent())
+        self.tree_view.pickRequested.connect(self.session.pick)
+        self.tree_view.selectionModel().selectionChanged.connect(self._selection_changed)
+        self.tree_model.editFailed.connect(self.show_error)
+        self.generate_panel.generateRequested.connect(self.generate)
+        self.conditioning_panel.swapRequested.connect(self.swap)
+        self.conditioning_panel.problem.connect(self.show_error)
+        self.jobs_panel.cancelRequested.connect(self.session.cancel)
+
+    # -- what the session reports ---------------------------------------------------------------------
+    def _show_project(self, summary: ProjectSummary | None) -> None:
+        self._summary = summary
+        path = summary.path if summary else None
+        if path != self._project_path:  # another song (or none): a fresh mirror, the one model reset
+            self._project_path = path
+            self._mirror = SongTree()
+            view = ProjectView(self.session, self._mirror, summary.song) if summary else None
+            self.tree_model.set_project(view)
+            self._sync_tree()
+        elif summary is not None:
+            self.tree_model.project.song = summary.song
+        title = f"{summary.song.title} — Cocompose" if summary else "Cocompose"
+        self.setWindowTitle(title)
+        self.undo_action.setEnabled(bool(summary and summary.undo_label))
+        self.undo_action.setText(f"&Undo {summary.undo_label}" if summary and summary.undo_label else "&Undo")
+        self.redo_action.setEnabled(bool(summary and summary.redo_label))
+        self.redo_action.setText(f"&Redo {summary.redo_label}" if summary and summary.redo_label else "&Redo")
+        for action in (self.save_as_action, self.export_action, self.close_action):
+            action.setEnabled(summary is not None)
+        self._update_info()
+
+    def _show_model(self, model: ModelSummary | None) -> None:
+        self._model = model
+        if model is None:
+            self.model_label.setText("No model")
+            self.device_label.setText("")
+        else:
+            self.model_label.setText(f"Model: {model.name}")
+            self.model_label.setToolTip(model.reference)
+            self.device_label.setText(f"Device: {model.device}")
+            self.conditioning_panel.set_names(model.artists, model.genres)
+        self.upsample_action.setEnabled(bool(model and model.can_upsample))
+        self._update_info()
+
+    def _update_info(self) -> None:
+        if self._model is None and self.last_error == NO_MODEL_HELP:
+            text = NO_MODEL_HELP
+        elif self._summary is None:
+            text = "Start a song with File > New Song (Ctrl+N), or open one with File > Open (Ctrl+O)."
+        elif self._model is None:
+            text = "Loading the model…"
+        else:
+            text = ""
+        self.info.setText(text)
+        self.info.setVisible(bool(text))
+        self.generate_panel.set_enabled_actions(self._summary is not None and self._model is not None)
+
+    def _show_memory(self) -> None:
+        from cocompose.app_session import memory_in_use
+
+        self.memory_label.setText(f"Memory: {_megabytes(memory_in_use())}")
+
+    def _sync_tree(self) -> None:
+        snapshot = self.session.snapshot()
+        if snapshot is None:
+            if self.session.project is not None:  # the worker holds the lock for a moment: look again soon
+                QTimer.singleShot(SNAPSHOT_RETRY_MS, self._sync_tree)
+            return
+        sync(self._mirror, snapshot)
+        rate = self._summary.song.model.codes_per_second if self._summary else 1.0
+        self.timeline.set_segments(path_segments(self._mirror, rate) if len(self._mirror) else [])
+
+    def show_error(self, message: str) -> None:
+        """A problem, said plainly; the app keeps running. One box at a time (a newer message replaces)."""
+        self.last_error = message
+        self.message_label.setText(message.splitlines()[0] if message else "")
+        if message == NO_MODEL_HELP:
+            self._update_info()  # the window itself explains; no box for an app that simply has no model
+            return
+        if self._error_box is None:
+            self._error_box = QMessageBox(QMessageBox.Icon.Warning, "Cocompose", "", parent=self)
+            self._error_box.setObjectName("errorBox")
+        self._error_box.setText(message)
+        self._error_box.open()  # window-modal without a nested event loop
+
+    def notice(self, message: str) -> None:
+        self.message_label.setText(message)
+
+    # -- the take under the cursor --------------------------------------------------------------------
+    def selected_take(self) -> int | None:
+        node_id = self.tree_view.node_id_at(self.tree_view.currentIndex())
+        return node_id if node_id is not None and node_id in self._mirror else None
+
+    def select_take(self, node_id: int) -> None:
+        self.tree_view.select_node(node_id)
+
+    def _selection_changed(self, selected: QItemSelection, _deselected: QItemSelection) -> None:
+        node_id = self.selected_take()
+        if node_id is not None:
+            self.conditioning_panel.show_conditioning(self._mirror.conditioning_at(node_id))
+
+    def select_sibling(self, n: int) -> None:
+        """Move the cursor to the n-th (1-based) sibling of the take under it."""
+        node_id = self.selected_take()
+        if node_id is None:
+            return
+        siblings = [s.id for s in self._mirror.children(self._mirror.node(node_id).parent_id)]
+        if n <= len(siblings):
+            self.select_take(siblings[n - 1])
+
+    # -- actions --------------------------------------------------------------------------------------
+    def load_model(self, name_or_folder) -> None:
+        self.session.load_model(name_or_folder)
+
+    def generate(self, mode: str, settings: GenerateSettings) -> None:
+        selected = self.selected_take()
+        if mode == "continue":
+            parent = None
+        elif selected is None:
+            parent = self._mirror.current_id
+        elif mode == "variations":
+            parent = self._mirror.node(selected).parent_id
+            if parent is None:
+                self.show_error("The start of the song has no variations; generate after it instead.")
+                return
+        else:
+            parent = selected
+        self.session.generate(parent, settings.branches, settings.seconds, settings.seed, settings.sampling)
+
+    def swap(self, conditioning) -> None:
+        node_id = self.selected_take()
+        if node_id is None:
+            self.show_error("Choose the take from which the new artist sings.")
+            return
+        self.session.swap(node_id, conditioning.artist, conditioning.genre, conditioning.lyrics,
+                          conditioning.blend)  # fmt: skip
+
+    def upsample(self) -> None:
+        from cocompose.service.requests import UpsampleRequest
+
+        self.session.submit(UpsampleRequest())
+
+    def open_project(self, path: str | Path) -> None:
+        self.session.open_project(path)
+
+    def close_project(self) -> None:
+        self.session.close_project()
+
+    def new_song_dialog(self) -> NewSongDialog:
+        folder = Path(self.session.state.recent[0]).parent if self.session.state.recent else Path.home()
+        model = self._model
+        dialog = NewSongDialog(_unused_name(folder / f"song{FILE_SUFFIX}"), model.artists if model else (),
+                               model.genres if model else (), parent=self)  # fmt: skip
+        dialog.accepted.connect(lambda: self._create_song(dialog))
+        dialog.open()
+        return dialog
+
+    def _create_song(self, dialog: NewSongDialog) -> None:
+        try:
+            song = dialog.choice()
+        except ValueError as exc:
+            self.show_error(str(exc))
+            return
+        self.session.new_project(song.path, song.conditioning, song.planned_seconds)
+
+    def export_dialog(self) -> ExportDialog | None:
+        if self._summary is None:
+            self.show_error("Open or create a song first.")
+            return None
+        suggested = self._summary.path.with_suffix(".wav")
+        dialog = ExportDialog(suggested, bool(self._model and self._model.can_upsample), parent=self)
+        dialog.accepted.connect(lambda: self._export(dialog))
+        dialog.open()
+        return dialog
+
+    def _export(self, dialog: ExportDialog) -> None:
+        choice = dialog.choice()
+        self.notice(f"Exporting to {choice.path.name}…")
+        future = self.session.export(choice.path, choice.settings, choice.quality)
+        self.bridge.when_done(future, lambda result: self.notice(f"Exported {result.path}"))
+
+    def _choose_project(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open song", "", f"Songs (*{FILE_SUFFIX});;All files (*)")
+        if path:
+            self.open_project(path)
+
+    def _choose_save_as(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save song as", "", f"Songs (*{FILE_SUFFIX})")
+        if path:
+            self.session.save_as(path)
+
+    def _choose_model(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Model folder")
+        if folder:
+            self.load_model(folder)
+
+    def _rebuild_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = self.session.state.existing_recent()
+        for path in recent:
+            action = self._action(Path(path).name, lambda path=path: self.open_project(path))
+            action.setToolTip(path)
+            self.recent_menu.addAction(action)
+        self.recent_menu.setEnabled(bool(recent))
+
+    def _offer_reopen(self) -> QMessageBox | None:
+        """The last run died with a song open: offer to open it again (nothing in it was lost)."""
+        path = self.session.state.open_project
+        if not path or not Path(path).is_file() or self.session.project is not None:
+            return None
+        box = QMessageBox(QMessageBox.Icon.Question, "Reopen song",
+                          f"Cocompose stopped while {Path(path).name} was open. Open it again?\n"
+                          "Everything up to that moment was saved.",
+                          QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Cancel,
+                          self)  # fmt: skip
+        box.setObjectName("reopenBox")
+        box.accepted.connect(lambda: self.open_project(path))
+        box.open()
+        return box
+
+    # -- drag and drop: an audio file primes the song ------------------------------------------------
+    @staticmethod
+    def _dropped_audio(event: QDragEnterEvent | QDropEvent) -> Path | None:
+        urls = event.mimeData().urls() if event.mimeData().hasUrls() else []
+        paths = [Path(url.toLocalFile()) for url in urls if url.isLocalFile()]
+        return next((p for p in paths if p.suffix.lower() in AUDIO_SUFFIXES), None)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if self._dropped_audio(event) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        path = self._dropped_audio(event)
+        if path is not None:
+            event.acceptProposedAction()
+            self.prime(path)
+
+    def prime(self, path: Path) -> None:
+        self.notice(f"Priming with {path.name}…")
+        future = self.session.prime(path)
+        self.bridge.when_done(future, lambda n: self.notice(f"Primed with {path.name} ({n} codes)"))
+
+    # -- the rest ------------------------------------------------------------------------------------
     def show_about(self) -> QMessageBox:
         box = QMessageBox(QMessageBox.Icon.Information, "About Cocompose", "", parent=self)
         box.setObjectName("aboutBox")
@@ -64,3 +442,19 @@ class MainWindow(QMainWindow):
         # open(), not exec(): window-modal without a nested event loop that would block the app (and tests).
         box.open()
         return box
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self._shut:
+            self._shut = True
+            self._memory_timer.stop()
+            # Cancels what runs (every drawn code is already saved) and closes the file: a moment.
+            self.session.shutdown()
+        super().closeEvent(event)
+
+
+def _unused_name(path: Path) -> Path:
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
