@@ -15,6 +15,8 @@ No Qt here: the GUI runs this in a worker and relays the reports.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import http.client
 import json
 import os
@@ -26,6 +28,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -59,6 +62,8 @@ OFFICIAL_MIN_BYTES: dict[str, int] = {
 }
 
 PART_SUFFIX = ".part"
+# What each converted file was made from, kept in the model folder (a JSON the model loaders skip).
+RECORD_NAME = "download.json"
 USER_AGENT = "cocompose-download/1"
 
 
@@ -384,8 +389,8 @@ def _fetch_once(
                     DownloadProgress(
                         "note",
                         remote.label,
-                        message=f"{remote.label}: the server ignored the range request; "
-                        "downloading it again from the start",
+                        message=f"{remote.label}: the server ignored the range request (or the file "
+                        "changed); downloading it again from the start",
                     )
                 )
             have = 0
@@ -479,10 +484,8 @@ def download_jukebox(
     """Fetch what `request.model` still lacks, convert it into models_dir/MODEL, and say what was done."""
     report = progress or (lambda event: None)
     cancel = cancel or threading.Event()
-    settings = request.settings
     names = model_files(request.model, request.files)
     folder = Path(request.models_dir) / request.model
-    download_dir = Path(request.download_dir)
     skipped = tuple(name for name in names if _is_converted(folder, name))
     todo = tuple(name for name in names if name not in skipped)
     needs_ids = any(name != "vqvae" for name in names) and not _has_ids(folder)
@@ -491,24 +494,45 @@ def download_jukebox(
         return DownloadResult(folder, (), (), skipped)
     for name in skipped:
         report(DownloadProgress("note", name, message=f"{name} is already converted in {folder}"))
+    if needs_ids and request.ids_dir is not None:
+        missing = [name for name in ID_LIST_FILES if not (Path(request.ids_dir) / name).is_file()]
+        if missing:
+            raise DownloadError(f"id list folder {request.ids_dir} lacks {', '.join(missing)}")
+    with _exclusive(Path(request.download_dir)):
+        return _download_locked(request, folder, todo, skipped, needs_ids, report, cancel)
 
+
+def _download_locked(
+    request: DownloadRequest,
+    folder: Path,
+    todo: tuple[str, ...],
+    skipped: tuple[str, ...],
+    needs_ids: bool,
+    report: Report,
+    cancel: threading.Event,
+) -> DownloadResult:
+    settings = request.settings
+    download_dir = Path(request.download_dir)
     official_size = request.hps_by_name is None
+    record = {
+        name: {"url": _join(settings.base_url, OFFICIAL_FILES[name]), "hps": _hps_digest(request, name)}
+        for name in todo
+    }
+    reuse = _reusable(Path(request.models_dir), request.model, record)
+    for name, other in reuse.items():
+        report(DownloadProgress("note", name, message=f"{name} is already converted in {other}; reusing it"))
     wanted = [
         _Remote(
             OFFICIAL_FILES[name],
-            _join(settings.base_url, OFFICIAL_FILES[name]),
+            record[name]["url"],
             download_dir / OFFICIAL_FILES[name],
             OFFICIAL_MIN_BYTES[name] if official_size else 0,
         )
         for name in todo
+        if name not in reuse
     ]
-    ids_source = None
-    if needs_ids and request.ids_dir is not None:
-        ids_source = Path(request.ids_dir)
-        missing = [name for name in ID_LIST_FILES if not (ids_source / name).is_file()]
-        if missing:
-            raise DownloadError(f"id list folder {ids_source} lacks {', '.join(missing)}")
-    elif needs_ids:
+    ids_source = Path(request.ids_dir) if needs_ids and request.ids_dir is not None else None
+    if needs_ids and ids_source is None:
         ids_source = download_dir / "ids"
         wanted += [
             _Remote(f"ids/{name}", _join(settings.ids_url, name), ids_source / name) for name in ID_LIST_FILES
@@ -531,7 +555,7 @@ def download_jukebox(
         fetched.append(remote.label)
         done_before += size
 
-    converted = _convert_into(request, folder, todo, ids_source if needs_ids else None, report, cancel)
+    converted = _convert_into(request, folder, todo, reuse, ids_source, record, report, cancel)
     if not request.keep_downloads:
         for remote in wanted:
             if not remote.label.startswith("ids/") and _receipt_path(remote.target).is_file():
@@ -539,6 +563,54 @@ def download_jukebox(
                 _receipt_path(remote.target).unlink()
     report(DownloadProgress("note", message=f"{request.model} is ready in {folder}"))
     return DownloadResult(folder, tuple(fetched), converted, skipped)
+
+
+@contextmanager
+def _exclusive(download_dir: Path):
+    """One download at a time per download folder (the CLI and the app could otherwise append to the
+    same .part); a second one is told so instead of waiting."""
+    download_dir.mkdir(parents=True, exist_ok=True)
+    with open(download_dir / ".lock", "a") as lock:
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DownloadError(
+                f"another download is already using {download_dir}; wait for it to finish"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def _read_record(folder: Path) -> dict:
+    try:
+        data = json.loads((folder / RECORD_NAME).read_text())
+    except (OSError, ValueError):
+        return {}
+    files = data.get("files") if isinstance(data, dict) else None
+    return files if isinstance(files, dict) else {}
+
+
+def _hps_digest(request: DownloadRequest, name: str) -> str | None:
+    """What the conversion of `name` depends on besides the file: its hyper-parameters (and for a prior
+    the VQ-VAE's); None for official sizes."""
+    if request.hps_by_name is None:
+        return None
+    used = [request.hps_by_name.get(name), request.hps_by_name.get("vqvae")]
+    return hashlib.sha256(json.dumps(used, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _reusable(models_dir: Path, model: str, record: dict[str, dict]) -> dict[str, Path]:
+    """Files another official model in models_dir converted from the same URL with the same settings
+    (the VQ-VAE and the upsamplers are shared by all three): name -> that model's folder."""
+    found: dict[str, Path] = {}
+    for other in MODELS:
+        done = _read_record(models_dir / other) if other != model else {}
+        for name, entry in record.items():
+            if name not in found and done.get(name) == entry and _is_converted(models_dir / other, name):
+                found[name] = models_dir / other
+    return found
 
 
 def _announced_sizes(
@@ -609,7 +681,9 @@ def _convert_into(
     request: DownloadRequest,
     folder: Path,
     todo: tuple[str, ...],
+    reuse: dict[str, Path],
     ids_source: Path | None,
+    record: dict[str, dict],
     report: Report,
     cancel: threading.Event,
 ) -> tuple[str, ...]:
@@ -619,11 +693,17 @@ def _convert_into(
 
     models_dir = Path(request.models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
+    for stale in models_dir.glob(f".{request.model}.converting-*"):
+        shutil.rmtree(stale, ignore_errors=True)  # left by a run that was killed; we hold the lock
     staging = Path(tempfile.mkdtemp(prefix=f".{request.model}.converting-", dir=models_dir))
     try:
         for name in todo:
             if cancel.is_set():
                 raise DownloadCancelled("cancelled before converting " + name)
+            if name in reuse:
+                for path in checkpoint.paths_for(reuse[name] / name):
+                    _link_or_copy(path, staging / path.name)
+                continue
             report(DownloadProgress("convert", name, message=f"converting {OFFICIAL_FILES[name]} -> {name}"))
             convert_jukebox(
                 request.download_dir, staging, request.hps_by_name, only=[name], progress=lambda m: None
@@ -634,6 +714,9 @@ def _convert_into(
                     staging / "ids" / file_name,
                     lambda tmp, f=file_name: shutil.copyfile(ids_source / f, tmp),
                 )
+        entries = _read_record(folder) | record
+        text = json.dumps({"model": request.model, "files": entries}, indent=2, sort_keys=True)
+        (staging / RECORD_NAME).write_text(text)
         if not folder.exists():
             os.replace(staging, folder)
         else:
@@ -641,6 +724,14 @@ def _convert_into(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return todo
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    """A hard link (no extra disk; models are replaced, never edited in place), else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)
 
 
 def _move_contents(staging: Path, folder: Path) -> None:
@@ -654,6 +745,7 @@ def _move_contents(staging: Path, folder: Path) -> None:
         (folder / "ids").mkdir(exist_ok=True)
         for item in (staging / "ids").iterdir():
             os.replace(item, folder / "ids" / item.name)
+    os.replace(staging / RECORD_NAME, folder / RECORD_NAME)
 
 
 # ---------------------------------------------------------------------------------------------------

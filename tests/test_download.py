@@ -6,7 +6,9 @@ connection that drops midway, a server that ignores Range, a body shorter than a
 
 from __future__ import annotations
 
+import fcntl
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -126,7 +128,7 @@ def _request(httpd, tmp_path: Path, model: str = "5b", **kwargs) -> DownloadRequ
         retries=2,
         backoff_s=0.01,
         timeout_s=10,
-        chunk_bytes=1 << 16,
+        chunk_bytes=1 << 12,
     )
     values = {
         "model": model,
@@ -148,7 +150,17 @@ def _same_converted_model(got: Path, expected: Path) -> None:
         assert a[key].dtype == b[key].dtype and torch.equal(a[key], b[key]), key
 
 
+def expected_lyrics(tmp_path: Path) -> Path:
+    out = tmp_path / "expected_lyrics"
+    convert_jukebox(FIXTURE_DIR / "models", out, hparams()["resolved_hps"], only=["prior_5b_lyrics"])
+    return out / "prior_5b_lyrics"
+
+
 VQVAE = "/models/5b/vqvae.pth.tar"
+
+
+def _nothing_downloaded(tmp_path: Path) -> bool:
+    return not [p for p in (tmp_path / "downloads").rglob("*") if p.name != ".lock"]
 
 
 def test_download_and_convert_equals_converting_the_local_files(server, tmp_path):
@@ -184,10 +196,13 @@ def test_download_and_convert_equals_converting_the_local_files(server, tmp_path
             size = (FIXTURE_DIR / "models" / rel).stat().st_size
             assert last[rel].done == last[rel].total == size
     assert max(e.all_done for e in last.values()) == next(iter(last.values())).all_total
-    leftovers = [p.name for p in (tmp_path / "downloads").rglob("*") if p.is_file()]
+    leftovers = [p.name for p in (tmp_path / "downloads").rglob("*") if p.is_file() and p.name != ".lock"]
     # Only the small id lists (and the receipts that mark them as downloaded) stay, for other models.
     assert sorted(leftovers) == sorted([*ID_LIST_FILES, *(f"{n}.source.json" for n in ID_LIST_FILES)])
-    assert [p.name for p in (tmp_path / "models").iterdir()] == ["5b"]
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == ["5b"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["download.json", "ids", *(f"{n}.{ext}" for n in MODELS["5b"] for ext in ("json", "safetensors"))]
+    )
 
     # A second run finds everything converted and asks the server for nothing.
     before = len(server.state.requests)
@@ -195,47 +210,57 @@ def test_download_and_convert_equals_converting_the_local_files(server, tmp_path
     assert again.converted == () and again.skipped == MODELS["5b"]
     assert len(server.state.requests) == before
 
+    # Another official model reuses the shared VQ-VAE and upsamplers: only its top prior is fetched.
+    result = download_jukebox(_request(server, tmp_path, model="5b_lyrics"), notes.append)
+    fetched = [p for m, p, _ in server.state.requests[before:] if m == "GET"]
+    assert fetched == ["/models/5b_lyrics/prior_level_2.pth.tar"] and result.converted == MODELS["5b_lyrics"]
+    lyrics = tmp_path / "models" / "5b_lyrics"
+    shared = [f"{n}.safetensors" for n in ("vqvae", "upsampler_level_1", "upsampler_level_0")]
+    assert [(lyrics / f).stat().st_ino for f in shared] == [(folder / f).stat().st_ino for f in shared]
+    _same_converted_model(lyrics / "prior_5b_lyrics", expected_lyrics(tmp_path))
+
 
 def test_a_dropped_connection_resumes_with_a_range_request(server, tmp_path):
     size = len(server.state.files[VQVAE])
-    server.state.drop_once[VQVAE] = 1_000_000
+    server.state.drop_once[VQVAE] = cut = size // 3
     notes = []
     download_jukebox(_request(server, tmp_path, files=("vqvae",), keep_downloads=True), notes.append)
     first, second = server.state.gets(VQVAE)
     assert "Range" not in first
-    assert second["Range"] == "bytes=1000000-" and second["If-Range"] == f'"{size}"'
+    assert second["Range"] == f"bytes={cut}-" and second["If-Range"] == f'"{size}"'
     assert (tmp_path / "downloads/5b/vqvae.pth.tar").read_bytes() == server.state.files[VQVAE]
     assert any("resuming" in e.message for e in notes)
     assert (tmp_path / "models/5b/vqvae.safetensors").is_file()
 
 
 def test_a_server_that_ignores_range_is_downloaded_again_from_the_start(server, tmp_path):
-    server.state.drop_once[VQVAE] = 500_000
+    server.state.drop_once[VQVAE] = cut = len(server.state.files[VQVAE]) // 4
     server.state.ignore_range = True
     notes = []
     download_jukebox(_request(server, tmp_path, files=("vqvae",), keep_downloads=True), notes.append)
-    assert server.state.gets(VQVAE)[1]["Range"] == "bytes=500000-"
+    assert server.state.gets(VQVAE)[1]["Range"] == f"bytes={cut}-"
     assert (tmp_path / "downloads/5b/vqvae.pth.tar").read_bytes() == server.state.files[VQVAE]
     assert any("ignored the range request" in e.message for e in notes)
 
 
 def test_a_body_shorter_than_announced_is_never_taken_for_the_file(server, tmp_path):
-    server.state.stop_at[VQVAE] = 700_000
-    with pytest.raises(DownloadError, match=r"failed 3 times.*closed after 700000 of \d+ bytes.*resume"):
+    size = len(server.state.files[VQVAE])
+    server.state.stop_at[VQVAE] = cut = size // 5
+    with pytest.raises(DownloadError, match=rf"failed 3 times.*closed after {cut} of {size} bytes.*resume"):
         download_jukebox(_request(server, tmp_path, files=("vqvae",)))
     assert not (tmp_path / "downloads/5b/vqvae.pth.tar").exists()
-    assert (tmp_path / "downloads/5b/vqvae.pth.tar.part").stat().st_size == 700_000
+    assert (tmp_path / "downloads/5b/vqvae.pth.tar.part").stat().st_size == cut
     assert not (tmp_path / "models" / "5b").exists()
     # The retries asked only for the missing bytes.
-    assert [h.get("Range") for h in server.state.gets(VQVAE)] == [None] + ["bytes=700000-"] * 2
+    assert [h.get("Range") for h in server.state.gets(VQVAE)] == [None] + [f"bytes={cut}-"] * 2
 
 
 def test_a_file_smaller_than_the_official_weights_is_refused_before_downloading(server, tmp_path):
     request = _request(server, tmp_path, files=("vqvae",), hps_by_name=None)
-    with pytest.raises(DownloadError, match=r"offers 3\.1 MB for 5b/vqvae\.pth\.tar.*at least 7\.5 MB"):
+    with pytest.raises(DownloadError, match=r"offers [\d.]+ [KM]?B for 5b/vqvae\.pth\.tar.*at least 7\.5 MB"):
         download_jukebox(request)
     assert server.state.gets(VQVAE) == []
-    assert not (tmp_path / "downloads").exists()
+    assert _nothing_downloaded(tmp_path)
 
 
 def test_not_enough_disk_space_is_said_before_downloading(server, tmp_path):
@@ -251,29 +276,31 @@ def test_a_missing_file_is_a_clear_error(server, tmp_path):
         base_url=_url(server, "nowhere"), ids_url=_url(server, "ids"))}))  # fmt: skip
     with pytest.raises(DownloadError, match=r"5b/vqvae\.pth\.tar not found on the server .*HTTP 404"):
         download_jukebox(request)
-    assert not (tmp_path / "downloads").exists() and not (tmp_path / "models").exists()
+    assert _nothing_downloaded(tmp_path) and not (tmp_path / "models").exists()
 
 
 def test_cancel_keeps_the_part_and_the_next_run_fetches_the_rest(server, tmp_path):
     cancel = threading.Event()
     seen = []
+    size = len(server.state.files[VQVAE])
 
     def progress(event):
         if event.stage == "download":
             seen.append(event.done)
-            if event.done >= 1 << 20:
+            if event.done >= size // 2:
                 cancel.set()
 
     request = _request(server, tmp_path, files=("vqvae",), keep_downloads=True)
     with pytest.raises(DownloadCancelled):
         download_jukebox(request, progress, cancel)
     part = tmp_path / "downloads/5b/vqvae.pth.tar.part"
-    assert part.stat().st_size == seen[-1] == 1 << 20
+    kept = part.stat().st_size
+    assert kept == seen[-1] and size // 2 <= kept < size
     assert not (tmp_path / "downloads/5b/vqvae.pth.tar").exists()
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
 
     download_jukebox(request)
-    assert server.state.gets(VQVAE)[-1]["Range"] == f"bytes={1 << 20}-"
+    assert server.state.gets(VQVAE)[-1]["Range"] == f"bytes={kept}-"
     assert (tmp_path / "downloads/5b/vqvae.pth.tar").read_bytes() == server.state.files[VQVAE]
 
 
@@ -288,15 +315,17 @@ def test_cli_installs_into_models_home_and_adds_files_to_an_installed_model(
     args = ["download-jukebox", "1b_lyrics", "--hparams", str(hps)]
     assert main([*args, "--only", "vqvae"]) == 0
     out = capsys.readouterr().out
-    assert "5b/vqvae.pth.tar" in out and "use it with --model 1b_lyrics" in out
+    assert re.search(r"^5b/vqvae\.pth\.tar: [\d.]+ [KM]?B of [\d.]+ [KM]?B \(100%\)$", out, re.MULTILINE)
+    assert "use it with --model 1b_lyrics" in out
     folder = tmp_path / "home" / "models" / "1b_lyrics"
-    assert sorted(p.name for p in folder.iterdir()) == ["vqvae.json", "vqvae.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["download.json", "vqvae.json", "vqvae.safetensors"]
 
     assert main([*args, "--only", "vqvae", "prior_1b_lyrics"]) == 0
     out = capsys.readouterr().out
     assert "vqvae is already converted" in out
     assert {p.name for p in folder.iterdir()} == {
-        "vqvae.json", "vqvae.safetensors", "prior_1b_lyrics.json", "prior_1b_lyrics.safetensors", "ids"
+        "vqvae.json", "vqvae.safetensors", "prior_1b_lyrics.json", "prior_1b_lyrics.safetensors", "ids",
+        "download.json",
     }  # fmt: skip
     assert checkpoint.read_settings(folder / "prior_1b_lyrics")["kind"] == "prior"
     assert not list((tmp_path / "home" / "models").glob(".1b_lyrics.converting-*"))
@@ -309,3 +338,14 @@ def test_cli_names_the_models_and_files_it_knows(capsys):
     assert "5b has no file prior_1b_lyrics; its files are vqvae, prior_5b" in capsys.readouterr().err
     assert main(["download-jukebox", "5b", "--base-url", "ftp://example.org/"]) == 2
     assert "not an http:// or https:// URL" in capsys.readouterr().err
+
+
+def test_a_second_download_into_the_same_folder_is_refused(server, tmp_path):
+    (tmp_path / "downloads").mkdir()
+    with open(tmp_path / "downloads" / ".lock", "a") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(DownloadError, match="another download is already using"):
+            download_jukebox(_request(server, tmp_path, files=("vqvae",)))
+    assert server.state.requests == []
+    download_jukebox(_request(server, tmp_path, files=("vqvae",)))  # free again once the first is done
+    assert (tmp_path / "models/5b/vqvae.json").is_file()
