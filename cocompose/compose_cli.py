@@ -26,6 +26,7 @@ from cocompose.service.requests import (
     check_seconds,
 )
 from cocompose.song import Codes, ModelInfo
+from cocompose.song.records import ArtistBlend
 from cocompose.store import Project
 
 if TYPE_CHECKING:
@@ -218,19 +219,38 @@ def cmd_pick(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_blend(text: str | None) -> ArtistBlend | None:
+    """`NAME:W` -> ArtistBlend(NAME, W); None when no blend is asked for."""
+    if text is None:
+        return None
+    name, sep, weight = text.rpartition(":")
+    try:
+        value = float(weight)
+    except ValueError:
+        value = None
+    if not sep or not name.strip() or value is None:
+        raise ValueError(
+            f"a blend is ARTIST:WEIGHT with WEIGHT from 0 to 1 (e.g. 'Bo Noise:0.3'), not {text!r}"
+        )
+    return ArtistBlend(name.strip(), value)  # checks 0 <= weight <= 1
+
+
 def cmd_swap(args: argparse.Namespace) -> int:
+    blend = parse_blend(args.blend)
     with session(args) as (project, service):
         old = project.tree.conditioning_at(args.node) if args.node in project.tree else None
         if old is None:
             raise ValueError(f"take {args.node} is not in this song")
-        new = replace(old, artist=args.artist, genre=args.genre or old.genre)
+        # A swap names the artist anew, so an earlier blend does not carry over unless --blend repeats it.
+        new = replace(old, artist=args.artist, genre=args.genre or old.genre, blend=blend)
         if args.lyrics is not None:
             new = replace(new, lyrics=args.lyrics)
-        from engine.api import LabelSpec
+        from cocompose.service.runners import label_spec
 
-        service.engine.check_names(LabelSpec(new.artist, new.genre, new.lyrics))
+        service.engine.check_names(label_spec(new, project.song.planned_seconds))
         service.read(lambda p: p.set_conditioning(args.node, new))
-        print(f"from take {args.node} on: {new.artist}, {new.genre}")
+        voice = new.artist if blend is None else f"{new.artist} + {blend.other_artist} at {blend.weight:g}"
+        print(f"from take {args.node} on: {voice}, {new.genre}")
     return 0
 
 
@@ -388,6 +408,11 @@ def add_compose_commands(commands) -> None:
     swap.add_argument("--artist", required=True)
     swap.add_argument("--genre", help="default: keep the genre")
     swap.add_argument("--lyrics", help="default: keep the lyrics")
+    swap.add_argument(
+        "--blend",
+        metavar="ARTIST:W",
+        help="a new voice between two artists: (1 - W) * artist + W * ARTIST, W from 0 to 1 (default: none)",
+    )
     swap.set_defaults(run=cmd_swap)
 
     prime = commands.add_parser("prime", help="start a new song from an audio file")

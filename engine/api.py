@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from engine.bundle import ModelBundle
-from engine.prior.labels import Label, build_label
+from engine.preview_stream import StreamingPreview
+from engine.prior.labels import Label, blend_rows, build_label, check_blend_weight, with_blend
 from engine.prior.sampler import Cancelled, SamplingSettings, branch_generators, sample
 from engine.sampling.drivers import window_labels, window_seed
 from engine.sampling.upsample import upsample
@@ -33,7 +34,11 @@ Progress = Callable[[int, int], bool | None]  # (done, total) -> False cancels
 
 @dataclass(frozen=True)
 class LabelSpec:
-    """What the prior is told about the song, in names (the store's Conditioning, flattened)."""
+    """What the prior is told about the song, in names (the store's Conditioning, flattened).
+
+    blend_artist/blend_weight: an artist blend, the artist embedding (1 - w) * e(artist) + w * e(blend),
+    which gives new voices between two known ones; w = 0 is plain `artist`, w = 1 plain `blend_artist`.
+    """
 
     artist: str
     genre: str
@@ -155,8 +160,7 @@ class ComposeEngine:
                 near = names.genres.suggest(word)
                 hint = f"; nearest: {', '.join(near)}" if near else "; see the model's genre list"
                 raise ValueError(f"unknown genre {word!r}{hint}")
-        if spec.blend_artist and 0.0 < spec.blend_weight < 1.0:
-            raise ValueError("artist blends need embedding interpolation, which the priors do not offer yet")
+        check_blend_weight(spec.blend_weight)
 
     def label(self, spec: LabelSpec, offset_samples: int = 0, prior=None) -> Label | None:
         """The label of one item for `prior` (default: the top prior) at an offset into the song."""
@@ -164,7 +168,6 @@ class ComposeEngine:
         config = self.bundle.label_config(prior)
         if config is None:
             return None
-        artist = spec.blend_artist if spec.blend_artist and spec.blend_weight >= 1.0 else spec.artist
         total = int(spec.total_seconds * self.sample_rate)
         timing = prior.config.labels
         if timing.include_timing and timing.max_duration is not None:
@@ -173,7 +176,10 @@ class ComposeEngine:
             total = min(max(total, low), high - 1)
         total = max(total, offset_samples + 1)
         names = self._names(prior.config.level)
-        return build_label(config, names, artist, spec.genre, spec.lyrics, total, offset_samples)
+        label = build_label(config, names, spec.artist, spec.genre, spec.lyrics, total, offset_samples)
+        if spec.blend_artist:
+            label = with_blend(label, names.artist_id(spec.blend_artist), spec.blend_weight)
+        return label
 
     # -- audio ------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -199,6 +205,10 @@ class ComposeEngine:
     def decode_preview(self, top_codes: np.ndarray) -> tuple[np.ndarray, int]:
         """Top-level codes (K,) -> (mono float32 audio, sample rate) from the fast top decoder (chunked)."""
         return self._decode(top_codes, self.bundle.vqvae.config.levels - 1)
+
+    def preview_stream(self, context: np.ndarray) -> StreamingPreview:
+        """A top-level decoder for a take still being sampled; `context` is the song just before it."""
+        return StreamingPreview(self.bundle.vqvae, self.bundle.vqvae.config.levels - 1, context)
 
     @torch.no_grad()
     def decode_bottom(self, bottom_codes: np.ndarray) -> tuple[np.ndarray, int]:
@@ -274,13 +284,14 @@ class ComposeEngine:
         generators = branch_generators([window_seed(seeds[b], prior.config.level, start) for b in group])
         prefix = torch.from_numpy(np.stack([song[b][start:have] for b in group])).to(self._device())
         y, _ = window_labels(prior, None if label is None else [label], start, rows)
+        blend = None if label is None else blend_rows([label] * rows)
         drawn, resume = 0, None
         while drawn < new:
             k = min(stream, new - drawn)
             try:
                 if resume is None:
                     result = sample(prior, y, k, seeds=generators, prefix=prefix, settings=settings,
-                                    progress=tick(drawn, rows))  # fmt: skip
+                                    progress=tick(drawn, rows), blend=blend)  # fmt: skip
                 else:
                     result = sample(prior, None, k, seeds=generators, resume=resume, settings=settings,
                                     progress=tick(drawn, rows))  # fmt: skip

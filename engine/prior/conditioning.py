@@ -40,7 +40,13 @@ class LabelConditioner(nn.Module):
             self.absolute_pos_emb = _Table(cfg.t_bins, width)
             self.relative_pos_emb = _Table(cfg.t_bins, width)
 
-    def start_embedding(self, labels: torch.Tensor) -> torch.Tensor:
+    def start_embedding(self, labels: torch.Tensor, blend: torch.Tensor | None = None) -> torch.Tensor:
+        """(N, 1, W): the artist embedding plus the genre words' embeddings.
+
+        blend: optional (N, 2) rows [other artist id, weight w] (see `engine.prior.labels.blend_rows`);
+        the artist term becomes (1 - w) * e(artist) + w * e(other), exactly e(artist) at w = 0 and
+        e(other) at w = 1.
+        """
         cfg = self.config
         artist = labels[:, 3:4]
         genres = labels[:, 4 : 4 + cfg.max_bow_genre_size]
@@ -48,7 +54,23 @@ class LabelConditioner(nn.Module):
         _check_ids("genre", genres, cfg.n_genres, allow_empty=True)
         present = (genres >= 0).to(self.bow_genre_emb.emb.weight.dtype).unsqueeze(2)
         genre_sum = (self.bow_genre_emb(genres.clamp(min=0)) * present).sum(dim=1, keepdim=True)
-        return genre_sum + self.artist_emb(artist)
+        artist_emb = self.artist_emb(artist)  # (N, 1, W)
+        if blend is not None:
+            artist_emb = self._blended(artist_emb, blend)
+        return genre_sum + artist_emb
+
+    def _blended(self, artist_emb: torch.Tensor, blend: torch.Tensor) -> torch.Tensor:
+        n = artist_emb.shape[0]
+        if blend.dim() != 2 or blend.shape != (n, 2):
+            shape = tuple(blend.shape)
+            raise ValueError(f"an artist blend must be ({n}, 2) rows [other artist id, weight], got {shape}")
+        device = artist_emb.device
+        other = blend[:, 0:1].round().long().to(device)
+        weight = blend[:, 1].to(device=device, dtype=torch.float32).view(n, 1, 1)
+        _check_ids("blend artist", other, self.config.n_artists, allow_empty=False)
+        if not bool(((weight >= 0) & (weight <= 1)).all()):
+            raise ValueError(f"artist blend weights must lie in [0, 1], got {blend[:, 1].tolist()}")
+        return mix_artists(artist_emb, self.artist_emb(other), weight)
 
     def timing_embedding(self, labels: torch.Tensor) -> torch.Tensor:
         cfg = self.config
@@ -65,6 +87,17 @@ class LabelConditioner(nn.Module):
         return (
             self.total_length_emb(total) + self.absolute_pos_emb(absolute) + self.relative_pos_emb(relative)
         )
+
+
+def mix_artists(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | float) -> torch.Tensor:
+    """(1 - w) * a + w * b in float32, cast back to a's dtype; a at w = 0 and b at w = 1 bit for bit.
+
+    The one place the blend is computed, so a table row replaced by `mix_artists(e(A), e(B), w)` gives
+    the same start embedding as the blend itself (the tests' equivalence).
+    """
+    w = torch.as_tensor(weight, dtype=torch.float32, device=a.device)
+    mixed = ((1.0 - w) * a.float() + w * b.float()).to(a.dtype)
+    return torch.where(w == 0, a, torch.where(w == 1, b, mixed))
 
 
 def _check_ids(name: str, ids: torch.Tensor, rows: int, allow_empty: bool) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -180,11 +180,47 @@ class LabelConfig:
 
 @dataclass(frozen=True)
 class Label:
-    """One item's label vector with the full lyric token list and which of them the window holds."""
+    """One item's label vector with the full lyric token list and which of them the window holds.
+
+    blend: (other artist id, weight w) with 0 < w < 1 when the artist embedding is a mix of y's artist
+    and another one, (1 - w) * e(artist) + w * e(other); the label vector itself has no slot for it.
+    """
 
     y: list[int]
     full_tokens: list[int]
     lyric_indices: list[int]
+    blend: tuple[int, float] | None = None
+
+
+def check_blend_weight(weight: float) -> float:
+    weight = float(weight)
+    if not 0.0 <= weight <= 1.0:  # also rejects NaN
+        raise ValueError(f"an artist blend weight must be between 0 and 1, not {weight}")
+    return weight
+
+
+def with_blend(label: Label, other_artist_id: int, weight: float) -> Label:
+    """The label with another artist mixed in at `weight`: w = 0 keeps the label as it is, w = 1 makes it
+    the plain label of the other artist (so both ends are exactly the unblended priors)."""
+    weight = check_blend_weight(weight)
+    if weight == 0.0:
+        return replace(label, blend=None)
+    if weight == 1.0:
+        y = list(label.y)
+        y[3] = int(other_artist_id)
+        return replace(label, y=y, blend=None)
+    return replace(label, blend=(int(other_artist_id), weight))
+
+
+def blend_rows(labels: Sequence[Label]) -> torch.Tensor | None:
+    """(N, 2) float32 rows [other artist id, weight] for a batch of labels, or None when none blends.
+
+    An unblended label in a blended batch gets [its own artist, 0], which mixes to its plain embedding.
+    """
+    if all(label.blend is None for label in labels):
+        return None
+    rows = [[label.y[3], 0.0] if label.blend is None else list(label.blend) for label in labels]
+    return torch.tensor(rows, dtype=torch.float32).reshape(len(labels), 2)
 
 
 def label_from_ids(

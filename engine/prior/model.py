@@ -66,9 +66,15 @@ class JukeboxPrior(nn.Module):
 
     # ----------------------------------------------------------------- conditioning
     def conditioning(
-        self, labels: torch.Tensor | None, upper_tokens: torch.Tensor | None = None
+        self,
+        labels: torch.Tensor | None,
+        upper_tokens: torch.Tensor | None = None,
+        blend: torch.Tensor | None = None,
     ) -> Conditioning:
-        """Once-per-window work: start embedding, timing or upsampler conditioning, lyric encoder."""
+        """Once-per-window work: start embedding, timing or upsampler conditioning, lyric encoder.
+
+        blend: optional (N, 2) artist blend rows [other artist id, weight] mixed into the artist embedding
+        (`LabelConditioner.start_embedding`); ignored by a prior without labels."""
         cfg = self.config
         start = x_cond = encoder_kv = lyrics = None
         if cfg.labels is not None:
@@ -76,7 +82,7 @@ class JukeboxPrior(nn.Module):
                 shape = None if labels is None else tuple(labels.shape)
                 raise ValueError(f"labels must be (N, {cfg.label_len}) int64, got {shape}")
             labels = labels.long()
-            start = self.y_emb.start_embedding(labels)
+            start = self.y_emb.start_embedding(labels, blend)
             if cfg.n_tokens:
                 lyrics = labels[:, labels.shape[1] - cfg.n_tokens :]
                 if bool((lyrics < 0).any() or (lyrics >= cfg.n_vocab).any()):
@@ -120,8 +126,8 @@ class JukeboxPrior(nn.Module):
             return torch.cat([cond.lyrics, tokens + cfg.vocab_shift], dim=1)
         return tokens
 
-    def _forward(self, tokens, labels, upper_tokens, record_layer=None, hidden_states=None):
-        cond = self.conditioning(labels, upper_tokens)
+    def _forward(self, tokens, labels, upper_tokens, record_layer=None, hidden_states=None, blend=None):
+        cond = self.conditioning(labels, upper_tokens, blend)
         stream = self._stream(tokens, cond)
         _check_batch(stream, cond)
         core = self.prior
@@ -130,14 +136,17 @@ class JukeboxPrior(nn.Module):
         logits = core.outputs(h, 0, cond.x_cond, self.config.add_cond_after_transformer)
         return logits, stream, cond, weights
 
-    def logits(self, tokens: torch.Tensor, labels: torch.Tensor | None, upper_tokens=None) -> torch.Tensor:
+    def logits(
+        self, tokens: torch.Tensor, labels: torch.Tensor | None, upper_tokens=None, blend=None
+    ) -> torch.Tensor:
         """Logits (N, L, bins); row t predicts token t from tokens < t.
 
         tokens: (N, L) codes, L <= n_ctx. labels: (N, label_len) label vectors. upper_tokens:
         (N, n_ctx / cond_downsample) codes of the level above (upsamplers only).
         For 1b_lyrics the rows cover the lyric + music stream: (N, n_tokens + L, n_vocab + l_bins).
+        blend: optional (N, 2) artist blend rows (see `conditioning`).
         """
-        return self._forward(tokens, labels, upper_tokens)[0]
+        return self._forward(tokens, labels, upper_tokens, blend=blend)[0]
 
     def hidden_states(self, tokens, labels, upper_tokens=None) -> list[torch.Tensor]:
         """Residual stream after every transformer layer, (N, stream L, W) each (for debugging)."""
@@ -188,15 +197,15 @@ class JukeboxPrior(nn.Module):
     # ----------------------------------------------------------------- incremental decoding
     @torch.no_grad()
     def start(
-        self, labels: torch.Tensor | None, upper_tokens=None, batch_size: int | None = None
+        self, labels: torch.Tensor | None, upper_tokens=None, batch_size: int | None = None, blend=None
     ) -> DecodeState:
         """Begin a window: run the conditioning once, position 0 (and the lyrics for 1b_lyrics).
 
         N comes from labels (or upper_tokens / batch_size for a label-less prior). The returned
-        state's next_logits (N, bins) predict the first music token.
+        state's next_logits (N, bins) predict the first music token. blend: see `conditioning`.
         """
         cfg = self.config
-        cond = self.conditioning(labels, upper_tokens)
+        cond = self.conditioning(labels, upper_tokens, blend)
         n = _batch_of(labels, upper_tokens, batch_size)
         param = self.prior.x_emb.weight
         compute_dtype = self.prior.transformer.compute_dtype

@@ -133,8 +133,9 @@ def prefill(
     prefix: torch.Tensor | None,
     n_branches: int,
     chunk_size: int,
+    blend: torch.Tensor | None = None,
 ) -> DecodeState:
-    """Start a window for n_branches streams and push the prefix.
+    """Start a window for n_branches streams and push the prefix (blend: optional artist blend rows).
 
     When every input is shared (one row, or identical rows) the conditioning and the prefix run once at
     batch 1 and the cache is forked, instead of computing the same prefix n_branches times.
@@ -142,14 +143,16 @@ def prefill(
     inputs = (labels, upper_tokens, prefix)
     device = prior.prior.x_emb.weight.device
     labels, upper_tokens, prefix = (None if t is None else torch.as_tensor(t).to(device) for t in inputs)
-    shared = n_branches > 1 and all(_rows_equal(t) for t in (labels, upper_tokens, prefix))
+    shared = n_branches > 1 and all(_rows_equal(t) for t in (labels, upper_tokens, prefix, blend))
     if shared:
         labels, upper_tokens, prefix = _row0(labels), _row0(upper_tokens), _row0(prefix)
+        blend = _row0(blend)
     rows = 1 if shared else n_branches
     labels = _expand(labels, rows, "labels")
     upper_tokens = _expand(upper_tokens, rows, "upper_tokens")
     prefix = _expand(prefix, rows, "prefix")
-    state = prior.start(labels, upper_tokens, batch_size=rows)
+    blend = _expand(blend, rows, "blend")
+    state = prior.start(labels, upper_tokens, batch_size=rows, blend=blend)
     if prefix is not None and prefix.shape[1]:
         push(prior, state, prefix, chunk_size)
     return state.fork(n_branches) if shared else state
@@ -193,12 +196,14 @@ def sample(
     settings: SamplingSettings | None = None,
     progress: Progress | None = None,
     resume: Resume | None = None,
+    blend: torch.Tensor | None = None,
 ) -> SampleResult:
     """Sample n_new codes for N = len(seeds) branches; returns them (N, n_new) and a Resume.
 
     labels (N or 1, label_len), upper_tokens (N or 1, n_ctx / cond_downsample) for upsamplers, prefix
-    (N or 1, P) codes already in the window. With `resume` (a previous result's, or `.select`ed from it)
-    the window continues: labels/upper_tokens are ignored, `prefix` is pushed after the pending codes,
+    (N or 1, P) codes already in the window, blend (N or 1, 2) artist blend rows [other artist id,
+    weight] (`engine.prior.labels.blend_rows`). With `resume` (a previous result's, or `.select`ed from it)
+    the window continues: labels/upper_tokens/blend are ignored, `prefix` is pushed after the pending codes,
     and a batch-1 resume is forked into N branches. Pass a previous call's generators as `seeds` to
     continue their random streams (then sampling 24 + 24 equals sampling 48 at once).
     progress(done, total) is called before the first and after every drawn token; returning False
@@ -217,7 +222,7 @@ def sample(
         have = 0 if prefix is None else prefix.shape[1]
         if have + n_new > cfg.n_ctx:
             raise ValueError(f"prefix {have} + {n_new} new codes exceed the window of {cfg.n_ctx}")
-        state = prefill(prior, labels, upper_tokens, prefix, n, settings.chunk_size)
+        state = prefill(prior, labels, upper_tokens, prefix, n, settings.chunk_size, blend)
     else:
         extra = (
             resume.pending if prefix is None else torch.cat([resume.pending, prefix.to(resume.pending)], 1)

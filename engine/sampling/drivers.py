@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from engine.prior.labels import Label
+from engine.prior.labels import Label, blend_rows
 from engine.prior.sampler import (
     REFERENCE_RNG,
     Cancelled,
@@ -58,6 +58,7 @@ class WindowJob:
     prefix: torch.Tensor  # (N, P) codes of this level already inside the window
     labels: torch.Tensor | None  # (N, label_len): offset moved to the window, lyric window re-picked
     upper: torch.Tensor | None  # (N, n_ctx // cond_downsample) codes of the level above (upsamplers)
+    blend: torch.Tensor | None = None  # (N, 2) artist blend rows [other artist id, weight], or None
 
 
 def window_seed(seed: int, level: int, start: int) -> int:
@@ -124,6 +125,7 @@ def window_job(prior, plan: WindowPlan, codes, labels, upper_codes) -> WindowJob
     n = codes.shape[0]
     prefix = codes[:, plan.start : plan.start + plan.prefix_tokens]
     y, _ = window_labels(prior, labels, plan.start, n)
+    blend = None if y is None else blend_rows(_per_item(labels, n))
     upper = None
     if cfg.conditioner is not None:
         if upper_codes is None:
@@ -132,7 +134,7 @@ def window_job(prior, plan: WindowPlan, codes, labels, upper_codes) -> WindowJob
         upper = upper_codes[:, cut]
         if upper.shape[1] != cfg.n_ctx // cfg.cond_downsample:
             raise ValueError(f"the level above has too few codes for window [{plan.start}, {plan.end})")
-    return WindowJob(plan, prefix, y, upper)
+    return WindowJob(plan, prefix, y, upper, blend)
 
 
 def _branch_seeds(seeds: Seeds, level: int, start: int, a: int, b: int) -> Seeds:
@@ -160,6 +162,7 @@ def sample_window(prior, job: WindowJob, seeds: Seeds, settings, max_batch_size,
             prefix=job.prefix[a:b],
             settings=settings,
             progress=tally.call(new),
+            blend=_rows(job.blend, a, b),
         )
         tally.advance(new)
         parts.append(result.codes)
@@ -298,7 +301,7 @@ def continue_codes(
         plan = partial_window(cfg.level, have, n_new, cfg.n_ctx)
         job = window_job(prior, plan, codes_so_far, labels, upper_codes)
         result = sample(prior, job.labels, n_new, seeds=seeds, upper_tokens=job.upper, prefix=job.prefix,
-                        settings=settings, progress=progress)  # fmt: skip
+                        settings=settings, progress=progress, blend=job.blend)  # fmt: skip
         window = job.prefix.to(result.codes.device).expand(n, -1)
     window_codes = torch.cat([window, result.codes], dim=1)
     return ContinueResult(result.codes, start, window_codes, result.resume)
