@@ -51,9 +51,13 @@ def load_engine(args: argparse.Namespace, project: Project) -> ComposeEngine:
     else:
         recorded = project.song.model.name
         path, _, recorded_top = recorded.partition("#")
-        if not recorded or not Path(path).is_dir():
-            raise ValueError(f"the project names no model folder ({recorded or 'none'}); pass --model DIR")
-        folder, top = path, top or recorded_top or None
+        if not recorded:
+            raise ValueError("the project names no model folder (none); pass --model DIR")
+        try:  # a folder, or a name (`new --model default`) that resolves to one
+            folder = resolve_model(path)
+        except ValueError as exc:
+            raise ValueError(f"the project's model is not available: {exc}; pass --model DIR") from None
+        top = top or recorded_top or None
     engine = ComposeEngine.load(folder, top=top)
     info = project.song.model
     if info.hash and info.hash != engine.model_hash:
@@ -165,7 +169,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_generate_oneshot(args: argparse.Namespace) -> int:
     from cocompose.models import DEFAULT_MODEL, resolve_model
-    from cocompose.oneshot import OneShotRequest, generate_oneshot
+    from cocompose.oneshot import OneShotRequest, check_out_folder, generate_oneshot
     from cocompose.song import Conditioning
 
     wrong = _given(args, PROJECT_ONLY)
@@ -193,7 +197,6 @@ def cmd_generate_oneshot(args: argparse.Namespace) -> int:
         overwrite=bool(args.overwrite),
         model_label=str(model),
     )
-    from cocompose.oneshot import check_out_folder
     from engine.api import ComposeEngine
 
     check_out_folder(request.out, request.overwrite)  # before the model loads
