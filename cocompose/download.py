@@ -21,7 +21,6 @@ import http.client
 import json
 import os
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -31,7 +30,6 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
 
 from engine import checkpoint
 from engine.official.convert import ID_LIST_FILES, OFFICIAL_FILES
@@ -200,9 +198,6 @@ class _Rate:
     """Bytes per second since this run started on the file (earlier runs' bytes don't count)."""
 
     def __init__(self, start_bytes: int) -> None:
-        self.start_bytes, self.start = start_bytes, time.monotonic()
-
-    def restart(self, start_bytes: int) -> None:
         self.start_bytes, self.start = start_bytes, time.monotonic()
 
     def rate(self, done: int) -> float | None:
@@ -379,7 +374,11 @@ def _fetch_once(
                 raise _StartOver(f"the file on the server changed size ({meta['total']} -> {total} bytes)")
             report(
                 DownloadProgress(
-                    "note", remote.label, have, total, message=f"{remote.label}: resuming at {_human(have)}"
+                    "note",
+                    remote.label,
+                    have,
+                    total,
+                    message=f"{remote.label}: resuming at {human_bytes(have)}",
                 )
             )
             mode = "ab"
@@ -404,8 +403,8 @@ def _fetch_once(
             raise DownloadError(f"unexpected answer from {remote.url}: HTTP {response.status}")
         if total is not None and total < remote.min_bytes:
             raise DownloadError(
-                f"the server offers {_human(total)} for {remote.label}, but the official file holds at "
-                f"least {_human(remote.min_bytes)} of weights: wrong file or wrong server ({remote.url})"
+                f"the server offers {human_bytes(total)} for {remote.label}, but the official file holds at "
+                f"least {human_bytes(remote.min_bytes)} of weights: wrong file or wrong server ({remote.url})"
             )
         meter = _Rate(have)
         base_done, all_total = progress_base
@@ -464,7 +463,8 @@ def _write_meta(part: Path, url: str, total: int | None, validator: str | None) 
     checkpoint.atomic_write(_meta_path(part), lambda tmp: tmp.write_text(data))
 
 
-def _human(n: float) -> str:
+def human_bytes(n: float) -> str:
+    """1234567 -> '1.2 MB' (decimal units, as disks and servers count)."""
     for unit in ("B", "KB", "MB", "GB"):
         if abs(n) < 1000 or unit == "GB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -632,8 +632,8 @@ def _check_sizes(remotes: list[_Remote], sizes: dict[str, int | None]) -> None:
         size = sizes[remote.label]
         if size is not None and size < remote.min_bytes:
             raise DownloadError(
-                f"the server offers {_human(size)} for {remote.label}, but the official file holds at "
-                f"least {_human(remote.min_bytes)} of weights: wrong file or wrong server ({remote.url})"
+                f"the server offers {human_bytes(size)} for {remote.label}, but the official file holds at "
+                f"least {human_bytes(remote.min_bytes)} of weights: wrong file or wrong server ({remote.url})"
             )
 
 
@@ -672,8 +672,8 @@ def _check_space(
         free = shutil.disk_usage(_nearest_existing(folder)).free
         if need > free:
             raise DownloadError(
-                f"not enough disk space in {folder}: the download and conversion need about {_human(need)}, "
-                f"{_human(free)} is free"
+                f"not enough disk space in {folder}: the download and conversion need about "
+                f"{human_bytes(need)}, {human_bytes(free)} is free"
             )
 
 
@@ -746,64 +746,3 @@ def _move_contents(staging: Path, folder: Path) -> None:
         for item in (staging / "ids").iterdir():
             os.replace(item, folder / "ids" / item.name)
     os.replace(staging / RECORD_NAME, folder / RECORD_NAME)
-
-
-# ---------------------------------------------------------------------------------------------------
-# The terminal's view
-
-
-class TerminalProgress:
-    """Prints reports: notes on their own line, byte counts (with rate and ETA) at most every interval_s,
-    on one rewritten line when the output is a terminal."""
-
-    def __init__(self, stream: TextIO | None = None, interval_s: float = 0.5) -> None:
-        self.stream = stream or sys.stdout
-        self.interval_s = interval_s
-        self._last = 0.0
-        self._open_line = False
-        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
-
-    def __call__(self, event: DownloadProgress) -> None:
-        if event.stage != "download":
-            self._end_line()
-            print(event.message, file=self.stream, flush=True)
-            return
-        finished = event.total is not None and event.done >= event.total
-        now = time.monotonic()
-        if not finished and now - self._last < self.interval_s:
-            return
-        self._last = now
-        line = self.describe(event)
-        if self._tty:
-            print("\r" + line.ljust(79), end="", file=self.stream, flush=True)
-            self._open_line = True
-            if finished:
-                self._end_line()
-        else:
-            print(line, file=self.stream, flush=True)
-
-    @staticmethod
-    def describe(event: DownloadProgress) -> str:
-        size = (
-            f"{_human(event.done)} of {_human(event.total)}"
-            if event.total is not None
-            else _human(event.done)
-        )
-        percent = f" ({event.done / event.total:.0%})" if event.total else ""
-        rate = f", {_human(event.rate)}/s" if event.rate else ""
-        eta = f", {_duration(event.eta_s)} left" if event.eta_s is not None else ""
-        return f"{event.file}: {size}{percent}{rate}{eta}"
-
-    def _end_line(self) -> None:
-        if self._open_line:
-            print(file=self.stream, flush=True)
-            self._open_line = False
-
-
-def _duration(seconds: float) -> str:
-    seconds = round(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
+from typing import TextIO
 
 from cocompose.download import (
     BASE_URL_ENV,
@@ -12,9 +14,10 @@ from cocompose.download import (
     MODELS,
     OFFICIAL_BASE_URL,
     DownloadCancelled,
+    DownloadProgress,
     DownloadRequest,
-    TerminalProgress,
     default_download_dir,
+    human_bytes,
     settings_from_env,
 )
 
@@ -95,3 +98,60 @@ def add_download_command(commands) -> None:
         "--hparams", help="JSON of reference hyper-parameters per file, for files that are not official-size"
     )
     parser.set_defaults(run=cmd_download_jukebox)
+
+
+class TerminalProgress:
+    """Prints reports: notes on their own line, byte counts (with rate and ETA) at most every interval_s,
+    on one rewritten line when the output is a terminal."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.interval_s = 0.5 if self._tty else 10.0  # a log file gets a line every 10 s
+        self._last = 0.0
+        self._open_line = False
+
+    def __call__(self, event: DownloadProgress) -> None:
+        if event.stage != "download":
+            self._end_line()
+            print(event.message, file=self.stream, flush=True)
+            return
+        finished = event.total is not None and event.done >= event.total
+        now = time.monotonic()
+        if not finished and now - self._last < self.interval_s:
+            return
+        self._last = now
+        line = self.describe(event)
+        if self._tty:
+            print("\r" + line.ljust(79), end="", file=self.stream, flush=True)
+            self._open_line = True
+            if finished:
+                self._end_line()
+        else:
+            print(line, file=self.stream, flush=True)
+
+    @staticmethod
+    def describe(event: DownloadProgress) -> str:
+        size = (
+            f"{human_bytes(event.done)} of {human_bytes(event.total)}"
+            if event.total is not None
+            else human_bytes(event.done)
+        )
+        percent = f" ({event.done / event.total:.0%})" if event.total else ""
+        rate = f", {human_bytes(event.rate)}/s" if event.rate else ""
+        eta = f", {_duration(event.eta_s)} left" if event.eta_s is not None else ""
+        return f"{event.file}: {size}{percent}{rate}{eta}"
+
+    def _end_line(self) -> None:
+        if self._open_line:
+            print(file=self.stream, flush=True)
+            self._open_line = False
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"

@@ -349,3 +349,16 @@ def test_a_second_download_into_the_same_folder_is_refused(server, tmp_path):
     assert server.state.requests == []
     download_jukebox(_request(server, tmp_path, files=("vqvae",)))  # free again once the first is done
     assert (tmp_path / "models/5b/vqvae.json").is_file()
+
+
+def test_the_terminal_line_gives_bytes_rate_and_time_left():
+    from cocompose.download import DownloadProgress
+    from cocompose.download_cli import TerminalProgress
+
+    event = DownloadProgress("download", "5b/prior_level_2.pth.tar", 2_500_000_000, 10_000_000_000,
+                             25_000_000.0, 300.0)  # fmt: skip
+    assert TerminalProgress.describe(event) == (
+        "5b/prior_level_2.pth.tar: 2.5 GB of 10.0 GB (25%), 25.0 MB/s, 5 min 00 s left"
+    )
+    unknown = DownloadProgress("download", "ids/v2_genre_ids.txt", 999)
+    assert TerminalProgress.describe(unknown) == "ids/v2_genre_ids.txt: 999 B"
