@@ -194,18 +194,6 @@ def branch_file_name(index: int, seed: int) -> str:
     return f"branch-{index + 1:02d}-seed-{seed}.wav"
 
 
-def read_prime(path: Path) -> tuple[np.ndarray, int, bytes]:
-    """(audio (T, C) float32, rate, the file's bytes) of a prime; ValueError when it is not audio."""
-    import soundfile as sf
-
-    try:
-        data = path.read_bytes()
-        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except (OSError, RuntimeError) as exc:  # soundfile raises LibsndfileError, a RuntimeError
-        raise ValueError(f"cannot read the prime {str(path)!r} as audio ({exc})") from None
-    return audio, rate, data
-
-
 def wait_for(service: ComposeService, request, what: str) -> Any:
     """The plain runner: wait for the job; Ctrl-C cancels it (what was drawn is kept) and is re-raised."""
     handle = service.submit(request)
@@ -238,13 +226,19 @@ def generate_oneshot(
     if request.upsample and not engine.can_upsample:
         raise ValueError(f"the model {engine.name} has no upsamplers; leave out --upsample")
 
-    prime_codes, prime_bytes = Codes(), None
+    prime_codes, kept_audio, kept_name, prime_notes = Codes(), None, "", ()
     if request.prime is not None:
-        audio, rate, prime_bytes = read_prime(request.prime)
-        codes = engine.encode_prime(audio, rate, max_seconds=request.prime_seconds)
+        from cocompose.audio_import import import_audio
+
+        # The importer `cocompose prime` and the app use: same samples, so the same codes.
+        prime = import_audio(request.prime, engine.sample_rate, max_seconds=request.prime_seconds)
+        for note in prime.notes:
+            say(f"note: {note}")
+        codes = engine.encode_prime(prime.samples, prime.sample_rate)
         if len(codes) == 0:
             raise ValueError(f"the prime {str(request.prime)!r} is shorter than one code; use a longer file")
-        prime_codes = Codes.of(codes)
+        prime_codes, kept_audio, kept_name = Codes.of(codes), prime.kept_audio, prime.kept_name
+        prime_notes = prime.notes
         say(f"primed with {request.prime.name}: {len(codes)} codes, {len(codes) / cps:.2f} s")
 
     request.out.mkdir(parents=True, exist_ok=True)
@@ -255,8 +249,8 @@ def generate_oneshot(
             planned_seconds=(len(prime_codes) + n_codes) / cps,
             model=ModelInfo(engine.name, engine.model_hash, engine.sample_rate, cps),
             prime_codes=prime_codes if len(prime_codes) else None,
-            prime_audio=prime_bytes,
-            prime_audio_name=request.prime.name if request.prime else "",
+            prime_audio=kept_audio,
+            prime_audio_name=kept_name,
         )
         with project:
             from cocompose.service import ComposeService
@@ -267,7 +261,7 @@ def generate_oneshot(
                 branches = _render(service, engine, request, leaves, runner, say)
             finally:
                 service.close()
-    manifest = _write_manifest(request, engine, sections, len(prime_codes), branches)
+    manifest = _write_manifest(request, engine, sections, len(prime_codes), prime_notes, branches)
     say(f"wrote {manifest}")
     return OneShotResult(tuple(branches), manifest)
 
@@ -311,7 +305,12 @@ def _render(service, engine, request: OneShotRequest, leaves, runner: Runner, sa
 
 
 def manifest_document(
-    request: OneShotRequest, engine, sections, prime_codes: int, branches: list[BranchResult]
+    request: OneShotRequest,
+    engine,
+    sections,
+    prime_codes: int,
+    prime_notes: tuple[str, ...],
+    branches: list[BranchResult],
 ) -> dict:
     """What the manifest says: the model, the settings, the prime, and per branch its file, seed, length
     and conditioning sections (times in the written file, where the prime, if any, comes first)."""
@@ -338,10 +337,11 @@ def manifest_document(
         prime = {
             "file": str(request.prime.resolve()),
             "name": request.prime.name,
-            "sha256": hashlib.sha256(request.prime.read_bytes()).hexdigest(),
+            "sha256": _sha256(request.prime),
             "seconds": prime_codes * hop / engine.sample_rate,
             "codes": prime_codes,
             "max_seconds": request.prime_seconds,
+            "notes": list(prime_notes),
         }
     s = request.sampling
     return {
@@ -394,11 +394,17 @@ def manifest_document(
     }
 
 
-def _write_manifest(request: OneShotRequest, engine, sections, prime_codes: int, branches) -> Path:
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _write_manifest(request: OneShotRequest, engine, sections, prime_codes, prime_notes, branches) -> Path:
     from cocompose.export import atomic
 
     target = request.out / MANIFEST_NAME
-    text = json.dumps(manifest_document(request, engine, sections, prime_codes, branches), indent=2)
+    document = manifest_document(request, engine, sections, prime_codes, prime_notes, branches)
+    text = json.dumps(document, indent=2)
     draft = atomic.temporary_beside(target)
     try:
         draft.write_text(text + "\n", encoding="utf-8")

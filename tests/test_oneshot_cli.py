@@ -178,6 +178,10 @@ def test_oneshot_equals_the_project_flow(tmp_path, model_dir, engine, prime_wav,
         np.testing.assert_array_equal(read_wav(branch.path), engine.decode_preview(codes)[0])
     manifest = json.loads(result.manifest.read_text())
     assert manifest["prime"]["codes"] == prime_codes and manifest["prime"]["name"] == "prime.wav"
+    assert manifest["prime"]["notes"] == [
+        "downmixed 2 channels to mono",
+        "resampled from 44100 Hz to 22050 Hz",
+    ]
     sections = manifest["branches"][0]["sections"]
     assert [s["start_s"] for s in sections] == pytest.approx([0.0, (prime_codes + b) / CPS])
 
