@@ -11,8 +11,8 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from PySide6.QtCore import QItemSelection, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QItemSelection, QObject, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -120,11 +120,9 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(splitter)
 
         # Number keys switch among the siblings of the take under the cursor (A/B by ear); only while
-        # the tree has the focus, so digits typed into the panels stay digits.
-        for n in range(1, 10):
-            shortcut = QShortcut(QKeySequence(str(n)), self.tree_view)
-            shortcut.setContext(Qt.ShortcutContext.WidgetShortcut)
-            shortcut.activated.connect(lambda n=n: self.select_sibling(n))
+        # the tree has the focus, so digits typed into the panels stay digits. A filter, not shortcuts:
+        # the tree's own type-to-search would otherwise take the digit first.
+        self.tree_view.installEventFilter(self)
 
     def _action(self, text: str, slot, shortcut: str | None = None) -> QAction:
         action = QAction(text, self)
@@ -289,6 +287,19 @@ class MainWindow(QMainWindow):
         if node_id is not None:
             self.conditioning_panel.show_conditioning(self._mirror.conditioning_at(node_id))
 
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.tree_view and event.type() == QEvent.Type.KeyPress:
+            key, plain = event.key(), event.modifiers() in (Qt.KeyboardModifier.NoModifier,
+                                                              Qt.KeyboardModifier.KeypadModifier)  # fmt: skip
+            if (
+                plain
+                and Qt.Key.Key_1 <= key <= Qt.Key.Key_9
+                and self.tree_view.state() != self.tree_view.State.EditingState
+            ):
+                self.select_sibling(key - Qt.Key.Key_0)
+                return True
+        return super().eventFilter(watched, event)
+
     def select_sibling(self, n: int) -> None:
         """Move the cursor to the n-th (1-based) sibling of the take under it."""
         node_id = self.selected_take()
@@ -341,6 +352,7 @@ class MainWindow(QMainWindow):
         model = self._model
         dialog = NewSongDialog(_unused_name(folder / f"song{FILE_SUFFIX}"), model.artists if model else (),
                                model.genres if model else (), parent=self)  # fmt: skip
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # and focus goes back to the window
         dialog.accepted.connect(lambda: self._create_song(dialog))
         dialog.open()
         return dialog
@@ -359,6 +371,7 @@ class MainWindow(QMainWindow):
             return None
         suggested = self._summary.path.with_suffix(".wav")
         dialog = ExportDialog(suggested, bool(self._model and self._model.can_upsample), parent=self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.accepted.connect(lambda: self._export(dialog))
         dialog.open()
         return dialog

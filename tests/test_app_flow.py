@@ -1,0 +1,186 @@
+"""The real main window on a real (offscreen) event loop with the tiny test model: make a song, generate
+branches, switch siblings with number keys, pick with Enter, continue, change the artist mid-song, undo and
+redo it, export a WAV, quit, reopen from the recent list: the tree is as it was. Also the offer to reopen
+what was open when the app died, and an error that leaves the app running.
+
+Waiting is on the bridge's signals (a job's "done" event) or on a condition about the window's own state,
+never on a blind sleep."""
+
+from __future__ import annotations
+
+import pytest
+import soundfile as sf
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from cocompose.app_state import AppState, load_state, save_state
+from cocompose.audio_io import AudioStatus
+from cocompose.tree_mirror import TreeSnapshot
+from tests.compose_model import write_tiny_bundle
+from ui.main_window import MainWindow
+from ui.qt_song_tree_model import Column
+
+pytestmark = [pytest.mark.qt, pytest.mark.usefixtures("one_thread")]
+SILENT = AudioStatus(available=False, reason="no sound card in the test")
+JOB_MS = 60_000
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    return write_tiny_bundle(tmp_path_factory.mktemp("bundle"))
+
+
+def open_window(qtbot, config, bundle, offer_reopen=False) -> MainWindow:
+    window = MainWindow(SILENT, state_dir=config, model=bundle, offer_reopen=offer_reopen)
+    qtbot.addWidget(window)
+    with qtbot.waitExposed(window):
+        window.show()
+    qtbot.waitUntil(lambda: window._model is not None, timeout=JOB_MS)
+    return window
+
+
+def job_done(kind: str):
+    return lambda event: event.kind == kind and event.state in ("done", "failed", "cancelled")
+
+
+def run_job(qtbot, window: MainWindow, kind: str, start) -> None:
+    """Start something that runs a job of `kind` and wait until the window has heard it finish."""
+    with qtbot.waitSignal(window.bridge.jobEvent, check_params_cb=job_done(kind), timeout=JOB_MS) as done:
+        start()
+    assert done.args[0].state == "done", done.args[0].message
+
+
+def click(qtbot, button) -> None:
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def children_of(window: MainWindow, node_id: int) -> list[int]:
+    return [node.id for node in window._mirror.children(node_id)]
+
+
+def new_song(qtbot, window: MainWindow, path) -> None:
+    dialog = window.new_song_dialog()
+    dialog.path.setText(str(path))
+    dialog.artist.setText("Ada Tone")
+    dialog.genre.setText("rock")
+    dialog.seconds.setValue(20)
+    with qtbot.waitSignal(window.bridge.projectChanged, timeout=JOB_MS):
+        dialog.accept()
+    qtbot.waitUntil(lambda: len(window._mirror) == 1)
+
+
+def test_make_a_song_export_it_quit_and_reopen(qtbot, tmp_path, bundle):
+    config, song = tmp_path / "config", tmp_path / "song.cocompose"
+    window = open_window(qtbot, config, bundle)
+    assert window.conditioning_panel.artist.names_matching("TON") == ["ada_tone"]
+    new_song(qtbot, window, song)
+    assert window.windowTitle().startswith("song")
+
+    # Three branches after the start; their seeds are the shown one and the next two.
+    panel = window.generate_panel
+    panel.branches.setValue(3)
+    panel.seconds.setValue(0.5)
+    seed = panel.current_seed()
+    run_job(qtbot, window, "generate", lambda: click(qtbot, panel.generate_button))
+    qtbot.waitUntil(lambda: len(children_of(window, 1)) == 3)
+    takes = children_of(window, 1)
+    assert [window._mirror.node(i).sampling.seed for i in takes] == [seed, seed + 1, seed + 2]
+    model = window.tree_model
+    assert model.data(model.index_of(takes[1], Column.SEED)) == str(seed + 1)
+
+    # Number keys move among the siblings; Enter picks.
+    window.select_take(takes[0])
+    window.tree_view.setFocus()
+    qtbot.keyClick(window.tree_view, Qt.Key.Key_2)
+    assert window.selected_take() == takes[1]
+    qtbot.keyClick(window.tree_view, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: window._mirror.current_id == takes[1])
+
+    # Continue with one branch: the song grows by it (picked as soon as it is done).
+    panel.branches.setValue(1)
+    run_job(qtbot, window, "generate", lambda: click(qtbot, panel.continue_button))
+    qtbot.waitUntil(lambda: len(window._mirror.current_path) == 3)
+    grown = window._mirror.current_id
+    assert window._mirror.node(grown).parent_id == takes[1]
+    assert [s.node_id for s in window.timeline.segments] == [1, takes[1], grown]
+    assert window.timeline.branch_points_s() == [0.0]  # the first take was chosen among three
+
+    # Another artist from the new take on: a duet. Undo and redo it with the keyboard.
+    window.select_take(grown)
+    window.conditioning_panel.artist.setText("Bo Noise")
+    qtbot.mouseClick(window.conditioning_panel.swap_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window._mirror.conditioning_at(grown).artist == "Bo Noise")
+    assert window._mirror.conditioning_at(takes[1]).artist == "Ada Tone"
+    assert model.data(model.index_of(grown, Column.CONDITIONING)) == "Bo Noise / rock"
+    with qtbot.waitActive(window):
+        window.activateWindow()
+    qtbot.waitUntil(window.undo_action.isEnabled)
+    window.tree_view.setFocus()
+    qtbot.keyClick(window.tree_view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: window._mirror.conditioning_at(grown).artist == "Ada Tone")
+    qtbot.waitUntil(window.redo_action.isEnabled)
+    redo = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+    qtbot.keyClick(window.tree_view, Qt.Key.Key_Z, redo)
+    qtbot.waitUntil(lambda: window._mirror.conditioning_at(grown).artist == "Bo Noise")
+
+    # Export a WAV of the current song through the dialog.
+    out = tmp_path / "song.wav"
+    dialog = window.export_dialog()
+    dialog.path.setText(str(out))
+    dialog.normalise.setChecked(False)
+    run_job(qtbot, window, "export", dialog.accept)
+    audio, rate = sf.read(out)
+    codes = len(window._mirror.path_codes(grown))
+    assert rate == window._model.sample_rate
+    assert len(audio) == pytest.approx(codes * rate / window._model.codes_per_second, abs=1)
+    assert window.jobs_panel.state_of(-1) == "done"
+
+    before = TreeSnapshot.of(window._mirror)
+    window.close()
+    assert load_state(config).open_project is None  # a clean quit: nothing to offer next time
+
+    again = open_window(qtbot, config, bundle)
+    recent = again.recent_menu.actions()
+    assert [a.text() for a in recent] == ["song.cocompose"]
+    with qtbot.waitSignal(again.bridge.projectChanged, timeout=JOB_MS):
+        recent[0].trigger()
+    qtbot.waitUntil(lambda: TreeSnapshot.of(again._mirror) == before)
+    assert again.last_error == ""
+
+
+def test_the_song_open_when_the_app_died_is_offered_again(qtbot, tmp_path, bundle):
+    config, song = tmp_path / "config", tmp_path / "song.cocompose"
+    first = open_window(qtbot, config, bundle)
+    new_song(qtbot, first, song)
+    first.close()
+    save_state(AppState(recent=(str(song),), open_project=str(song)), config)  # what a crash leaves
+
+    window = open_window(qtbot, config, bundle, offer_reopen=True)
+    qtbot.waitUntil(lambda: window.findChild(QMessageBox, "reopenBox") is not None)
+    box = window.findChild(QMessageBox, "reopenBox")
+    assert "song.cocompose" in box.text()
+    with qtbot.waitSignal(window.bridge.projectChanged, timeout=JOB_MS):
+        box.button(QMessageBox.StandardButton.Open).click()
+    qtbot.waitUntil(lambda: window._project_path == song)
+
+
+def test_a_bad_request_is_explained_and_the_app_keeps_working(qtbot, tmp_path, bundle):
+    window = open_window(qtbot, tmp_path / "config", bundle)
+    new_song(qtbot, window, tmp_path / "song.cocompose")
+    window.select_take(1)
+    window.conditioning_panel.artist.setText("Ada Tome")
+    with qtbot.waitSignal(window.bridge.errorRaised, timeout=JOB_MS):
+        qtbot.mouseClick(window.conditioning_panel.swap_button, Qt.MouseButton.LeftButton)
+    box = window.findChild(QMessageBox, "errorBox")
+    qtbot.waitUntil(box.isVisible)
+    assert "unknown artist 'Ada Tome'; nearest: ada_tone" in box.text()
+    box.accept()
+    assert window._mirror.conditioning_at(1).artist == "Ada Tone"
+
+    # Variations of the start are refused by name; generation still works afterwards.
+    window.generate_panel.branches.setValue(2)
+    window.generate_panel.seconds.setValue(0.2)
+    window.generate_panel.request("variations")
+    assert "no variations" in window.last_error
+    run_job(qtbot, window, "generate", lambda: window.generate_panel.request("generate"))
+    qtbot.waitUntil(lambda: len(children_of(window, 1)) == 2)
