@@ -17,6 +17,7 @@ no dither, no clipping), written atomically by the export module.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import itertools
@@ -201,7 +202,8 @@ def wait_for(service: ComposeService, request, what: str) -> Any:
         return handle.wait()
     except KeyboardInterrupt:
         handle.cancel()
-        handle.wait(60)
+        with contextlib.suppress(Exception):  # JobCancelled, or a timeout: the interrupt is what counts
+            handle.wait(60)
         raise
 
 
