@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from engine import checkpoint
 from engine.errors import CheckpointError
@@ -103,16 +105,30 @@ def convert_jukebox(
     results = []
     for name, source in found.items():
         progress(f"converting {source.relative_to(src_dir)} -> {name}")
-        weights, settings = convert_file(
-            name, source, out_dir, hps_by_name.get(name), hps_by_name.get("vqvae")
-        )
+        try:
+            weights, settings = convert_file(
+                name, source, out_dir, hps_by_name.get(name), hps_by_name.get("vqvae")
+            )
+        except (OSError, SafetensorError) as exc:  # e.g. a full disk; atomic_write left no partial file
+            raise _write_failed(name, out_dir, exc) from None
         results.append(Converted(name, source, weights, settings))
     if id_source is not None:
         progress(f"copying the artist/genre id lists from {id_source}")
         for file_name in ID_LIST_FILES:
             target = out_dir / "ids" / file_name
-            checkpoint.atomic_write(target, lambda tmp, f=file_name: shutil.copyfile(id_source / f, tmp))
+            try:
+                checkpoint.atomic_write(target, lambda tmp, f=file_name: shutil.copyfile(id_source / f, tmp))
+            except OSError as exc:
+                raise _write_failed(f"ids/{file_name}", out_dir, exc) from None
     return results
+
+
+def _write_failed(name: str, out_dir: Path, exc: Exception) -> CheckpointError:
+    full = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+    hint = ""
+    if getattr(exc, "errno", None) in full or any(f"os error {code})" in str(exc) for code in full):
+        hint = " (the disk is full, or the file too large for it)"
+    return CheckpointError(f"converting {name} into {out_dir} failed: {exc}{hint}")
 
 
 def _id_lists_folder(src_dir: Path, ids_dir: str | Path | None) -> Path | None:
