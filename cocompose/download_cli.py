@@ -58,10 +58,10 @@ def add_download_command(commands) -> None:
         "download-jukebox",
         help="download an official Jukebox model and convert it for Cocompose",
         description=f"Download MODEL's official files (the VQ-VAE, its top prior and both upsamplers) from "
-        f"{OFFICIAL_BASE_URL} with resume, then convert them into the models folder (models_home()/MODEL), "
-        "where --model MODEL finds them. An interrupted download continues where it stopped; files "
-        "already downloaded or converted are skipped. The 5B models need about 2 x 18 GB of disk during "
-        "conversion, 1b_lyrics about 2 x 12 GB.",
+        f"{OFFICIAL_BASE_URL} with resume, then convert them into the models folder ($COCOMPOSE_HOME/"
+        "models/MODEL, else ~/.local/share/cocompose/models/MODEL), where --model MODEL finds them. An "
+        "interrupted download continues where it stopped; files already downloaded or converted are "
+        "skipped. While converting, the 5B models need at least 2 x 19 GB of disk, 1b_lyrics 2 x 12 GB.",
     )
     parser.add_argument("model", metavar="MODEL", help=f"which model: {', '.join(MODELS)}")
     parser.add_argument(
@@ -81,7 +81,7 @@ def add_download_command(commands) -> None:
         "repository on GitHub)",
     )
     parser.add_argument("--ids", metavar="DIR", help="use the id lists in DIR instead of downloading them")
-    parser.add_argument("--models-dir", metavar="DIR", help="install into DIR/MODEL (default: models_home())")
+    parser.add_argument("--models-dir", metavar="DIR", help="install into DIR/MODEL (default: models folder)")
     parser.add_argument(
         "--download-dir",
         metavar="DIR",

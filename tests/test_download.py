@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -42,6 +47,7 @@ class ServerState:
     drop_once: dict[str, int] = field(default_factory=dict)  # path -> bytes sent before hanging up, once
     stop_at: dict[str, int] = field(default_factory=dict)  # path -> offset the body always ends at
     head_length: dict[str, int] = field(default_factory=dict)  # path -> size HEAD announces
+    pause_s: float = 0.0  # a pause after every 16 KiB of a body: a slow line
     ignore_range: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -93,7 +99,9 @@ class _Handler(BaseHTTPRequestHandler):
         if drop is not None:
             payload = payload[:drop]
         try:
-            self.wfile.write(payload)
+            for at in range(0, len(payload), 1 << 14):
+                self.wfile.write(payload[at : at + (1 << 14)])
+                time.sleep(state.pause_s)
         except (BrokenPipeError, ConnectionResetError):  # the client stopped reading (a cancel)
             pass
 
@@ -362,3 +370,25 @@ def test_the_terminal_line_gives_bytes_rate_and_time_left():
     )
     unknown = DownloadProgress("download", "ids/v2_genre_ids.txt", 999)
     assert TerminalProgress.describe(unknown) == "ids/v2_genre_ids.txt: 999 B"
+
+
+def test_ctrl_c_keeps_the_part_and_says_how_to_resume(server, tmp_path):
+    server.state.pause_s = 0.01
+    part = tmp_path / "models/.downloads/jukebox/5b/vqvae.pth.tar.part"
+    env = {**os.environ, "COCOMPOSE_JUKEBOX_URL": _url(server, "models"), "PYTHONWARNINGS": "ignore"}
+    hps = tmp_path / "hparams.json"
+    hps.write_text(json.dumps(hparams()))
+    command = [sys.executable, "-m", "cocompose.cli", "download-jukebox", "5b", "--only", "vqvae",
+               "--models-dir", str(tmp_path / "models"), "--hparams", str(hps)]  # fmt: skip
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as run:
+        deadline = time.monotonic() + 60
+        while run.poll() is None and not (part.exists() and part.stat().st_size > 0):
+            assert time.monotonic() < deadline, "the download never started"
+            time.sleep(0.05)
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=60)
+    assert run.returncode == 130, err
+    assert "run the same command again to resume" in err
+    kept = part.stat().st_size
+    assert 0 < kept < len(server.state.files[VQVAE])
+    assert not part.with_suffix("").exists() and not (tmp_path / "models" / "5b").exists()
