@@ -27,7 +27,7 @@ from engine.preview_stream import StreamingPreview
 from engine.prior.labels import Label, blend_rows, build_label, check_blend_weight, with_blend
 from engine.prior.sampler import Cancelled, SamplingSettings, branch_generators, sample
 from engine.sampling.drivers import window_labels, window_seed
-from engine.sampling.upsample import upsample
+from engine.sampling.upsample import LabelTrack, upsample
 
 Progress = Callable[[int, int], bool | None]  # (done, total) -> False cancels
 
@@ -46,6 +46,9 @@ class LabelSpec:
     total_seconds: float = 60.0
     blend_artist: str | None = None
     blend_weight: float = 0.0
+
+
+SpecChanges = Sequence[tuple[int, LabelSpec]]  # (first top-level code, spec in force from there on)
 
 
 @dataclass(frozen=True)
@@ -319,7 +322,7 @@ class ComposeEngine:
     def upsample(
         self,
         top_codes: np.ndarray,
-        spec: LabelSpec,
+        spec: LabelSpec | SpecChanges,
         offset_samples: int,
         seed: int,
         finished: Sequence[np.ndarray | None],
@@ -330,11 +333,22 @@ class ComposeEngine:
     ) -> list[np.ndarray]:
         """Codes of every lower level for top_codes (K,), index = level. finished[L]: level-L codes already
         made (whole windows, from an interrupted run). on_window(level, first code index, new codes) runs
-        after every window, e.g. to save it; raising from it stops the run after that window."""
+        after every window, e.g. to save it; raising from it stops the run after that window.
+
+        spec: one LabelSpec for the whole stretch, or its changes [(first top code, spec), ...] starting
+        at code 0 (a swap inside the range): each upsampler window is then conditioned on the spec that
+        covers most of its new codes (`engine.sampling.upsample.LabelTrack`)."""
         if self.bundle.upsamplers is None:
             raise ValueError(f"{self.bundle.folder} has no upsamplers; only previews can be rendered")
         ups, device = self.bundle.upsamplers, self._device()
-        labels = [[self.label(spec, offset_samples, up)] if up.config.labels else None for up in ups]
+        changes = self._spec_changes(spec, len(top_codes))
+        top_hop = self.bundle.vqvae.hop_lengths[-1]
+        labels = [
+            LabelTrack(tuple((at * top_hop, [self.label(s, offset_samples, up)]) for at, s in changes))
+            if up.config.labels
+            else None
+            for up in ups
+        ]
         codes = [
             None if c is None else torch.from_numpy(np.asarray(c, np.int64))[None].to(device)
             for c in finished
@@ -349,3 +363,17 @@ class ComposeEngine:
         result = upsample(ups, top, labels, seeds=[seed], settings=settings or SamplingSettings(0.99),
                           codes=codes, progress=progress, on_window=saved)  # fmt: skip
         return [level[0].cpu().numpy() for level in result]
+
+    @staticmethod
+    def _spec_changes(spec: LabelSpec | SpecChanges, n_codes: int) -> list[tuple[int, LabelSpec]]:
+        if isinstance(spec, LabelSpec):
+            return [(0, spec)]
+        changes = [(int(at), s) for at, s in spec]
+        ats = [at for at, _ in changes]
+        if not changes or ats[0] != 0 or ats != sorted(set(ats)) or ats[-1] >= max(1, n_codes):
+            raise ValueError(
+                f"spec changes must start at code 0 and increase inside the {n_codes} codes: {ats}"
+            )
+        if not all(isinstance(s, LabelSpec) for _, s in changes):
+            raise ValueError("spec changes must be (first code, LabelSpec) pairs")
+        return changes

@@ -1,38 +1,66 @@
 """Upsampling and rendering a stretch of the song.
 
 Each finished window of each level is saved with `save_upsample_window`, keyed by the leaf, the range
-[start, end) of top-level codes and their hash, so a run cancelled, preempted or killed resumes at the
-first missing window; the engine's per-window seeds make the resumed result equal the uninterrupted one.
-A background upsampling steps aside (Preempted) after any window when an interactive job is waiting.
+[start, end) of top-level codes and a hash of those codes and their conditioning, so a run cancelled,
+preempted or killed resumes at the first missing window; the engine's per-window seeds make the resumed
+result equal the uninterrupted one. A swap made after some windows were saved changes the key, so stale
+windows are never reused. A background upsampling steps aside (Preempted) after any window when an
+interactive job is waiting.
+
+The conditioning follows the path: a stretch that crosses a take carrying a swap (or a blend) is
+rendered with each upsampler window conditioned on what is in force under it (see
+`engine.sampling.upsample`, which picks the conditioning covering most of the window's new codes).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from cocompose.service.jobs import Preempted
 from cocompose.service.requests import RenderRequest, UpsampleRequest
-from cocompose.song import Codes
+from cocompose.song import Codes, Conditioning, SongTree
 from cocompose.store import Project, ProjectError, UpsampleWindow, codes_sha256
 from engine.api import LabelSpec
 
 
 @dataclass(frozen=True)
 class Stretch:
-    """The top-level codes [start, end) of root..leaf_id, and what they are conditioned on."""
+    """The top-level codes [start, end) of root..leaf_id, and what they are conditioned on:
+    `specs[i] = (first code, spec)`, counted from `start`, the first at 0 (more than one when the
+    conditioning changes inside the stretch)."""
 
     leaf_id: int
     start: int
     end: int
     codes: np.ndarray
-    spec: LabelSpec
+    specs: tuple[tuple[int, LabelSpec], ...]
 
     @property
     def key(self) -> str:
-        return codes_sha256(Codes.of(self.codes))
+        """Identity of what the stretch renders: its codes and the conditioning along them."""
+        specs = json.dumps([[at, asdict(spec)] for at, spec in self.specs], sort_keys=True)
+        text = f"{codes_sha256(Codes.of(self.codes))}|{specs}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def conditioning_changes(tree: SongTree, leaf: int, start: int, end: int) -> list[tuple[int, Conditioning]]:
+    """(first code counted from `start`, conditioning) along the codes [start, end) of root..leaf: one
+    entry per run of codes under the same conditioning, the first at 0."""
+    changes: list[tuple[int, Conditioning]] = []
+    at = 0
+    for node_id in tree.path_to(leaf):
+        n = len(tree.node(node_id).codes)
+        if n and at + n > start and at < end:
+            conditioning = tree.conditioning_at(node_id)
+            if not changes or changes[-1][1] != conditioning:
+                changes.append((max(at, start) - start, conditioning))
+        at += n
+    return changes
 
 
 def resolve_stretch(project: Project, engine, request, minimum: int = 1) -> Stretch:
@@ -55,9 +83,9 @@ def resolve_stretch(project: Project, engine, request, minimum: int = 1) -> Stre
         )
     end = max(end, min(len(path), start + minimum))
     start = min(start, end - minimum)
-    # Conditioning of the leaf for the whole stretch: the upsamplers take one label per run.
-    spec = label_spec(tree.conditioning_at(leaf), max(project.song.planned_seconds, len(path) / cps))
-    return Stretch(leaf, start, end, path[start:end].copy(), spec)
+    seconds = max(project.song.planned_seconds, len(path) / cps)
+    specs = tuple((at, label_spec(c, seconds)) for at, c in conditioning_changes(tree, leaf, start, end))
+    return Stretch(leaf, start, end, path[start:end].copy(), specs)
 
 
 def finished_windows(project: Project, stretch: Stretch, levels: int) -> list[list[np.ndarray]]:
@@ -104,7 +132,7 @@ def run_upsample(ctx, request: UpsampleRequest | RenderRequest) -> list[np.ndarr
         return ctx.progress((already + done) / max(1, already + total), "upsampling")
 
     offset = stretch.start * round(engine.sample_rate / engine.codes_per_second)
-    return engine.upsample(stretch.codes, stretch.spec, offset, request.seed, finished,
+    return engine.upsample(stretch.codes, stretch.specs, offset, request.seed, finished,
                            on_window=on_window, progress=progress)  # fmt: skip
 
 
