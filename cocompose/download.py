@@ -1,12 +1,9 @@
 """Fetch the official Jukebox checkpoints over HTTP(S) and convert them into a Cocompose model folder.
 
 `download_jukebox(request, progress, cancel)` is what `cocompose download-jukebox MODEL` and the app's
-model manager call. Each official file goes to NAME.part beside its final place in the download folder;
-an interrupted or cancelled download keeps the .part and the next run asks the server for the rest with
-a Range request. A file is moved to its final name only once its size matches what the server announced
-(Content-Length, or the total of a Content-Range), so a file without the .part suffix is always complete.
-The files are then converted (engine.official.convert) into a hidden folder beside the model folder and
-renamed into place when every file has converted.
+model manager call. Each file is fetched by `cocompose.fetch` (resume, size checks, retries); a file
+without the .part suffix is always complete. The files are then converted (engine.official.convert)
+into a hidden folder beside the model folder, which is renamed into place once every file converted.
 
 Progress comes back through a callback as `DownloadProgress` reports; setting the `cancel` event stops
 at the next chunk (or between conversions) with `DownloadCancelled`, keeping what was downloaded.
@@ -17,20 +14,30 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import http.client
 import json
 import os
 import shutil
 import tempfile
 import threading
-import time
 import urllib.error
-import urllib.request
-from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cocompose.fetch import (
+    PART_SUFFIX,
+    DownloadCancelled,
+    DownloadError,
+    DownloadProgress,
+    FetchSettings,
+    Remote,
+    Report,
+    fetch,
+    http_error,
+    human_bytes,
+    receipt_path,
+    remote_size,
+)
 from engine import checkpoint
 from engine.official.convert import ID_LIST_FILES, OFFICIAL_FILES
 
@@ -59,38 +66,16 @@ OFFICIAL_MIN_BYTES: dict[str, int] = {
     "prior_1b_lyrics": 3_787_997_184,
 }
 
-PART_SUFFIX = ".part"
 # What each converted file was made from, kept in the model folder (a JSON the model loaders skip).
 RECORD_NAME = "download.json"
-USER_AGENT = "cocompose-download/1"
-
-
-class DownloadError(ValueError):
-    """A download cannot go on: names the file, the URL and what to do."""
-
-
-class DownloadCancelled(Exception):
-    """The cancel event was set; what was downloaded is kept for the next run."""
-
-
-class _Transient(Exception):
-    """A failure worth retrying (dropped connection, timeout, 5xx)."""
-
-
-class _StartOver(Exception):
-    """The .part cannot be continued (the server's file changed or it answered oddly): begin again."""
 
 
 @dataclass(frozen=True)
-class DownloadSettings:
-    """How to talk to the server. backoff_s doubles after each failed attempt in a row."""
+class DownloadSettings(FetchSettings):
+    """Where the official files and the id lists are, and how to talk to the server."""
 
     base_url: str = OFFICIAL_BASE_URL
     ids_url: str = OFFICIAL_IDS_URL
-    retries: int = 4
-    backoff_s: float = 2.0
-    timeout_s: float = 60.0
-    chunk_bytes: int = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -112,41 +97,11 @@ class DownloadRequest:
 
 
 @dataclass(frozen=True)
-class DownloadProgress:
-    """One report. stage: "download" while bytes move, "convert", or "note" (a message to show).
-
-    done/total are this file's bytes on disk and its full size (None when the server did not say);
-    rate is bytes/s measured in this run; all_done/all_total cover every file still to fetch.
-    """
-
-    stage: str
-    file: str = ""
-    done: int = 0
-    total: int | None = None
-    rate: float | None = None
-    eta_s: float | None = None
-    all_done: int = 0
-    all_total: int | None = None
-    message: str = ""
-
-
-@dataclass(frozen=True)
 class DownloadResult:
     folder: Path
     downloaded: tuple[str, ...]  # files fetched (fully or the rest of a .part) in this run
     converted: tuple[str, ...]  # file names converted in this run
     skipped: tuple[str, ...]  # file names already converted in the model folder
-
-
-Report = Callable[[DownloadProgress], None]
-
-
-@dataclass(frozen=True)
-class _Remote:
-    label: str  # what the user reads: "5b/vqvae.pth.tar", "ids/v2_artist_ids.txt"
-    url: str
-    target: Path
-    min_bytes: int = 0
 
 
 def model_files(model: str, only: list[str] | tuple[str, ...] | None = None) -> tuple[str, ...]:
@@ -188,292 +143,6 @@ def _is_converted(folder: Path, name: str) -> bool:
 
 def _has_ids(folder: Path) -> bool:
     return all((folder / "ids" / name).is_file() for name in ID_LIST_FILES)
-
-
-# ---------------------------------------------------------------------------------------------------
-# One file over HTTP
-
-
-class _Rate:
-    """Bytes per second since this run started on the file (earlier runs' bytes don't count)."""
-
-    def __init__(self, start_bytes: int) -> None:
-        self.start_bytes, self.start = start_bytes, time.monotonic()
-
-    def rate(self, done: int) -> float | None:
-        elapsed = time.monotonic() - self.start
-        gained = done - self.start_bytes
-        return gained / elapsed if elapsed > 0.2 and gained > 0 else None
-
-
-def _meta_path(part: Path) -> Path:
-    return part.with_name(part.name + ".json")
-
-
-def _read_meta(part: Path) -> dict:
-    try:
-        meta = json.loads(_meta_path(part).read_text())
-    except (OSError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
-
-
-def _parse_content_range(value: str | None) -> tuple[int, int | None] | None:
-    """'bytes START-END/TOTAL' -> (START, TOTAL or None for '*'); None when unreadable."""
-    if not value or not value.startswith("bytes "):
-        return None
-    span, _, total = value[6:].partition("/")
-    start, _, _ = span.partition("-")
-    try:
-        return int(start), (None if total.strip() == "*" else int(total))
-    except ValueError:
-        return None
-
-
-def _size_from_416(exc: urllib.error.HTTPError) -> int | None:
-    value = exc.headers.get("Content-Range", "") if exc.headers else ""
-    if value.startswith("bytes */"):
-        try:
-            return int(value[8:])
-        except ValueError:
-            return None
-    return None
-
-
-def _http_error(exc: urllib.error.HTTPError, remote: _Remote) -> Exception:
-    if exc.code in (408, 425, 429) or exc.code >= 500:
-        return _Transient(f"HTTP {exc.code} {exc.reason}")
-    if exc.code == 404:
-        return DownloadError(
-            f"{remote.label} not found on the server ({remote.url}, HTTP 404); check the base URL "
-            f"(--base-url or ${BASE_URL_ENV})"
-        )
-    return DownloadError(f"the server refused {remote.url}: HTTP {exc.code} {exc.reason}")
-
-
-def remote_size(url: str, timeout_s: float) -> int | None:
-    """The size a HEAD request announces; None when the server does not say (or does not answer).
-
-    404 is raised as urllib's HTTPError so the caller can name the file before downloading anything.
-    """
-    request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": USER_AGENT})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            length = response.headers.get("Content-Length")
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        if exc.code == 404:
-            raise
-        return None
-    except (OSError, http.client.HTTPException):
-        return None
-    try:
-        return int(length) if length is not None else None
-    except ValueError:
-        return None
-
-
-def fetch(
-    remote: _Remote,
-    settings: DownloadSettings,
-    report: Report,
-    cancel: threading.Event,
-    progress_base: tuple[int, int | None] = (0, None),
-) -> int:
-    """Download remote.url to remote.target through a .part file, resuming one left by an earlier run.
-
-    Returns the file's size. Transient failures are retried (settings.retries attempts in a row without
-    progress, with doubling back-off); the .part is kept on every failure, so a later run resumes.
-    """
-    part = remote.target.with_name(remote.target.name + PART_SUFFIX)
-    part.parent.mkdir(parents=True, exist_ok=True)
-    failures = 0
-    while True:
-        before = part.stat().st_size if part.exists() else 0
-        try:
-            size = _fetch_once(remote, part, settings, report, cancel, progress_base)
-            break
-        except _StartOver as exc:
-            report(DownloadProgress("note", remote.label, message=f"{remote.label}: {exc}; starting over"))
-            part.unlink(missing_ok=True)
-            _meta_path(part).unlink(missing_ok=True)
-            failures += 1
-            if failures > settings.retries:
-                raise DownloadError(f"{remote.label}: {exc}, again after {failures} attempts") from None
-        except _Transient as exc:
-            now = part.stat().st_size if part.exists() else 0
-            failures = 1 if now > before else failures + 1
-            if failures > settings.retries:
-                raise DownloadError(
-                    f"downloading {remote.label} failed {failures} times in a row ({exc}); {now} bytes are "
-                    f"kept in {part}: run the same command again to resume"
-                ) from None
-            wait = settings.backoff_s * 2 ** (failures - 1)
-            report(
-                DownloadProgress(
-                    "note", remote.label, message=f"{remote.label}: {exc}; retrying in {wait:.0f} s"
-                )
-            )
-            if cancel.wait(wait):
-                raise DownloadCancelled(f"cancelled; {now} bytes of {remote.label} kept in {part}") from None
-    with open(part, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(part, remote.target)
-    # The receipt marks the file as ours: only files with one are deleted after conversion, never
-    # official files a user placed in a --download-dir by hand.
-    receipt = json.dumps({"url": remote.url, "bytes": size})
-    checkpoint.atomic_write(_receipt_path(remote.target), lambda tmp: tmp.write_text(receipt))
-    _meta_path(part).unlink(missing_ok=True)
-    return size
-
-
-def _receipt_path(target: Path) -> Path:
-    return target.with_name(target.name + ".source.json")
-
-
-def _fetch_once(
-    remote: _Remote,
-    part: Path,
-    settings: DownloadSettings,
-    report: Report,
-    cancel: threading.Event,
-    progress_base: tuple[int, int | None],
-) -> int:
-    have = part.stat().st_size if part.exists() else 0
-    meta = _read_meta(part) if have else {}
-    if have and meta.get("url") != remote.url:
-        # A .part from another address (or with its description lost) cannot be trusted to continue.
-        have = 0
-    headers = {"User-Agent": USER_AGENT}
-    if have:
-        headers["Range"] = f"bytes={have}-"
-        if meta.get("validator"):
-            headers["If-Range"] = meta["validator"]
-    try:
-        response = urllib.request.urlopen(
-            urllib.request.Request(remote.url, headers=headers), timeout=settings.timeout_s
-        )
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        if exc.code == 416 and have:
-            total = _size_from_416(exc)
-            if total is not None and total == have == meta.get("total"):
-                return have  # the .part already holds the whole file
-            raise _StartOver("the saved part does not fit the file on the server") from None
-        raise _http_error(exc, remote) from None
-    except (OSError, http.client.HTTPException) as exc:
-        raise _Transient(_describe(exc)) from None
-
-    with response:
-        if response.status == 206 and have:
-            parsed = _parse_content_range(response.headers.get("Content-Range"))
-            if parsed is None or parsed[0] != have:
-                raise _StartOver("the server answered the range request with another range")
-            total = parsed[1]
-            if meta.get("total") is not None and total is not None and total != meta["total"]:
-                raise _StartOver(f"the file on the server changed size ({meta['total']} -> {total} bytes)")
-            report(
-                DownloadProgress(
-                    "note",
-                    remote.label,
-                    have,
-                    total,
-                    message=f"{remote.label}: resuming at {human_bytes(have)}",
-                )
-            )
-            mode = "ab"
-        elif response.status in (200, 206):
-            if have:
-                report(
-                    DownloadProgress(
-                        "note",
-                        remote.label,
-                        message=f"{remote.label}: the server ignored the range request (or the file "
-                        "changed); downloading it again from the start",
-                    )
-                )
-            have = 0
-            total = _int_header(response.headers.get("Content-Length"))
-            if response.status == 206:
-                parsed = _parse_content_range(response.headers.get("Content-Range"))
-                total = parsed[1] if parsed and parsed[0] == 0 else None
-            _write_meta(part, remote.url, total, _validator(response.headers))
-            mode = "wb"
-        else:
-            raise DownloadError(f"unexpected answer from {remote.url}: HTTP {response.status}")
-        if total is not None and total < remote.min_bytes:
-            raise DownloadError(
-                f"the server offers {human_bytes(total)} for {remote.label}, but the official file holds at "
-                f"least {human_bytes(remote.min_bytes)} of weights: wrong file or wrong server ({remote.url})"
-            )
-        meter = _Rate(have)
-        base_done, all_total = progress_base
-        with open(part, mode) as out:
-            while True:
-                if cancel.is_set():
-                    raise DownloadCancelled(f"cancelled; {have} bytes of {remote.label} kept in {part}")
-                try:
-                    chunk = response.read(settings.chunk_bytes)
-                except (OSError, http.client.HTTPException) as exc:
-                    raise _Transient(_describe(exc)) from None
-                if not chunk:
-                    break
-                out.write(chunk)
-                have += len(chunk)
-                if total is not None and have > total:
-                    out.close()
-                    part.unlink(missing_ok=True)
-                    raise DownloadError(
-                        f"the server sent more than the {total} bytes it announced for {remote.label}"
-                    )
-                rate = meter.rate(have)
-                eta = (total - have) / rate if rate and total is not None else None
-                report(
-                    DownloadProgress(
-                        "download", remote.label, have, total, rate, eta, base_done + have, all_total
-                    )
-                )
-    if total is not None and have != total:
-        raise _Transient(f"the connection closed after {have} of {total} bytes")
-    return have
-
-
-def _describe(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None)
-    return f"{type(exc).__name__}: {reason or exc}"
-
-
-def _int_header(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def _validator(headers) -> str | None:
-    """A strong ETag, else Last-Modified: what If-Range needs to tell the same file from a new one."""
-    etag = headers.get("ETag")
-    if etag and not etag.startswith("W/"):
-        return etag
-    return headers.get("Last-Modified")
-
-
-def _write_meta(part: Path, url: str, total: int | None, validator: str | None) -> None:
-    data = json.dumps({"url": url, "total": total, "validator": validator})
-    checkpoint.atomic_write(_meta_path(part), lambda tmp: tmp.write_text(data))
-
-
-def human_bytes(n: float) -> str:
-    """1234567 -> '1.2 MB' (decimal units, as disks and servers count)."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError("unreachable")
-
-
-# ---------------------------------------------------------------------------------------------------
-# A whole model
 
 
 def download_jukebox(
@@ -522,7 +191,7 @@ def _download_locked(
     for name, other in reuse.items():
         report(DownloadProgress("note", name, message=f"{name} is already converted in {other}; reusing it"))
     wanted = [
-        _Remote(
+        Remote(
             OFFICIAL_FILES[name],
             record[name]["url"],
             download_dir / OFFICIAL_FILES[name],
@@ -535,7 +204,7 @@ def _download_locked(
     if needs_ids and ids_source is None:
         ids_source = download_dir / "ids"
         wanted += [
-            _Remote(f"ids/{name}", _join(settings.ids_url, name), ids_source / name) for name in ID_LIST_FILES
+            Remote(f"ids/{name}", _join(settings.ids_url, name), ids_source / name) for name in ID_LIST_FILES
         ]
     present = [remote for remote in wanted if remote.target.is_file()]
     for remote in present:
@@ -558,9 +227,9 @@ def _download_locked(
     converted = _convert_into(request, folder, todo, reuse, ids_source, record, report, cancel)
     if not request.keep_downloads:
         for remote in wanted:
-            if not remote.label.startswith("ids/") and _receipt_path(remote.target).is_file():
+            if not remote.label.startswith("ids/") and receipt_path(remote.target).is_file():
                 remote.target.unlink(missing_ok=True)
-                _receipt_path(remote.target).unlink()
+                receipt_path(remote.target).unlink()
     report(DownloadProgress("note", message=f"{request.model} is ready in {folder}"))
     return DownloadResult(folder, tuple(fetched), converted, skipped)
 
@@ -614,7 +283,7 @@ def _reusable(models_dir: Path, model: str, record: dict[str, dict]) -> dict[str
 
 
 def _announced_sizes(
-    remotes: list[_Remote], settings: DownloadSettings, report: Report
+    remotes: list[Remote], settings: DownloadSettings, report: Report
 ) -> dict[str, int | None]:
     """Sizes from HEAD requests, so that a missing file or a full disk shows before any download."""
     sizes: dict[str, int | None] = {}
@@ -623,11 +292,13 @@ def _announced_sizes(
         try:
             sizes[remote.label] = remote_size(remote.url, settings.timeout_s)
         except urllib.error.HTTPError as exc:
-            raise _http_error(exc, remote) from None
+            ids = remote.label.startswith("ids/")
+            option = f"--ids-url or ${IDS_URL_ENV}" if ids else f"--base-url or ${BASE_URL_ENV}"
+            raise http_error(exc, remote, f"; check the address ({option})") from None
     return sizes
 
 
-def _check_sizes(remotes: list[_Remote], sizes: dict[str, int | None]) -> None:
+def _check_sizes(remotes: list[Remote], sizes: dict[str, int | None]) -> None:
     for remote in remotes:
         size = sizes[remote.label]
         if size is not None and size < remote.min_bytes:
@@ -645,9 +316,9 @@ def _nearest_existing(folder: Path) -> Path:
 
 
 def _check_space(
-    to_fetch: list[_Remote],
+    to_fetch: list[Remote],
     sizes: dict[str, int | None],
-    present: list[_Remote],
+    present: list[Remote],
     download_dir: Path,
     models_dir: Path,
 ) -> None:
