@@ -392,3 +392,24 @@ def test_ctrl_c_keeps_the_part_and_says_how_to_resume(server, tmp_path):
     kept = part.stat().st_size
     assert 0 < kept < len(server.state.files[VQVAE])
     assert not part.with_suffix("").exists() and not (tmp_path / "models" / "5b").exists()
+
+
+def test_cancel_while_converting_keeps_the_downloads_and_leaves_no_half_model(server, tmp_path):
+    cancel = threading.Event()
+
+    def progress(event):
+        if event.stage == "convert":
+            cancel.set()  # seen before the second file converts
+
+    request = _request(server, tmp_path, files=("vqvae", "prior_5b"))
+    with pytest.raises(DownloadCancelled, match="before converting prior_5b"):
+        download_jukebox(request, progress, cancel)
+    assert [p.name for p in (tmp_path / "models").iterdir() if p.name != ".downloads"] == []
+    for rel in ("5b/vqvae.pth.tar", "5b/prior_level_2.pth.tar"):
+        assert (tmp_path / "downloads" / rel).read_bytes() == server.state.files[f"/models/{rel}"]
+
+    gets = len([r for r in server.state.requests if r[0] == "GET"])
+    result = download_jukebox(request)
+    assert len([r for r in server.state.requests if r[0] == "GET"]) == gets and result.downloaded == ()
+    assert result.converted == ("vqvae", "prior_5b")
+    assert not (tmp_path / "downloads/5b/vqvae.pth.tar").exists()  # ours, so removed once converted
