@@ -33,13 +33,30 @@ def _prior(kind: str, level: int, vqvae: VQVAE, vocabulary: Vocabulary, seed: in
     return init_embeddings_(build_prior(prior_config(hps, vqvae_hps(vqvae)))).eval()
 
 
-def write_tiny_bundle(folder: Path, seed: int = 0, upsamplers: bool = True, manifest: bool = True) -> Path:
-    """Write the tiny models (and bundle.json) into `folder`; returns the folder."""
+def write_tiny_bundle(
+    folder: Path,
+    seed: int = 0,
+    upsamplers: bool = True,
+    manifest: bool = True,
+    vocabulary: Vocabulary | None = None,
+    audible: bool = False,
+) -> Path:
+    """Write the tiny models (and bundle.json) into `folder`; returns the folder. The priors know the
+    names of `vocabulary` (default: tiny_vocabulary()).
+
+    audible: random VQ-VAE codebooks. Untrained ones are all zeros, so every code decodes to the same
+    sound, and a test comparing audio could not tell two songs apart.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    vocabulary = tiny_vocabulary()
+    vocabulary = vocabulary or tiny_vocabulary()
     extra = {"vocabulary": vocabulary.to_dict()}
     torch.manual_seed(seed)
     vqvae = VQVAE(TINY).eval()
+    if audible:
+        generator = torch.Generator().manual_seed(seed)
+        for block in vqvae.bottleneck.level_blocks:
+            block.k.copy_(torch.randn(block.k.shape, generator=generator))
+            block.initialized.fill_(True)
     checkpoint.save_model(folder / "vqvae", vqvae, "vqvae")
     checkpoint.save_model(
         folder / "prior_tiny", _prior("prior", 2, vqvae, vocabulary, seed + 1), "prior", extra

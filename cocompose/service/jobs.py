@@ -9,6 +9,8 @@ from typing import Any
 
 # Job states, as in the project's jobs table.
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+# The message of a RUNNING event that says new audio of its takes is in ComposeService.live.
+PREVIEW_AUDIO = "preview audio"
 FINISHED = (DONE, FAILED, CANCELLED)
 
 

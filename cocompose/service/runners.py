@@ -74,22 +74,50 @@ def run_generate(ctx, request: GenerateRequest) -> tuple[int, ...]:
         ctx.service.max_batch = size  # later jobs start at the size that fitted
         ctx.progress(ctx.handle.fraction, f"out of memory: sampling {size} branches at a time")
 
+    streams = _start_streams(ctx, history, ids) if request.previews else None
     state = NodeState.INTERRUPTED
     try:
         for piece in engine.generate(history, n_new, request.seeds, spec, settings, max_batch=max_batch,
                                      progress=progress, on_split=on_split):  # fmt: skip
             ctx.store(lambda p, piece=piece: _append(p, ids, piece))
             steps[0] += piece.codes.shape[1]
+            if streams is not None:
+                _stream_piece(ctx, ids, piece, streams)
         state = NodeState.DONE
     finally:
         # A cancel or a failure keeps every code already drawn; the takes are marked as cut short.
         ctx.store(lambda p: _end(p, ids, state))
     if steps[0]:
         ctx.service.seconds_per_step = (time.monotonic() - started) / (steps[0] / len(request.seeds))
-    if request.previews:
-        for node_id in ids:
-            ctx.service.submit(PreviewRequest(node_id))
+    if streams is not None:
+        _finish_streams(ctx, ids, streams)
     return ids
+
+
+def _start_streams(ctx, history: np.ndarray, ids: tuple[int, ...]) -> list:
+    """One streaming decoder per new take, with the same song context as its finished preview gets."""
+    engine = ctx.engine
+    margin = min(len(history), round(PREVIEW_CONTEXT_S * engine.codes_per_second))
+    context = history[len(history) - margin :]
+    for node_id in ids:
+        ctx.service.live.start(node_id, engine.sample_rate)
+    return [engine.preview_stream(context) for _ in ids]
+
+
+def _stream_piece(ctx, ids: tuple[int, ...], piece, streams: list) -> None:
+    for row, branch in enumerate(piece.branches):
+        ctx.service.live.add(ids[branch], streams[branch].push(piece.codes[row]))
+    ctx.announce_audio(tuple(ids[b] for b in piece.branches))
+
+
+def _finish_streams(ctx, ids: tuple[int, ...], streams: list) -> None:
+    """The takes are complete: hand out their last audio and cache each whole preview in the project."""
+    engine = ctx.engine
+    for node_id, stream in zip(ids, streams, strict=True):
+        ctx.service.live.add(node_id, stream.finish())
+        audio, rate = ctx.service.live.audio(node_id)
+        ctx.store(lambda p, n=node_id, a=audio, r=rate: p.put_preview(n, engine.decoder_hash, r, a))
+    ctx.announce_audio(ids)
 
 
 def _append(project: Project, ids: tuple[int, ...], piece) -> None:

@@ -24,6 +24,7 @@ from cocompose.service.jobs import (
     CANCELLED,
     DONE,
     FAILED,
+    PREVIEW_AUDIO,
     QUEUED,
     RUNNING,
     EtaMeter,
@@ -31,6 +32,7 @@ from cocompose.service.jobs import (
     JobHandle,
     Preempted,
 )
+from cocompose.service.live_previews import LivePreviews
 from cocompose.service.requests import Priority
 from cocompose.store import Project
 from engine.api import ComposeEngine
@@ -66,6 +68,12 @@ class JobContext:
         self.service._emit(self.handle, RUNNING, eta=self.meter.eta(self.handle.fraction), message=message)
         return not self.handle.cancel_requested
 
+    def announce_audio(self, node_ids: tuple[int, ...]) -> None:
+        """New preview audio of these takes is in `service.live` (takes still being sampled)."""
+        event = JobEvent(self.handle.id, self.handle.kind, RUNNING, self.handle.fraction,
+                         self.meter.eta(self.handle.fraction), PREVIEW_AUDIO, node_ids)  # fmt: skip
+        self.service._send(event)
+
     def should_yield(self) -> bool:
         """True when this background job should step aside (an interactive job is waiting)."""
         return self.handle.request.priority > Priority.INTERACTIVE and self.service._interactive_waiting()
@@ -81,6 +89,7 @@ class ComposeService:
         self.project, self.engine, self.on_event = project, engine, on_event
         self.lock = threading.RLock()
         self.events: queue.Queue[JobEvent] = queue.Queue()
+        self.live = LivePreviews()  # audio of takes still being sampled
         self.seconds_per_step: float | None = None  # measured by generation, for the planner
         self.max_batch: int | None = None  # branches per prior call; lowered after an out-of-memory error
         self._queue: queue.PriorityQueue = queue.PriorityQueue()
@@ -185,7 +194,9 @@ class ComposeService:
 
     def _emit(self, handle: JobHandle, state: str, eta: float | None = None, message: str = "") -> None:
         handle.state = state
-        event = JobEvent(handle.id, handle.kind, state, handle.fraction, eta, message, handle.node_ids)
+        self._send(JobEvent(handle.id, handle.kind, state, handle.fraction, eta, message, handle.node_ids))
+
+    def _send(self, event: JobEvent) -> None:
         self.events.put(event)
         if self.on_event is not None:
             self.on_event(event)
