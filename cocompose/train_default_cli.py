@@ -7,7 +7,7 @@ import argparse
 import shutil
 from pathlib import Path
 
-ASSETS_MODEL = Path(__file__).resolve().parent.parent / "assets" / "default-model"
+from cocompose.models import DEFAULT_MODEL_DIR as ASSETS_MODEL
 
 
 def install(model_dir: Path, target: Path = ASSETS_MODEL) -> Path:
