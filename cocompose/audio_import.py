@@ -108,14 +108,15 @@ def import_audio(
     try:
         with sf.SoundFile(str(path)) as f:
             info = _checked_info(path, f, container, wav)
-            want = min(info_frames(f, wav), math.floor(max_seconds * f.samplerate))
+            promised = _promised_frames(f, wav)
+            want = min(promised, math.floor(max_seconds * f.samplerate))
             mono, read = _read_mono(path, f, want, sample_rate)
     except sf.LibsndfileError as exc:
         raise AudioImportError(_open_failure(path, container, head, exc)) from None
     except RuntimeError as exc:  # soundfile's own errors when a read fails half-way
         raise AudioImportError(f"{path.name} is damaged or truncated: {exc}") from None
     _check_complete(path, container, info, want, read)
-    if container == "OGG" and read >= info_frames_read(info) and not _ogg_ends_cleanly(path, size):
+    if container == "OGG" and read >= promised and not _ogg_ends_cleanly(path, size):
         raise AudioImportError(
             f"{path.name} is truncated: its Ogg stream stops after {read / info.sample_rate:.2f} s without "
             "its end marker (was it copied or downloaded completely?)"
@@ -138,7 +139,7 @@ def import_audio(
     return ImportedAudio(samples, sample_rate, info, tuple(notes), kept, kept_name)
 
 
-def info_frames(f: sf.SoundFile, wav: _WavLayout | None) -> int:
+def _promised_frames(f: sf.SoundFile, wav: _WavLayout | None) -> int:
     """Frames the header promises (for a WAV, from its data chunk, which libsndfile quietly clips)."""
     if wav is not None and wav.promised_frames is not None:
         return wav.promised_frames
@@ -293,7 +294,7 @@ def _checked_info(path: Path, f: sf.SoundFile, container: str, wav: _WavLayout |
         )
     if f.channels < 1:
         raise AudioImportError(f"{path.name} says it has {f.channels} channels; its header is damaged")
-    frames = info_frames(f, wav)
+    frames = _promised_frames(f, wav)
     if frames <= 0 and container == "OGG":
         raise AudioImportError(f"{path.name} is truncated or damaged: its Ogg stream decodes to no audio")
     if frames <= 0:
@@ -314,10 +315,6 @@ def _check_complete(path: Path, container: str, info: SourceInfo, want: int, rea
             f"{path.name} is truncated: its header promises {info.seconds:.2f} s of audio but it ends "
             f"after {read / info.sample_rate:.2f} s (was it copied or downloaded completely?)"
         )
-
-
-def info_frames_read(info: SourceInfo) -> int:
-    return round(info.seconds * info.sample_rate)
 
 
 def _ogg_ends_cleanly(path: Path, size: int) -> bool:
