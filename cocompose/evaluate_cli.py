@@ -1,12 +1,16 @@
 """`cocompose evaluate`: the model card's metrics measured on held-out songs.
 
 Without --data a fresh corpus is synthesised into a temporary folder, with a seed that training's
-default corpus (seed 0) does not use, so the songs are held out. Bad input exits 2 (cli.main).
+default corpus (seed 0) does not use, so the songs are held out. With --conditioning the card also gets
+the conditioning figures (engine/evaluation/conditioning.py): how often generated songs are classified
+as the artist and genre they were conditioned on, and as the new artist after a mid-song change. Bad
+input exits 2 (cli.main).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from pathlib import Path
 
@@ -23,9 +27,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     check_model_folder(Path(args.model))  # before spending time on synthesis
     if args.max_windows is not None and args.max_windows < 1:
         raise ValueError(f"--max-windows must be at least 1, got {args.max_windows}")
-    synth_options = [f"--{name}" for name in ("songs", "seconds", "seed") if getattr(args, name) is not None]
+    # With --conditioning, --seed also seeds the conditioning evaluation, so it may come with --data.
+    synth_flags = ("songs", "seconds") if args.conditioning else ("songs", "seconds", "seed")
+    synth_options = [f"--{name}" for name in synth_flags if getattr(args, name) is not None]
     if args.data and synth_options:
         raise ValueError(f"{', '.join(synth_options)} synthesise a corpus; they cannot be used with --data")
+    conditioning = _conditioning_setup(args)  # bad options and unsuitable models fail before any work
     if args.data:
         card = evaluate_model(args.model, args.data, args.top, args.max_windows, args.device)
     else:
@@ -33,10 +40,53 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             _synthesise(args, Path(tmp))
             card = evaluate_model(args.model, tmp, args.top, args.max_windows, args.device)
     print(card.to_text())
+    data = card.to_dict()
+    if conditioning is not None:
+        from engine.evaluation.conditioning import evaluate_conditioning
+
+        engine, config = conditioning
+        report = evaluate_conditioning(engine, config, say=lambda line: print(line, flush=True))
+        print()
+        print(report.to_text())
+        data["conditioning"] = report.to_dict()
     if args.json:
-        Path(args.json).write_text(card.to_json() + "\n")
+        from engine.checkpoint import atomic_write
+
+        text = json.dumps(data, indent=2) + "\n"
+        atomic_write(Path(args.json), lambda tmp: tmp.write_text(text))
         print(f"wrote {args.json}")
     return 0
+
+
+COND_OPTIONS = ("cond_songs", "cond_seconds", "cond_listen_from", "cond_clip", "cond_after_change")
+
+
+def _conditioning_setup(args: argparse.Namespace):
+    """(engine, ConditioningConfig) for --conditioning, None without it; ValueError for options that
+    need it, bad values, and models whose labels are not the synthetic corpus's."""
+    given = [f"--{name.replace('_', '-')}" for name in COND_OPTIONS if getattr(args, name) is not None]
+    if not args.conditioning:
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply with --conditioning")
+        return None
+    from dataclasses import replace
+
+    from engine.api import ComposeEngine
+    from engine.evaluation.conditioning import ConditioningConfig, corpus_labels
+
+    config = ConditioningConfig(seed=HELD_OUT_SEED if args.seed is None else args.seed)
+    changes = {
+        "songs_per_artist": args.cond_songs,
+        "seconds": args.cond_seconds,
+        "listen_from_seconds": args.cond_listen_from,
+        "change_at_seconds": args.cond_listen_from,  # the change comes where the first song is heard
+        "clip_seconds": args.cond_clip,
+        "after_change_seconds": args.cond_after_change,
+    }
+    config = replace(config, **{key: value for key, value in changes.items() if value is not None})
+    engine = ComposeEngine.load(args.model, top=args.top, device=args.device)
+    corpus_labels(engine)
+    return engine, config
 
 
 def _synthesise(args: argparse.Namespace, folder: Path) -> None:
@@ -71,5 +121,27 @@ def add_evaluate_command(commands) -> None:
         "--max-windows", type=int, metavar="N", help="score at most N windows per song and prior"
     )
     evaluate.add_argument("--device", help="torch device (default cpu)")
+    cond = evaluate.add_argument_group(
+        "conditioning",
+        "Generate songs per artist and genre the model knows (it must know the synthetic corpus's names) "
+        "and classify them with artist and genre classifiers fitted on held-out synthetic songs; --seed "
+        "seeds both. Targets: artist 80%%, genre 70%%, new artist after a change 70%%.",
+    )
+    cond.add_argument("--conditioning", action="store_true", help="also measure what conditioning does")
+    cond.add_argument("--cond-songs", type=int, metavar="N", help="songs per artist (default 5)")
+    cond.add_argument("--cond-seconds", type=float, metavar="S", help="length of each song (default 14)")
+    cond.add_argument(
+        "--cond-listen-from",
+        type=float,
+        metavar="S",
+        help="clips are heard from here on, past the intro, and the artist changes here (default 8)",
+    )
+    cond.add_argument("--cond-clip", type=float, metavar="S", help="seconds per classified clip (default 3)")
+    cond.add_argument(
+        "--cond-after-change",
+        type=float,
+        metavar="S",
+        help="the clip after an artist change starts this long after it (default 2)",
+    )
     evaluate.add_argument("--json", metavar="OUT", help="also write the card as JSON to OUT")
     evaluate.set_defaults(run=cmd_evaluate)
