@@ -58,7 +58,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-COND_OPTIONS = ("cond_songs", "cond_seconds", "cond_listen_from", "cond_clip", "cond_after_change")
+COND_OPTIONS = (
+    "cond_songs",
+    "cond_seconds",
+    "cond_listen_from",
+    "cond_clip",
+    "cond_after_change",
+    "cond_reference_songs",
+)
 
 
 def _conditioning_setup(args: argparse.Namespace):
@@ -82,6 +89,7 @@ def _conditioning_setup(args: argparse.Namespace):
         "change_at_seconds": args.cond_listen_from,  # the change comes where the first song is heard
         "clip_seconds": args.cond_clip,
         "after_change_seconds": args.cond_after_change,
+        "reference_songs": args.cond_reference_songs,
     }
     config = replace(config, **{key: value for key, value in changes.items() if value is not None})
     engine = ComposeEngine.load(args.model, top=args.top, device=args.device)
@@ -115,7 +123,9 @@ def add_evaluate_command(commands) -> None:
     evaluate.add_argument(
         "--seconds", type=float, help=f"length of each synthesised song (default {DEFAULT_SECONDS:g})"
     )
-    evaluate.add_argument("--seed", type=int, help=f"synthesis seed (default {HELD_OUT_SEED})")
+    evaluate.add_argument(
+        "--seed", type=int, help=f"synthesis seed, also of --conditioning (default {HELD_OUT_SEED})"
+    )
     evaluate.add_argument("--top", help="top prior to score when the folder has several")
     evaluate.add_argument(
         "--max-windows", type=int, metavar="N", help="score at most N windows per song and prior"
@@ -142,6 +152,12 @@ def add_evaluate_command(commands) -> None:
         type=float,
         metavar="S",
         help="the clip after an artist change starts this long after it (default 2)",
+    )
+    cond.add_argument(
+        "--cond-reference-songs",
+        type=int,
+        metavar="N",
+        help="held-out synthetic songs the classifiers are fitted (half) and tested (half) on (default 48)",
     )
     evaluate.add_argument("--json", metavar="OUT", help="also write the card as JSON to OUT")
     evaluate.set_defaults(run=cmd_evaluate)
