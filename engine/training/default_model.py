@@ -36,7 +36,7 @@ class Recipe:
     seconds: float = 30.0
     corpus_seed: int = 0
     sample_rate: int = 16000
-    vqvae_steps: int = 1000
+    vqvae_steps: int = 858
     prior_steps: int = 6000
     upsampler_steps: int = 3000
     batch_size: int | None = None  # None: the preset's
