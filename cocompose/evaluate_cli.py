@@ -60,6 +60,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 COND_OPTIONS = (
     "cond_songs",
+    "cond_genres",
     "cond_seconds",
     "cond_listen_from",
     "cond_clip",
@@ -84,6 +85,7 @@ def _conditioning_setup(args: argparse.Namespace):
     config = ConditioningConfig(seed=HELD_OUT_SEED if args.seed is None else args.seed)
     changes = {
         "songs_per_artist": args.cond_songs,
+        "genres_per_artist": args.cond_genres,
         "seconds": args.cond_seconds,
         "listen_from_seconds": args.cond_listen_from,
         "change_at_seconds": args.cond_listen_from,  # the change comes where the first song is heard
@@ -138,7 +140,13 @@ def add_evaluate_command(commands) -> None:
         "seeds both. Targets: artist 80%%, genre 70%%, new artist after a change 70%%.",
     )
     cond.add_argument("--conditioning", action="store_true", help="also measure what conditioning does")
-    cond.add_argument("--cond-songs", type=int, metavar="N", help="songs per artist (default 5)")
+    cond.add_argument("--cond-songs", type=int, metavar="N", help="songs per artist (default 6)")
+    cond.add_argument(
+        "--cond-genres",
+        type=int,
+        metavar="N",
+        help="genres each artist's songs are spread over (songs with one label share a batch; default 2)",
+    )
     cond.add_argument("--cond-seconds", type=float, metavar="S", help="length of each song (default 14)")
     cond.add_argument(
         "--cond-listen-from",

@@ -6,6 +6,7 @@ the tiny random model, and clear refusals for models that do not know the corpus
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -25,6 +26,8 @@ from engine.evaluation.conditioning import (
     evaluate_conditioning,
     fit_reference,
     held_out,
+    label_groups,
+    plan_songs,
 )
 from engine.evaluation.features import clip_features
 from engine.prior.labels import normalise_v2
@@ -40,7 +43,8 @@ KNOWN_GENRES = ("lofi", "techno", "waltz")
 # i depend on i alone), so both halves of each classifier's split hold every class.
 TINY = ConditioningConfig(
     seed=5,
-    songs_per_artist=1,
+    songs_per_artist=2,  # one genre each: the two songs of a label are sampled (and changed) as a batch
+    genres_per_artist=1,
     seconds=1.5,
     listen_from_seconds=0.5,
     clip_seconds=0.5,
@@ -48,8 +52,9 @@ TINY = ConditioningConfig(
     after_change_seconds=0.25,
     reference_songs=24,
 )
-TINY_FLAGS = ["--seed", "5", "--cond-songs", "1", "--cond-seconds", "1.5", "--cond-listen-from", "0.5"]
-TINY_FLAGS += ["--cond-clip", "0.5", "--cond-after-change", "0.25", "--cond-reference-songs", "24"]
+TINY_FLAGS = ["--seed", "5", "--cond-songs", "2", "--cond-genres", "1", "--cond-seconds", "1.5"]
+TINY_FLAGS += ["--cond-listen-from", "0.5", "--cond-clip", "0.5", "--cond-after-change", "0.25"]
+TINY_FLAGS += ["--cond-reference-songs", "24"]
 
 
 def corpus_vocabulary(artists, genres) -> Vocabulary:
@@ -120,6 +125,21 @@ def test_features_are_the_same_at_any_rate_for_the_same_sound():
         clip_features(np.zeros(100), 16000)
 
 
+def test_the_plan_spreads_genres_and_change_targets_and_batches_by_label():
+    artists, genres = [a.name for a in ARTISTS], [g.name for g in GENRES]
+    jobs = plan_songs(ConditioningConfig(), artists, genres)
+    assert len(jobs) == 6 * 6 and len({job.seed for job in jobs} | {job.change_seed for job in jobs}) == 72
+    groups = label_groups(jobs)
+    assert len(groups) == 12 and all(len(g) == 3 for g in groups)  # 2 genres per artist, 3 songs each
+    for artist in artists:
+        mine = [job for job in jobs if job.artist == artist]
+        assert len({job.genre for job in mine}) == 2 and all(job.new_artist != artist for job in mine)
+    assert sorted(Counter(job.genre for job in jobs).values()) == [6, 6, 6, 9, 9]  # 6 artists, 5 genres
+    assert {job.artist for job in jobs} == {job.new_artist for job in jobs} == set(artists)
+    one_each = plan_songs(ConditioningConfig(songs_per_artist=5, genres_per_artist=5), artists, genres)
+    assert len({(job.artist, job.genre) for job in one_each}) == 30  # every pair once, 30 labels
+
+
 def test_confusion_rows_are_the_truth_and_columns_the_prediction():
     matrix = confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], 3)
     assert matrix.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
@@ -162,9 +182,9 @@ def test_the_evaluation_counts_every_clip_and_the_cli_reports_the_same_figures(e
     clips_per_song = 2  # 0.5..1.0 s and 1.0..1.5 s
     songs = len(KNOWN_ARTISTS) * TINY.songs_per_artist
     assert report.artist.clips == report.genre.clips == songs * clips_per_song
-    assert [sum(row) for row in report.artist.confusion] == [clips_per_song] * 3  # one song per artist
-    assert [sum(row) for row in report.genre.confusion] == [clips_per_song] * 3  # genres a + j: one each
-    assert report.change.clips == songs and [sum(row) for row in report.change.confusion] == [1, 1, 1]
+    assert [sum(row) for row in report.artist.confusion] == [2 * clips_per_song] * 3  # two songs each
+    assert [sum(row) for row in report.genre.confusion] == [2 * clips_per_song] * 3  # artist a: genre a
+    assert report.change.clips == songs and [sum(row) for row in report.change.confusion] == [2, 2, 2]
     assert report.artist.chance == pytest.approx(1 / 3) and report.artist.target == 0.8
     assert (report.genre.target, report.change.target) == (0.7, 0.7)
     assert 0.0 <= report.change.previous <= 1.0 - report.change.accuracy + 1e-12
@@ -209,6 +229,7 @@ def test_models_that_do_not_know_the_corpus_names_are_refused_clearly(tmp_path, 
     [
         (["--cond-songs", "2"], "only apply with --conditioning"),
         (["--conditioning", "--cond-songs", "0"], "at least 1"),
+        (["--conditioning", "--cond-genres", "0"], "at least 1"),
         (["--conditioning", "--cond-seconds", "9"], "at least 11"),
         (["--conditioning", "--cond-listen-from", "20"], "at least 23"),
     ],

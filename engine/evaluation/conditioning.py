@@ -11,16 +11,20 @@
    shows how much that would be).
 2. Artist and genre. For each artist the model knows, `songs_per_artist` songs are generated from
    nothing (no prime: a real prime would carry its own artist, and the test is of the label alone),
-   each with a different genre, so every (artist, genre) pair comes once per full round. The labels
-   announce a song of `song_seconds` (the training corpus's length), so the model plays an intro first;
-   clips are taken from `listen_from_seconds` on, past the longest intro of such a song.
-3. Artist change. Each generated song is cut at `change_at_seconds` and continued, history kept, with
-   the label of another artist (the same genre), as the app's swap does; the clip from
-   `after_change_seconds` after the change is classified, and the share named as the new artist counted.
+   spread over `genres_per_artist` genres (artist a, round r: genre a + r), so the genres are covered
+   evenly across artists. The labels announce a song of `song_seconds` (the training corpus's length),
+   so the model plays an intro first; clips are taken from `listen_from_seconds` on, past the longest
+   intro of such a song.
+3. Artist change. For each (artist, genre) label, its first song is cut at `change_at_seconds` and
+   continued, history kept, with the label of another artist (round r: artist a + 1 + r) and the same
+   genre, as the app's swap does, once per song of the label with that song's change seed. The clip
+   from `after_change_seconds` after the change is classified, and the share named as the new artist
+   counted.
 
 Generation goes through `ComposeEngine.generate` (windowed, so songs may exceed the context) with fixed
-seeds derived from `seed`; songs that share a label are sampled as one batch, which gives the same codes
-(seeds are per branch). With the same model, settings and thread count the report is the same, except
+seeds derived from `seed`; songs that share their labels are sampled as one batch (a batch of 3 costs
+about 1.1 times one song on the CPU), which gives the codes they would get one by one (seeds are per
+branch). With the same model, settings and thread count the report is the same, except
 its wall time.
 """
 
@@ -61,7 +65,8 @@ SEED_STRIDE = 1 << 20  # song seeds: seed * SEED_STRIDE + index; change continua
 
 @dataclass(frozen=True)
 class ConditioningConfig:
-    songs_per_artist: int = 5  # --cond-songs: with 5 genres, every (artist, genre) pair once
+    songs_per_artist: int = 6  # --cond-songs
+    genres_per_artist: int = 2  # --cond-genres: songs of an artist are spread over this many genres
     seconds: float = 14.0  # --cond-seconds: length of each generated song
     seed: int = 90210  # --seed: reference corpus and generation seeds
     listen_from_seconds: float = 8.0
@@ -74,8 +79,11 @@ class ConditioningConfig:
     reference_seconds: float = 20.0
 
     def __post_init__(self) -> None:
-        if self.songs_per_artist < 1:
-            raise ValueError(f"--cond-songs must be at least 1, got {self.songs_per_artist}")
+        if self.songs_per_artist < 1 or self.genres_per_artist < 1:
+            raise ValueError(
+                f"--cond-songs and --cond-genres must be at least 1, got {self.songs_per_artist} "
+                f"and {self.genres_per_artist}"
+            )
         if not self.clip_seconds > 0 or not self.temperature > 0 or self.seed < 0:
             raise ValueError("clip length and temperature must be positive and the seed 0 or more")
         if self.seconds < self.listen_from_seconds + self.clip_seconds:
@@ -140,18 +148,28 @@ def corpus_labels(engine: ComposeEngine) -> tuple[list[str], list[str]]:
 
 
 def plan_songs(config: ConditioningConfig, artists: Sequence[str], genres: Sequence[str]) -> list[SongJob]:
-    """songs_per_artist songs per artist; song j of artist a has genre a + j and changes to artist
-    a + 1 + j (mod the counts), so genres and change targets are spread evenly."""
+    """songs_per_artist songs per artist, spread over genres_per_artist genres: song j of artist a is in
+    round r = j mod R, with genre a + r and, after the change, artist a + 1 + r (mod the counts). Songs of
+    one round share their labels, so they are sampled, and changed, as one batch."""
+    rounds = min(config.genres_per_artist, config.songs_per_artist, len(genres))
     jobs = []
     for a, artist in enumerate(artists):
         for j in range(config.songs_per_artist):
-            index = len(jobs)
-            new_artist = artists[(a + 1 + j % (len(artists) - 1)) % len(artists)]
-            seed = config.seed * SEED_STRIDE + index
+            r = j % rounds
+            new_artist = artists[(a + 1 + r % (len(artists) - 1)) % len(artists)]
+            seed = config.seed * SEED_STRIDE + len(jobs)
             jobs.append(
-                SongJob(artist, genres[(a + j) % len(genres)], seed, new_artist, seed + SEED_STRIDE // 2)
+                SongJob(artist, genres[(a + r) % len(genres)], seed, new_artist, seed + SEED_STRIDE // 2)
             )
     return jobs
+
+
+def label_groups(jobs: Sequence[SongJob]) -> list[list[int]]:
+    """Indices of the jobs that share their labels (artist, genre and new artist), in order."""
+    groups: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    for i, job in enumerate(jobs):
+        groups[job.artist, job.genre, job.new_artist].append(i)
+    return list(groups.values())
 
 
 # ------------------------------------------------------------------------------------------ audio
@@ -349,16 +367,63 @@ def metric(name: str, target: float, classifier: Classifier, truth: Sequence[str
     return ConditioningMetric(name, target, classifier.names, tuple(map(tuple, matrix.tolist())), stayed)
 
 
+def generate_songs(
+    engine: ComposeEngine, jobs: Sequence[SongJob], config: ConditioningConfig, say: Callable[[str], None]
+) -> list[np.ndarray]:
+    """Each job's song, sampled from nothing, a batch per label."""
+    settings = SamplingSettings(config.temperature)
+    n_new, total = frames(engine, config.seconds), max(config.song_seconds, config.seconds)
+    songs: list[np.ndarray] = [np.zeros(0, np.int64)] * len(jobs)
+    groups = label_groups(jobs)
+    for done, members in enumerate(groups, 1):
+        job = jobs[members[0]]
+        spec = LabelSpec(job.artist, job.genre, total_seconds=total)
+        seeds = [jobs[i].seed for i in members]
+        drawn = generate_codes(engine, np.zeros(0, np.int64), n_new, seeds, spec, settings)
+        for i, song in zip(members, drawn, strict=True):
+            songs[i] = song
+        say(f"songs: {done}/{len(groups)} labels ({len(members)} x {job.artist}, {job.genre})")
+    return songs
+
+
+def generate_changes(
+    engine: ComposeEngine,
+    jobs: Sequence[SongJob],
+    songs: Sequence[np.ndarray],
+    config: ConditioningConfig,
+    say: Callable[[str], None],
+) -> list[np.ndarray]:
+    """Per label, its first song cut at the change and continued with the new artist by each of the
+    label's jobs (their change seeds, one batch), up to the end of the clip heard after the change."""
+    settings = SamplingSettings(config.temperature)
+    change_at = frames(engine, config.change_at_seconds)
+    n_new = frames(engine, config.after_change_seconds) + frames(engine, config.clip_seconds)
+    heard_until = config.change_at_seconds + config.after_change_seconds + config.clip_seconds
+    changed: list[np.ndarray] = [np.zeros(0, np.int64)] * len(jobs)
+    groups = label_groups(jobs)
+    for done, members in enumerate(groups, 1):
+        job = jobs[members[0]]
+        spec = LabelSpec(job.new_artist, job.genre, total_seconds=max(config.song_seconds, heard_until))
+        history = songs[members[0]][:change_at]
+        seeds = [jobs[i].change_seed for i in members]
+        for i, codes in zip(
+            members, generate_codes(engine, history, n_new, seeds, spec, settings), strict=True
+        ):
+            changed[i] = codes
+        say(f"artist changes: {done}/{len(groups)} labels ({job.artist} -> {job.new_artist})")
+    return changed
+
+
 def evaluate_conditioning(
     engine: ComposeEngine,
     config: ConditioningConfig = ConditioningConfig(),
     say: Callable[[str], None] = print,
 ) -> ConditioningReport:
+    """The whole evaluation (module docstring): reference classifiers, generated songs, artist changes."""
     started = time.monotonic()
     artists, genres = corpus_labels(engine)
-    skipped = [a.name for a in ARTISTS if a.name not in artists] + [
-        g.name for g in GENRES if g.name not in genres
-    ]
+    skipped = [a.name for a in ARTISTS if a.name not in artists]
+    skipped += [g.name for g in GENRES if g.name not in genres]
     if skipped:
         say(f"model {engine.name} does not know {', '.join(skipped)}: evaluating without them")
     hop = engine.bundle.vqvae.hop_lengths[-1]
@@ -367,43 +432,23 @@ def evaluate_conditioning(
     genre_clf, genre_check, _ = fit_reference(reference, "genre")
 
     jobs = plan_songs(config, artists, genres)
-    settings = SamplingSettings(config.temperature)
+    songs = generate_songs(engine, jobs, config, say)
     n_song, n_clip = frames(engine, config.seconds), frames(engine, config.clip_seconds)
-    songs: list[np.ndarray] = [np.zeros(0, np.int64)] * len(jobs)
-    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for i, job in enumerate(jobs):
-        groups[job.artist, job.genre].append(i)
-    empty = np.zeros(0, dtype=np.int64)
-    for done, ((artist, genre), members) in enumerate(groups.items(), 1):
-        spec = LabelSpec(artist, genre, total_seconds=max(config.song_seconds, config.seconds))
-        codes = generate_codes(engine, empty, n_song, [jobs[i].seed for i in members], spec, settings)
-        for i, song in zip(members, codes, strict=True):
-            songs[i] = song
-        say(f"generated {done}/{len(groups)} labels ({len(members)} song(s) of {config.seconds:g} s each)")
-    first = frames(engine, config.listen_from_seconds)
-    starts = list(range(first, n_song - n_clip + 1, n_clip))
-    clip_artists = [job.artist for job in jobs for _ in starts]
-    clip_genres = [job.genre for job in jobs for _ in starts]
-    artist = metric("artist", ARTIST_TARGET, artist_clf, clip_artists,
-                    classify_songs(engine, artist_clf, songs, [starts] * len(songs), n_clip))  # fmt: skip
-    genre = metric("genre", GENRE_TARGET, genre_clf, clip_genres,
-                   classify_songs(engine, genre_clf, songs, [starts] * len(songs), n_clip))  # fmt: skip
+    starts = list(range(frames(engine, config.listen_from_seconds), n_song - n_clip + 1, n_clip))
+    every = [starts] * len(songs)
+    artist = metric("artist", ARTIST_TARGET, artist_clf, [job.artist for job in jobs for _ in starts],
+                    classify_songs(engine, artist_clf, songs, every, n_clip))  # fmt: skip
+    genre = metric("genre", GENRE_TARGET, genre_clf, [job.genre for job in jobs for _ in starts],
+                   classify_songs(engine, genre_clf, songs, every, n_clip))  # fmt: skip
 
-    change_at, after = frames(engine, config.change_at_seconds), frames(engine, config.after_change_seconds)
-    changed = []
-    for done, (job, song) in enumerate(zip(jobs, songs, strict=True), 1):
-        total = max(
-            config.song_seconds, config.change_at_seconds + config.after_change_seconds + config.clip_seconds
-        )
-        spec = LabelSpec(job.new_artist, job.genre, total_seconds=total)
-        changed += generate_codes(engine, song[:change_at], after + n_clip, [job.change_seed], spec, settings)
-        if done % 10 == 0 or done == len(jobs):
-            say(f"artist changes: {done}/{len(jobs)}")
-    predicted = classify_songs(engine, artist_clf, changed, [[change_at + after]] * len(changed), n_clip)
+    changed = generate_changes(engine, jobs, songs, config, say)
+    change_at = frames(engine, config.change_at_seconds)
+    heard = change_at + frames(engine, config.after_change_seconds)
+    predicted = classify_songs(engine, artist_clf, changed, [[heard]] * len(changed), n_clip)
     change = metric("artist change", CHANGE_TARGET, artist_clf, [job.new_artist for job in jobs], predicted,
                     previous=[job.artist for job in jobs])  # fmt: skip
 
-    generated = len(jobs) * (n_song + after + n_clip) / engine.codes_per_second
+    sampled = sum(map(len, songs)) + sum(len(c) - change_at for c in changed)
     return ConditioningReport(
         model=str(engine.bundle.folder),
         sample_rate=engine.sample_rate,
@@ -413,6 +458,6 @@ def evaluate_conditioning(
         artist=artist,
         genre=genre,
         change=change,
-        generated_seconds=generated,
+        generated_seconds=sampled / engine.codes_per_second,
         wall_seconds=time.monotonic() - started,
     )
