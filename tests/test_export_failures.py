@@ -177,3 +177,26 @@ def test_a_full_disk_mid_write_leaves_no_partial_and_the_old_file_intact(tmp_pat
     assert run.stdout.startswith("EXPORT_ERROR:"), run.stdout + run.stderr
     assert "disk" in run.stdout  # the message points at the likely cause
     assert folder_state(tmp_path) == {name: OLD_CONTENT}
+
+
+def test_a_killed_exports_leftover_is_cleaned_by_the_next_export_and_files_get_ordinary_permissions(tmp_path):
+    import os
+    import time
+
+    from cocompose.export.atomic import STALE_AFTER_S, temporary_beside
+
+    target = tmp_path / "song.wav"
+    old = tmp_path / ".song.wav.abc123.partial"  # what a SIGKILL mid-export leaves
+    fresh = tmp_path / ".song.wav.def456.partial"  # another export still writing
+    for path in (old, fresh):
+        path.write_bytes(b"half")
+    past = time.time() - STALE_AFTER_S - 5
+    os.utime(old, (past, past))
+    unrelated = tmp_path / ".other.wav.abc.partial"
+    unrelated.write_bytes(b"x")
+    os.utime(unrelated, (past, past))
+    temporary = temporary_beside(target)
+    assert not old.exists() and fresh.exists() and unrelated.exists()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert temporary.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -8,8 +8,10 @@ folder and not in /tmp. Until the rename, an existing file at the target is neve
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
+import time
 from pathlib import Path
 
 from cocompose.export.errors import ExportError
@@ -28,14 +30,37 @@ def check_folder(target: Path) -> None:
         raise ExportError(f"{str(target)!r} is a folder, not a file name")
 
 
+# A temporary file untouched for this long belongs to a write that was killed (a live one grows steadily).
+STALE_AFTER_S = 600
+
+
 def temporary_beside(target: Path) -> Path:
-    """A new, empty, uniquely named file in the target's folder; hidden, and named after the target."""
+    """A new, empty, uniquely named file in the target's folder; hidden, and named after the target.
+
+    Leftovers of earlier writes of the same target that were killed (SIGKILL, power cut) are removed first.
+    The file gets the permissions of an ordinary new file (mkstemp's are owner-only), since it becomes one.
+    """
+    remove_stale_temporaries(target, ".partial")
     try:
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     except OSError as exc:
         raise ExportError(f"cannot create a file in {str(target.parent)!r}: {exc.strerror or exc}") from exc
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    with contextlib.suppress(OSError):
+        os.chmod(name, 0o666 & ~umask)
     return Path(name)
+
+
+def remove_stale_temporaries(target: Path, suffix: str) -> None:
+    """Delete `.{target name}.*{suffix}` files beside target not modified for STALE_AFTER_S seconds."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for leftover in target.parent.glob(f".{glob.escape(target.name)}.*{suffix}"):
+            with contextlib.suppress(OSError):
+                if now - leftover.stat().st_mtime > STALE_AFTER_S:
+                    leftover.unlink()
 
 
 def make_durable(path: Path) -> None:
