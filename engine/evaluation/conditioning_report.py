@@ -98,8 +98,9 @@ class ConditioningReport:
                 f"{c.real_on_reconstructed:11.1%}   {c.chance:6.1%}"
             )
         lines += [
-            f"  generated: {s['songs_per_artist']} songs per artist of {s['seconds']:g} s "
-            f"(clips from {s['listen_from_seconds']:g} s); artist change at {s['change_at_seconds']:g} s, "
+            f"  generated: {s['songs_per_artist']} songs per artist in {s['genres_per_artist']} genres, "
+            f"{s['seconds']:g} s each (clips from {s['listen_from_seconds']:g} s)",
+            f"  artist change at {s['change_at_seconds']:g} s, "
             f"heard from {s['change_at_seconds'] + s['after_change_seconds']:g} s; "
             f"{self.generated_seconds:.0f} s sampled in {self.wall_seconds:.0f} s",
             "                         accuracy  target  chance  clips",
