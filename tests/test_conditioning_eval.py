@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -237,3 +238,10 @@ def test_models_that_do_not_know_the_corpus_names_are_refused_clearly(tmp_path, 
 def test_bad_conditioning_options_exit_2(engine, capsys, extra, message):
     assert main(["evaluate", "--model", str(engine.bundle.folder), *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_reference_too_small_for_the_models_names_is_refused_clearly(engine):
+    """Songs 0..11 hold one song each by Sub Basement and The Glass Harps in a genre the tiny model
+    knows: nothing to test their classes on."""
+    with pytest.raises(ValueError, match="too few reference songs: Sub Basement, The Glass Harps: fewer"):
+        evaluate_conditioning(engine, replace(TINY, reference_songs=12), say=lambda _: None)

@@ -248,8 +248,8 @@ class Reference:
         few = sorted(label for label, n in count.items() if n < 2)
         if few:
             raise ValueError(
-                f"too few reference songs: {', '.join(few)} has fewer than two (one to fit the {task} "
-                "classifier on, one to test it); use more reference songs"
+                f"too few reference songs: {', '.join(few)}: fewer than two songs (one to fit the {task} "
+                "classifier on, one to test it); use more reference songs (--cond-reference-songs)"
             )
         return np.array([rank[song] % 2 == 0 for song in self.song.tolist()], dtype=bool)
 
@@ -428,6 +428,12 @@ def evaluate_conditioning(
         say(f"model {engine.name} does not know {', '.join(skipped)}: evaluating without them")
     hop = engine.bundle.vqvae.hop_lengths[-1]
     reference = build_reference(config, artists, genres, engine.sample_rate, hop, engine, say)
+    absent = [name for name in (*artists, *genres) if name not in {*reference.artist, *reference.genre}]
+    if absent:
+        raise ValueError(
+            f"the {config.reference_songs} reference songs have no song of {', '.join(absent)} in the "
+            "artists and genres the model knows; use more reference songs (--cond-reference-songs)"
+        )
     artist_clf, artist_check, _ = fit_reference(reference, "artist")
     genre_clf, genre_check, _ = fit_reference(reference, "genre")
 
