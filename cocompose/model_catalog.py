@@ -276,6 +276,15 @@ def official_entries(home: Path, download_dir: Path | None = None) -> tuple[Mode
     return tuple(entries)
 
 
+def official_request(model: str, home: Path | None = None):
+    """The DownloadRequest the model manager makes for an official model: into home/MODEL, downloads in
+    home/.downloads, server addresses from the environment (as `cocompose download-jukebox`)."""
+    from cocompose.download import DownloadRequest, default_download_dir, settings_from_env
+
+    home = Path(home) if home is not None else models_home()
+    return DownloadRequest(model, home, default_download_dir(home), settings=settings_from_env())
+
+
 def scan(home: Path | None = None, default_dir: Path = DEFAULT_MODEL_DIR,
          download_dir: Path | None = None) -> Catalog:  # fmt: skip
     """The whole catalog. Official models are listed apart, so their folders are not listed twice."""
@@ -287,12 +296,16 @@ def scan(home: Path | None = None, default_dir: Path = DEFAULT_MODEL_DIR,
 
 
 def human_bytes(n: float | None) -> str:
-    """The size as the downloader prints it (decimal units); "?" when unknown."""
+    """The size as the downloader prints it (decimal units), "?" when unknown. The same text as
+    cocompose.fetch.human_bytes (a test checks), written out here because the GUI thread calls it and
+    importing cocompose.fetch loads torch."""
     if n is None:
         return "?"
-    from cocompose.fetch import human_bytes as fetch_human_bytes
-
-    return fetch_human_bytes(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")
 
 
 # --- adding a folder -----------------------------------------------------------------------------------
