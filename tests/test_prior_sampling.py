@@ -123,6 +123,17 @@ def test_per_branch_draws_do_not_depend_on_the_batch():
     assert torch.equal(reordered.flip(0), batch)
 
 
+def test_per_branch_draws_follow_the_softmax_distribution():
+    logits = torch.tensor([[2.0, 0.0, -1.0, 1.0, -30.0, 0.5]])
+    probs = torch.softmax(logits / 0.9, dim=-1)[0].double()
+    gen = torch.Generator().manual_seed(3)
+    n = 20000
+    draws = torch.stack([sample_tokens_per_branch(logits, [gen], temperature=0.9) for _ in range(n)])[:, 0]
+    freq = torch.bincount(draws, minlength=6).double() / n
+    # Within 4 standard errors of the binomial for every bin.
+    assert torch.all((freq - probs).abs() <= 4 * (probs * (1 - probs) / n).sqrt() + 1e-4), (freq, probs)
+
+
 def test_per_branch_draws_respect_the_filter():
     logits = torch.randn(3, 30)
     gens = [torch.Generator().manual_seed(s) for s in range(3)]
