@@ -290,3 +290,26 @@ def test_a_full_disk_is_explained():
     text = explain_failure(exc)
     assert text.startswith("the disk is full (/data/models/.downloads/x.part): the download stopped")
     assert "kept" in text
+
+
+def test_closing_keeps_a_download_going_and_shutdown_stops_it_keeping_the_part(qtbot, server, tmp_path):  # noqa: F811
+    server.state.pause_s = 0.02
+    models = tmp_path / "models"
+    part = default_download_dir(models) / "5b" / "vqvae.pth.tar.part"
+    dialog = _dialog(qtbot, models, tmp_path / "no-default",
+                     make_request=_request_factory(server, models, files=("vqvae",)))  # fmt: skip
+    dialog.select("official", "5b")
+    dialog.download_button.click()
+    qtbot.waitUntil(lambda: part.exists() and part.stat().st_size > 0, timeout=20_000)
+    dialog.close()
+    assert not dialog.isVisible() and dialog.busy
+    grown = part.stat().st_size
+    qtbot.waitUntil(lambda: part.stat().st_size > grown, timeout=10_000)  # still downloading, unseen
+    dialog.show()
+    qtbot.waitUntil(lambda: dialog.progress_label.text().startswith("5b/vqvae.pth.tar: "))
+
+    assert dialog.shutdown(timeout_s=10)  # what the app calls when it quits
+    kept = part.stat().st_size
+    assert 0 < kept < len(server.state.files[VQVAE]) and not (models / "5b").exists()
+    qtbot.waitUntil(lambda: not dialog.busy)
+    assert part.stat().st_size == kept

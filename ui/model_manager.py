@@ -173,6 +173,7 @@ class ModelManager(QDialog):
         self.catalog: Catalog | None = None
         self._rows: list[list[ModelEntry]] = [[] for _ in SECTIONS]
         self._scanner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cocompose-models-scan")
+        self._shut_down = False
         self._task: threading.Thread | None = None
         self._cancel = threading.Event()
         self._inbox = _Inbox(self._receive, self)
@@ -240,6 +241,8 @@ class ModelManager(QDialog):
 
     def refresh(self) -> None:
         """Read the folders again (on the scan thread); the list updates when the answer arrives."""
+        if self._shut_down:
+            return
         self.progress_label.setText(self.progress_label.text() or "Looking for models…")
         home, default_dir, inbox = self.models_dir, self._default_dir, self._inbox
 
@@ -488,6 +491,7 @@ class ModelManager(QDialog):
         """At exit: cancel the running task and wait for it (downloads stop at the next chunk; a
         conversion at the next file). True when nothing is left running."""
         self._cancel.set()
+        self._shut_down = True
         if self._task is not None:
             self._task.join(timeout_s)
         self._scanner.shutdown(wait=False, cancel_futures=True)

@@ -59,7 +59,7 @@ from ui.refcount_guard import make_singletons_immortal
 make_singletons_immortal()
 
 PRECISION_TEXT = {
-    "float32": "float32 (exact, slowest)",
+    "float32": "float32 (full precision, slowest)",
     "bfloat16": "bfloat16 (GPU or CPU, about half the memory)",
     "float16": "float16 (GPU only, about half the memory)",
 }
@@ -171,6 +171,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.error_label)
         layout.addWidget(buttons)
         self.warning_label.setVisible(bool(warnings))
+        self.audio_note.setVisible(bool(why))
 
         self._choices: tuple[DeviceChoice, ...] = tuple(compute_choices or BEFORE_PROBE)
         self.probe_done = compute_choices is not None  # the compute devices are known (not only guessed)
