@@ -95,11 +95,12 @@ def resolve_model_folder(name_or_folder: str | Path | None) -> Path:
     path = Path(name_or_folder).expanduser()
     if path.is_dir():
         return path
+    from cocompose.models import resolve_model
+
     try:
-        from cocompose.models import resolve  # written by the model manager; optional until then
-    except ImportError:
-        raise ModelMissing(f"There is no model folder {str(path)!r}.\n\n{NO_MODEL_HELP}") from None
-    return Path(resolve(str(name_or_folder)))
+        return resolve_model(str(name_or_folder))
+    except ValueError as exc:
+        raise ModelMissing(f"{exc}\n\n{NO_MODEL_HELP}") from None
 
 
 def model_reference(folder: Path, top: str) -> str:
