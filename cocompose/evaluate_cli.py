@@ -21,9 +21,11 @@ DEFAULT_SECONDS = 20.0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from cocompose.models import resolve_model
     from engine.evaluation import evaluate_model
     from engine.evaluation.run import check_model_folder
 
+    args.model = str(resolve_model(args.model))  # 'default', a folder, or an installed model's name
     check_model_folder(Path(args.model))  # before spending time on synthesis
     if args.max_windows is not None and args.max_windows < 1:
         raise ValueError(f"--max-windows must be at least 1, got {args.max_windows}")
@@ -118,7 +120,7 @@ def add_evaluate_command(commands) -> None:
         "are synthesised (--songs/--seconds/--seed) into a temporary folder. See docs/TRAINING.md.",
     )
     evaluate.add_argument(
-        "--model", required=True, metavar="DIR", help="model folder (bundle.json or vqvae + prior)"
+        "--model", required=True, metavar="MODEL", help="'default', a model folder or an installed name"
     )
     evaluate.add_argument("--data", metavar="CORPUS_DIR", help="held-out songs with a metadata file")
     evaluate.add_argument("--songs", type=int, help=f"songs to synthesise (default {DEFAULT_SONGS})")
