@@ -69,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     loaded = time.perf_counter()
-    engine = ComposeEngine.load(resolve_model(args.model))
+    engine = ComposeEngine.load(resolve_model(args.model), threads=args.threads)
     load_s = time.perf_counter() - loaded
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
