@@ -298,6 +298,23 @@ def cmd_upsample(args: argparse.Namespace) -> int:
     return 0
 
 
+def conditioning_sections(tree, path, codes_per_second: float) -> list[dict]:
+    """The conditioning in force along the path, one entry per change, with its start time in the song."""
+    sections, at = [], 0
+    for node_id in path:
+        conditioning = tree.conditioning_at(node_id)
+        entry = {"start_s": round(at / codes_per_second, 3), "artist": conditioning.artist,
+                 "genre": conditioning.genre, "lyrics": conditioning.lyrics}  # fmt: skip
+        if conditioning.blend is not None:
+            entry["blend"] = {"artist": conditioning.blend.other_artist, "weight": conditioning.blend.weight}
+        if not sections or {k: v for k, v in sections[-1].items() if k != "start_s"} != {
+            k: v for k, v in entry.items() if k != "start_s"
+        }:
+            sections.append(entry)
+        at += len(tree.node(node_id).codes)
+    return sections
+
+
 def _lufs(text: str) -> float | None:
     return None if text.lower() == "none" else float(text)
 
@@ -320,6 +337,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             "range_s": [start, end],
             "lineage": list(path),
             "seeds": [tree.node(i).sampling.seed for i in path if tree.node(i).sampling],
+            "sections": conditioning_sections(tree, path, service.engine.codes_per_second),
         }
         tags = TrackTags(title=project.song.title, artist=conditioning.artist, genre=conditioning.genre)
         result = export_track(audio, rate, args.out, settings, tags=tags, sidecar_data=sidecar,
