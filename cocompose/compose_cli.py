@@ -142,7 +142,7 @@ ONESHOT_ONLY = {
     "upsample_seed": "--upsample-seed",
     "overwrite": "--overwrite",
 }
-PROJECT_ONLY = {"parent": "--from"}
+PROJECT_ONLY = {"parent": "--from", "at": "--at"}
 
 
 def _given(args: argparse.Namespace, options: dict[str, str]) -> list[str]:
@@ -163,8 +163,22 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise ValueError(f"{', '.join(wrong)} only apply with --out DIR (one-shot songs); in a project, "
                          "use `cocompose new`, `prime` and `swap` for names, primes and changes")  # fmt: skip
     with session(args) as (project, service):
-        _generate(args, project, service, project.tree.current_id if args.parent is None else args.parent)
+        parent = project.tree.current_id if args.parent is None else args.parent
+        if args.at is not None:
+            parent = _cut(project, service, parent, args.at)
+        _generate(args, project, service, parent)
     return 0
+
+
+def _cut(project: Project, service, node_id: int, seconds: float) -> int:
+    """Continue from inside a take: split it `seconds` in (the rest becomes its own take) and return the
+    take that now ends there."""
+    if node_id not in project.tree:
+        raise ValueError(f"Take {node_id} is not in this song (it may have been deleted).")
+    at = round(seconds * service.engine.codes_per_second)
+    service.read(lambda p: p.cut(node_id, at))
+    print(f"cut take {node_id} at {at / service.engine.codes_per_second:.2f} s; the rest is its own take")
+    return node_id
 
 
 def cmd_generate_oneshot(args: argparse.Namespace) -> int:
@@ -395,6 +409,8 @@ def add_compose_commands(commands) -> None:
     )
     _model_options(generate, project_help="the project file (leave out with --out)")
     generate.add_argument("--from", dest="parent", type=int, help="take to continue (default: current)")
+    generate.add_argument("--at", type=float, metavar="SECONDS", help="continue from inside the --from "
+                          "take, this many seconds into it (the rest stays a take of its own)")  # fmt: skip
     _sampling_options(generate, branches=3)
     oneshot = generate.add_argument_group("one-shot songs (--out DIR)")
     oneshot.add_argument("--out", metavar="DIR", help="folder to write the songs and manifest.json to")

@@ -75,3 +75,21 @@ def test_the_whole_flow_with_the_default_model(tmp_path, capsys):
     part = tmp_path / "part.flac"
     cli(capsys, "export", song, part, "--quality", "upsampled", "--range", "2.0:2.25", "--lufs", "none")
     assert sf.info(part).duration == pytest.approx(0.25, abs=0.02)
+
+
+def test_continuing_from_inside_a_take_cuts_it_and_branches_there(tmp_path, capsys):
+    song = tmp_path / "song.cocompose"
+    cli(capsys, "new", song, "--artist", "Pixel Parade", "--genre", "techno", "--model", "default")
+    cli(capsys, "generate", song, "--branches", 1, "--seconds", 2.0, "--seed", 1)
+    with Project.open(song) as project:
+        (take,) = project.tree.children(1)
+        whole = take.codes.to_numpy()
+    assert "cut take" in cli(capsys, "generate", song, "--from", take.id, "--at", 0.5, "--branches", 2,
+                             "--seconds", 0.5, "--seed", 7)  # fmt: skip
+    with Project.open(song) as project:
+        head = project.tree.node(take.id)
+        children = project.tree.children(take.id)
+    assert np.array_equal(head.codes.to_numpy(), whole[:62])
+    rest = [c for c in children if c.sampling is not None and c.sampling.seed == 1]
+    assert len(children) == 3 and len(rest) == 1  # the cut-off rest and two new branches
+    assert np.array_equal(rest[0].codes.to_numpy(), whole[62:])
