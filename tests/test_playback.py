@@ -320,12 +320,15 @@ print(player.play().state.value, flush=True)
 time.sleep(0.3)
 jackd.terminate(); jackd.wait()
 deadline = time.monotonic() + 5
-while player.status().state.value != "failed" and time.monotonic() < deadline:
+def told():
+    return any(s.state.value == "failed" for s in list(heard))
+# Listeners hear about the failure from the player's own thread, a moment after the state changes.
+while (player.status().state.value != "failed" or not told()) and time.monotonic() < deadline:
     time.sleep(0.01)
 status = player.status()
 print(status.state.value, flush=True)
 print(status.message, flush=True)
-print(any(s.state.value == "failed" for s in heard), flush=True)
+print(told(), flush=True)
 player.play(); player.pause(); player.seek(1.0)  # none of these may hang or raise
 print("alive", flush=True)
 os._exit(0)  # PortAudio cannot shut down cleanly once its JACK server is gone
