@@ -7,7 +7,9 @@ them runs on one of three background threads and returns a `concurrent.futures.F
   so edits happen in the order they were asked for (a pick before the continue that follows it);
 * the model thread: loading a model (seconds to minutes); the finished engine is then handed to the io
   thread, which starts the service on it;
-* the export thread: waits for a render job, then writes the file.
+* the export thread: waits for a render job, then writes the file;
+* the audio thread: gathers the audio of the song up to a take for the player (`play_path`), which may
+  wait for a preview to be decoded.
 
 Whatever happens is also reported through `notify(kind, payload)`, called on whichever thread it happened
 on (the app forwards it to the GUI thread):
@@ -31,6 +33,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -38,10 +41,12 @@ from pathlib import Path
 from typing import Any
 
 from cocompose.app_state import AppState, config_dir, load_state, save_state
-from cocompose.service.jobs import DONE, FINISHED, JobEvent, JobHandle
+from cocompose.service.jobs import DONE, FINISHED, PREVIEW_AUDIO, JobEvent, JobHandle
 from cocompose.service.requests import GenerateRequest, Priority, RenderRequest, SamplingParams
+from cocompose.settings import Settings, load_settings
 from cocompose.song import ArtistBlend, Conditioning, ModelInfo, SongInfo
 from cocompose.store import Project, ProjectError
+from cocompose.take_audio import PathAudio, SongAudio
 from cocompose.tree_mirror import TreeSnapshot
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +59,7 @@ NO_MODEL_HELP = (
 )
 PRIORITY_OF_KIND = {"generate": Priority.INTERACTIVE, "preview": Priority.INTERACTIVE,
                     "upsample": Priority.BACKGROUND, "export": Priority.BACKGROUND}  # fmt: skip
+RECORDINGS_FOLDER = "recordings"  # under the state folder: every riff primed from is kept there
 
 Notify = Callable[[str, Any], None]
 
@@ -137,10 +143,14 @@ class AppSession:
         self._io = ThreadPoolExecutor(1, "cocompose-io")
         self._loader = ThreadPoolExecutor(1, "cocompose-model")
         self._exporter = ThreadPoolExecutor(1, "cocompose-export")
+        self._audio_pool = ThreadPoolExecutor(1, "cocompose-audio")
+        self.settings: Settings = load_settings(self.state_dir).settings
         self.project: Project | None = None
         self.engine: Any = None  # engine.api.ComposeEngine, imported only on the model thread
         self.model: ModelSummary | None = None
         self.service: Any = None  # cocompose.service.ComposeService
+        self.audio: SongAudio | None = None  # the song's audio for the player, while a service runs
+        self._loaded: tuple[Path, str, tuple[str, str]] | None = None  # folder, top, (device, precision)
         self._handles: dict[int, JobHandle] = {}
         self._pick_when_done: set[int] = set()
         self._export_ids = itertools.count(-1, -1)  # export "jobs" are the session's, numbered below 0
@@ -256,17 +266,24 @@ class AppSession:
         def load() -> ModelSummary:
             folder = resolve_model_folder(name_or_folder)
             self._notify("model_loading", f"Loading the model in {folder}…")
+            settings = self.settings
             try:
+                from cocompose.settings import resolve_compute
                 from engine.api import ComposeEngine
 
-                engine = ComposeEngine.load(folder, top=top)
+                compute = resolve_compute(settings)
+                engine = ComposeEngine.load(folder, top=top, device=compute.device,
+                                            dtype=_torch_dtype(compute.precision),
+                                            threads=settings.cpu_threads or None)  # fmt: skip
             except BaseException:
                 self._notify("model", self.model)  # the old one (or none) stays
                 raise
+            self._loaded = (folder, engine.bundle.top_name, (settings.device, settings.precision))
+            device = f"{engine._device()}" + (f" ({compute.note})" if compute.note else "")
             summary = ModelSummary(
                 name=engine.name,
                 reference=model_reference(folder, engine.bundle.top_name),
-                device=str(engine._device()),
+                device=device,
                 sample_rate=engine.sample_rate,
                 codes_per_second=engine.codes_per_second,
                 artists=tuple(engine.artists()),
@@ -303,6 +320,7 @@ class AppSession:
             # thread and the GUI's snapshots. No job can run before this line: none was submitted yet.
             service.lock = self.lock
             self.service = service
+            self.audio = SongAudio(service)
             info = self._model_info()
             if self.project.song.model.hash != info.hash:
                 self.project.set_model(info)
@@ -310,6 +328,7 @@ class AppSession:
 
     def _stop_service(self) -> None:
         service, self.service = self.service, None
+        self.audio = None
         if service is not None:
             service.close()
 
@@ -369,26 +388,87 @@ class AppSession:
     def prime(self, audio_path: str | Path, max_seconds: float | None = None) -> Future:
         """Start the song from an audio file: its codes become the start (only before any take)."""
 
+        return self._call(self._io, lambda: self._prime_now(Path(audio_path), max_seconds))
+
+    def _prime_now(self, path: Path, max_seconds: float | None) -> int:
+        import soundfile as sf
+
+        engine = self._need_engine()
+        try:
+            audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        except (OSError, RuntimeError) as exc:
+            raise ValueError(f"Cannot read {path.name} as audio: {exc}") from None
+        if self.project is None:
+            raise ProjectError("Open or create a song first, then drop audio on it to prime it.")
+        codes = engine.encode_prime(audio, rate, max_seconds=max_seconds)
+        from cocompose.song import Codes
+
+        with self.lock:
+            self.project.set_prime(Codes.of(codes), path.read_bytes(), path.name)
+        self._announce_project()
+        return len(codes)
+
+    def prime_recording(self, take: Any) -> Future:
+        """Prime the song from a recorded riff (a cocompose.recording.Take). The riff is first saved as a
+        WAV in the state folder's recordings/ and stays there, whatever happens next; -> codes primed."""
+
         def run() -> int:
-            import soundfile as sf
+            from cocompose.recording import RecordingError
 
-            path = Path(audio_path)
-            engine = self._need_engine()
+            folder = self.state_dir / RECORDINGS_FOLDER
             try:
-                audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
-            except (OSError, RuntimeError) as exc:
-                raise ValueError(f"Cannot read {path.name} as audio: {exc}") from None
-            if self.project is None:
-                raise ProjectError("Open or create a song first, then drop audio on it to prime it.")
-            codes = engine.encode_prime(audio, rate, max_seconds=max_seconds)
-            from cocompose.song import Codes
-
-            with self.lock:
-                self.project.set_prime(Codes.of(codes), path.read_bytes(), path.name)
-            self._announce_project()
-            return len(codes)
+                folder.mkdir(parents=True, exist_ok=True)
+                path = take.save_wav(_unused_path(folder / f"riff-{time.strftime('%Y%m%d-%H%M%S')}.wav"))
+            except (OSError, RecordingError) as exc:
+                raise OSError(f"Could not keep the recording: {exc}") from None
+            try:
+                return self._prime_now(path, None)
+            except (ProjectError, ValueError) as exc:
+                raise type(exc)(f"{exc}\n(The recording is kept in {path}.)") from None
 
         return self._call(self._io, run)
+
+    def reconstruct(self, audio: Any, sample_rate: int) -> tuple[Any, int]:
+        """The VQ-VAE's rendering of `audio`: encoded to top-level codes and decoded again, as a prime
+        would be heard. Blocks for a moment (call it off the GUI thread); -> (mono float32 audio, rate)."""
+        engine = self._need_engine()
+        codes = engine.encode_prime(audio, sample_rate)
+        return engine.decode_preview(codes)
+
+    # -- hearing the song ----------------------------------------------------------------------------
+    def play_path(self, node_id: int, device_rate: int | None = None) -> Future:
+        """-> PathAudio: the song up to the end of `node_id` (growing while a take on it is sampled),
+        already converted to `device_rate` when one is given, so that the player's switch is instant."""
+
+        def run() -> PathAudio:
+            audio = self.audio
+            if audio is None:
+                raise ModelMissing("Load a model and open a song to hear it." if self.engine is None
+                                   else "Open or create a song first.")  # fmt: skip
+            found = audio.path(node_id)
+            if device_rate:
+                found.source.at_rate(device_rate)
+            return found
+
+        return self._call(self._audio_pool, run)
+
+    # -- settings ------------------------------------------------------------------------------------
+    def apply_settings(self, settings: Settings) -> Future | None:
+        """Use new settings: the next model loads with them, and the loaded model is loaded again when
+        its device or precision changed (in the background; the old one serves until then)."""
+        self.settings = settings
+        loaded = self._loaded
+        if loaded is not None and loaded[2] != (settings.device, settings.precision):
+            return self.load_model(loaded[0], loaded[1])
+        if settings.cpu_threads and self.engine is not None:
+
+            def set_threads() -> None:
+                import torch
+
+                torch.set_num_threads(settings.cpu_threads)
+
+            return self._call(self._loader, set_threads)
+        return None
 
     # -- jobs ----------------------------------------------------------------------------------------
     def _need_engine(self) -> Any:
@@ -439,6 +519,12 @@ class AppSession:
                 found.cancel()
 
     def _on_job_event(self, event: JobEvent) -> None:
+        audio = self.audio
+        if audio is not None and event.kind == "generate":
+            if event.state in FINISHED:
+                audio.job_ended(event.node_ids)
+            elif event.message == PREVIEW_AUDIO:
+                audio.grew(event.node_ids)
         self._notify("job", event)
         self._notify("changed", None)
         if event.state in FINISHED:
@@ -503,5 +589,20 @@ class AppSession:
         try:
             self._io.submit(finish).result(timeout)
         finally:
-            for executor in (self._io, self._loader, self._exporter):
+            for executor in (self._io, self._loader, self._exporter, self._audio_pool):
                 executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _torch_dtype(precision: str) -> Any:
+    """The priors' compute dtype for a settings precision (None: as saved, float32). Imports torch."""
+    import torch
+
+    return {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[precision]
+
+
+def _unused_path(path: Path) -> Path:
+    candidate, n = path, 1
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+    return candidate
