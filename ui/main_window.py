@@ -1,5 +1,6 @@
-"""The main window: the tree of takes, the timeline of the song, the generate and conditioning panels, the
-jobs, and the menus, wired to an AppSession through a ServiceBridge.
+"""The main window: the tree of takes, the timeline of the song, the waveform and transport of what plays,
+the generate and conditioning panels, the jobs, and the menus, wired to an AppSession through a
+ServiceBridge.
 
 The GUI thread never waits: every request goes to the session (which answers with a future), and every
 answer comes back as a bridge signal. The tree shown is a mirror of the project's, brought up to date on
@@ -11,7 +12,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QItemSelection, QObject, Qt, QTimer
+from PySide6.QtCore import QItemSelection, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -20,22 +21,28 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QSplitter,
     QTabWidget,
+    QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
 from cocompose.app_session import NO_MODEL_HELP, AppSession, ModelSummary, ProjectSummary
 from cocompose.audio_io import AudioStatus
+from cocompose.playback import PlayerState, PlayerStatus
+from cocompose.settings import Settings
 from cocompose.song import SongTree
 from cocompose.store import FILE_SUFFIX
 from cocompose.tree_mirror import sync
 from ui.conditioning_panel import ConditioningPanel
+from ui.dialog_actions import models_action, settings_action
 from ui.export_dialog import ExportDialog
 from ui.generate_panel import GeneratePanel, GenerateSettings
 from ui.jobs_panel import JobsPanel
 from ui.new_song_dialog import NewSongDialog
+from ui.playback_panel import PlaybackPanel
 from ui.project_view import ProjectView
 from ui.qt_song_tree_model import QtSongTreeModel
+from ui.record_dialog import RecordDialog
 from ui.service_bridge import ServiceBridge
 from ui.timeline_view import TimelineView, path_segments
 from ui.tree_view import TakesTreeView
@@ -44,6 +51,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".ai
 MEMORY_EVERY_MS = 2000
 SNAPSHOT_RETRY_MS = 15
 DEFAULT_MODEL = object()  # MainWindow(model=...): load the embedded default model
+FROM_SETTINGS = object()  # MainWindow(output_device=..., input_device=...): the devices the settings name
 
 
 def _app_version() -> str:
@@ -59,7 +67,9 @@ def _megabytes(n: int | None) -> str:
 
 class MainWindow(QMainWindow):
     def __init__(self, audio: AudioStatus, parent: QWidget | None = None, *, state_dir: Path | None = None,
-                 model: object = DEFAULT_MODEL, offer_reopen: bool = True) -> None:  # fmt: skip
+                 model: object = DEFAULT_MODEL, offer_reopen: bool = True,
+                 output_device: object = FROM_SETTINGS,
+                 input_device: object = FROM_SETTINGS) -> None:  # fmt: skip
         super().__init__(parent)
         self.setWindowTitle("Cocompose")
         self.resize(1200, 760)
@@ -73,11 +83,16 @@ class MainWindow(QMainWindow):
         self._summary: ProjectSummary | None = None
         self._model: ModelSummary | None = None
         self._shut = False
+        settings = self.session.settings
+        self._output_device = settings.output_device if output_device is FROM_SETTINGS else output_device
+        self._input_device = settings.input_device if input_device is FROM_SETTINGS else input_device
+        self._audio_available = audio.available
 
         self._build_widgets()
         self._build_menus()
         self._build_status_bar(audio)
         self._connect()
+        self._use_defaults(settings)
         self._show_project(None)
 
         if model is DEFAULT_MODEL:
@@ -96,10 +111,10 @@ class MainWindow(QMainWindow):
         self.info = QLabel(objectName="placeholder", wordWrap=True)
         self.info.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        # ui/waveform_view.py (the playback helper's) will take this place.
-        self.waveform_area = QLabel("Waveform", objectName="waveformArea")
-        self.waveform_area.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.waveform_area.setMinimumHeight(120)
+        # The stream is opened at once only when the startup probe found a device: the first Space is then
+        # instant, and a window told there is no sound holds no device.
+        self.playback = PlaybackPanel(self.session, self.bridge.when_done, self._output_device,
+                                      open_now=self._audio_available)  # fmt: skip
         self.jobs_panel = JobsPanel()
         self.generate_panel = GeneratePanel()
         self.conditioning_panel = ConditioningPanel()
@@ -108,7 +123,7 @@ class MainWindow(QMainWindow):
         column = QVBoxLayout(middle)
         column.addWidget(self.info)
         column.addWidget(self.timeline)
-        column.addWidget(self.waveform_area, 1)
+        column.addWidget(self.playback, 2)
         column.addWidget(self.jobs_panel, 1)
         self.panels = QTabWidget(objectName="panels")
         self.panels.addTab(self.generate_panel, "Generate")
@@ -119,10 +134,10 @@ class MainWindow(QMainWindow):
             splitter.setStretchFactor(splitter.count() - 1, stretch)
         self.setCentralWidget(splitter)
 
-        # Number keys switch among the siblings of the take under the cursor (A/B by ear); only while
-        # the tree has the focus, so digits typed into the panels stay digits. A filter, not shortcuts:
-        # the tree's own type-to-search would otherwise take the digit first.
-        self.tree_view.installEventFilter(self)
+        # Space, L, arrows, Home/End anywhere in the window but in text entries; number keys move the
+        # cursor among the siblings of the take under it, and what plays follows it at the same moment
+        # (A/B by ear). An application filter: the tree's type-to-search would otherwise take the digit.
+        self.playback.install_keys(self, self.select_sibling)
 
     def _action(self, text: str, slot, shortcut: str | None = None) -> QAction:
         action = QAction(text, self)
@@ -142,6 +157,10 @@ class MainWindow(QMainWindow):
         for action in (self.save_as_action, self.export_action, self.close_action):
             file_menu.addAction(action)
         file_menu.addSeparator()
+        self.record_action = self._action("&Record a Riff…", self.record_dialog, "Ctrl+R")
+        self.record_action.setToolTip("Record from the sound input, listen to it, and start the song from it")
+        file_menu.addAction(self.record_action)
+        file_menu.addSeparator()
         file_menu.addAction(self._action("&Quit", self.close, "Ctrl+Q"))
 
         edit_menu = self.menuBar().addMenu("&Edit")
@@ -151,8 +170,13 @@ class MainWindow(QMainWindow):
         edit_menu.addAction(self.redo_action)
         edit_menu.addSeparator()
         edit_menu.addAction(self.tree_view.show_hidden_action)
+        edit_menu.addSeparator()
+        self.settings_action = settings_action(self, self.apply_settings, config_dir=self.session.state_dir)
+        edit_menu.addAction(self.settings_action)
 
         model_menu = self.menuBar().addMenu("&Model")
+        self.models_action = models_action(self, self.load_model)
+        model_menu.addAction(self.models_action)
         model_menu.addAction(self._action("Open Model &Folder…", self._choose_model))
         model_menu.addAction(self._action("Load the &Default Model", lambda: self.load_model(None)))
         self.upsample_action = self._action("&Upsample the Song", self.upsample, "Ctrl+U")
@@ -162,6 +186,15 @@ class MainWindow(QMainWindow):
         help_menu.addAction(self._action("&About Cocompose", self.show_about))
         self._rebuild_recent()
 
+        toolbar = QToolBar("Song", objectName="songToolbar", movable=False)
+        toolbar.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.play_action = self._action("Play", lambda: self.playback.bar.play_pause())
+        self.play_action.setToolTip("Play / pause the song up to the take under the cursor (Space)")
+        for action in (self.play_action, self.record_action, self.export_action, self.models_action,
+                       self.settings_action):  # fmt: skip
+            toolbar.addAction(action)
+        self.addToolBar(toolbar)
+
     def _build_status_bar(self, audio: AudioStatus) -> None:
         # Permanent widgets, not showMessage(): menu hover tips would overwrite a plain message.
         self.message_label = QLabel("", objectName="messageArea")
@@ -169,7 +202,10 @@ class MainWindow(QMainWindow):
         self.model_label = QLabel("No model", objectName="modelStatus")
         self.device_label = QLabel("", objectName="deviceStatus")
         self.memory_label = QLabel("", objectName="memoryStatus")
+        # Why nothing can play (no device, a device lost), beside the startup probe's line.
+        self.player_label = QLabel("", objectName="playerStatus")
         self.statusBar().addWidget(audio_label)
+        self.statusBar().addWidget(self.player_label)
         self.statusBar().addWidget(self.message_label, 1)
         for label in (self.model_label, self.device_label, self.memory_label):
             self.statusBar().addPermanentWidget(label)
@@ -177,6 +213,7 @@ class MainWindow(QMainWindow):
         self._memory_timer.timeout.connect(self._show_memory)
         self._memory_timer.start()
         self._show_memory()
+        self._show_player_status(self.playback.player.status())
 
     def _connect(self) -> None:
         b = self.bridge
@@ -185,6 +222,7 @@ class MainWindow(QMainWindow):
         b.modelChanged.connect(self._show_model)
         b.modelLoading.connect(self.model_label.setText)
         b.jobEvent.connect(lambda event: self.jobs_panel.update_job(event, self.session.job_priority(event)))
+        b.jobEvent.connect(self._job_event)
         b.errorRaised.connect(self.show_error)
         b.stateChanged.connect(lambda _state: self._rebuild_recent())
         self.tree_view.pickRequested.connect(self.session.pick)
@@ -194,6 +232,7 @@ class MainWindow(QMainWindow):
         self.conditioning_panel.swapRequested.connect(self.swap)
         self.conditioning_panel.problem.connect(self.show_error)
         self.jobs_panel.cancelRequested.connect(self.session.cancel)
+        self.playback.playerStatusChanged.connect(self._show_player_status)
 
     # -- what the session reports ---------------------------------------------------------------------
     def _show_project(self, summary: ProjectSummary | None) -> None:
@@ -204,6 +243,7 @@ class MainWindow(QMainWindow):
             self._mirror = SongTree()
             view = ProjectView(self.session, self._mirror, summary.song) if summary else None
             self.tree_model.set_project(view)
+            self.playback.forget()
             self._sync_tree()
         elif summary is not None:
             self.tree_model.project.song = summary.song
@@ -229,6 +269,8 @@ class MainWindow(QMainWindow):
             self.conditioning_panel.set_names(model.artists, model.genres)
         self.upsample_action.setEnabled(bool(model and model.can_upsample))
         self._update_info()
+        self.playback.forget()  # audio gathered with the old model is gone with its service
+        self._play_cursor()
 
     def _update_info(self) -> None:
         if self._model is None and self.last_error == NO_MODEL_HELP:
@@ -255,8 +297,13 @@ class MainWindow(QMainWindow):
                 QTimer.singleShot(SNAPSHOT_RETRY_MS, self._sync_tree)
             return
         sync(self._mirror, snapshot)
-        rate = self._summary.song.model.codes_per_second if self._summary else 1.0
+        rate = self._codes_per_second()
         self.timeline.set_segments(path_segments(self._mirror, rate) if len(self._mirror) else [])
+        self.playback.set_markers(self._mirror, rate)
+        self._play_cursor()
+
+    def _codes_per_second(self) -> float:
+        return self._summary.song.model.codes_per_second if self._summary else 1.0
 
     def show_error(self, message: str) -> None:
         """A problem, said plainly; the app keeps running. One box at a time (a newer message replaces)."""
@@ -274,10 +321,21 @@ class MainWindow(QMainWindow):
     def notice(self, message: str) -> None:
         self.message_label.setText(message)
 
+    def _show_player_status(self, status: PlayerStatus) -> None:
+        trouble = status.state in (PlayerState.UNAVAILABLE, PlayerState.FAILED)
+        self.player_label.setText(status.message if trouble else "")
+        self.player_label.setVisible(trouble)
+        self.play_action.setEnabled(status.state is not PlayerState.UNAVAILABLE)
+
     # -- the take under the cursor --------------------------------------------------------------------
     def selected_take(self) -> int | None:
         node_id = self.tree_view.node_id_at(self.tree_view.currentIndex())
         return node_id if node_id is not None and node_id in self._mirror else None
+
+    def playing_take(self) -> int | None:
+        """The take whose path the player has loaded (it ends the song that plays)."""
+        playing = self.playback.playing
+        return playing.node_id if playing is not None and playing.node_id in self._mirror else None
 
     def select_take(self, node_id: int) -> None:
         self.tree_view.select_node(node_id)
@@ -286,23 +344,26 @@ class MainWindow(QMainWindow):
         node_id = self.selected_take()
         if node_id is not None:
             self.conditioning_panel.show_conditioning(self._mirror.conditioning_at(node_id))
+            self._play_cursor()
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if watched is self.tree_view and event.type() == QEvent.Type.KeyPress:
-            key, plain = event.key(), event.modifiers() in (Qt.KeyboardModifier.NoModifier,
-                                                              Qt.KeyboardModifier.KeypadModifier)  # fmt: skip
-            if (
-                plain
-                and Qt.Key.Key_1 <= key <= Qt.Key.Key_9
-                and self.tree_view.state() != self.tree_view.State.EditingState
-            ):
-                self.select_sibling(key - Qt.Key.Key_0)
-                return True
-        return super().eventFilter(watched, event)
+    def _play_cursor(self) -> None:
+        """Have the player hold the song up to the take under the cursor (else the song's end), and the
+        paths of that take's siblings ready for the number keys."""
+        node_id = self.selected_take()
+        if node_id is None:
+            if self.playing_take() is not None:
+                return  # the cursor left the tree (a refresh): keep what plays
+            node_id = self._mirror.current_id
+        if node_id is None or node_id not in self._mirror:
+            return
+        if self.playback.show_take(node_id) is not None:
+            parent = self._mirror.node(node_id).parent_id
+            others = [s.id for s in self._mirror.children(parent) if s.id != node_id] if parent else []
+            self.playback.prefetch(others[:8])
 
     def select_sibling(self, n: int) -> None:
-        """Move the cursor to the n-th (1-based) sibling of the take under it."""
-        node_id = self.selected_take()
+        """Move the cursor to the n-th (1-based) sibling of the take under it (or of the one playing)."""
+        node_id = self.selected_take() or self.playing_take()
         if node_id is None:
             return
         siblings = [s.id for s in self._mirror.children(self._mirror.node(node_id).parent_id)]
@@ -312,6 +373,55 @@ class MainWindow(QMainWindow):
     # -- actions --------------------------------------------------------------------------------------
     def load_model(self, name_or_folder) -> None:
         self.session.load_model(name_or_folder)
+
+    def _job_event(self, event) -> None:
+        if event.kind == "upsample" and len(self._mirror):
+            path = self._mirror.current_path
+            seconds = len(self._mirror.path_codes(path[-1])) / self._codes_per_second() if path else 0.0
+            self.playback.job_event(event, path, seconds)
+
+    # -- settings --------------------------------------------------------------------------------------
+    def _use_defaults(self, settings: Settings) -> None:
+        panel = self.generate_panel
+        panel.branches.setValue(settings.branches)
+        panel.seconds.setValue(settings.seconds)
+        panel.temperature.setValue(settings.temperature)
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Saved settings (from the settings dialog) take effect: the request defaults at once, the sound
+        devices from now on, the compute device, precision and threads through the session."""
+        self.session.apply_settings(settings)
+        self._use_defaults(settings)
+        if settings.output_device != self._output_device:
+            self._output_device = settings.output_device
+            self.playback.use_output_device(settings.output_device)
+            self._show_player_status(self.playback.player.status())
+        self._input_device = settings.input_device
+        self.notice("Settings saved and applied.")
+
+    # -- recording a riff ---------------------------------------------------------------------------
+    def record_dialog(self) -> RecordDialog:
+        """Record a riff, hear it and its VQ-VAE reconstruction, and start the song from it."""
+        reconstruct = self.session.reconstruct if self._model is not None else None
+        dialog = RecordDialog(self.playback.player, reconstruct=reconstruct, device=self._input_device,
+                              parent=self)  # fmt: skip
+        dialog.setObjectName("recordDialog")
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.primeRequested.connect(self.prime_take)
+        dialog.finished.connect(lambda _result: self._after_recording())
+        dialog.open()
+        return dialog
+
+    def _after_recording(self) -> None:
+        # The dialog played its clicks and takes through the player: give it the song back.
+        self.playback.forget()
+        self._play_cursor()
+
+    def prime_take(self, take) -> None:
+        """Start the song from a recorded take (kept as a WAV in the state folder's recordings/)."""
+        self.notice(f"Priming with the recording ({take.duration:.1f} s)…")
+        future = self.session.prime_recording(take)
+        self.bridge.when_done(future, lambda n: self.notice(f"Primed with the recording ({n} codes)"))
 
     def generate(self, mode: str, settings: GenerateSettings) -> None:
         selected = self.selected_take()
@@ -372,6 +482,10 @@ class MainWindow(QMainWindow):
         suggested = self._summary.path.with_suffix(".wav")
         dialog = ExportDialog(suggested, bool(self._model and self._model.can_upsample), parent=self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        lufs = self.session.settings.loudness_lufs
+        dialog.normalise.setChecked(lufs is not None)
+        if lufs is not None:
+            dialog.lufs.setValue(lufs)
         dialog.accepted.connect(lambda: self._export(dialog))
         dialog.open()
         return dialog
@@ -460,6 +574,7 @@ class MainWindow(QMainWindow):
         if not self._shut:
             self._shut = True
             self._memory_timer.stop()
+            self.playback.shutdown()
             # Cancels what runs (every drawn code is already saved) and closes the file: a moment.
             self.session.shutdown()
         super().closeEvent(event)

@@ -1,0 +1,192 @@
+"""What the main window plays, and the widgets around it: the waveform of the song up to the take under the
+cursor (with its branch points, conditioning changes and render progress), the transport bar under it, and
+the transport keys for the whole window.
+
+What plays is the song so far, not the take alone: root..take, positioned at the take's start, the way a
+musician hears a take in context. The audio is gathered by `AppSession.play_path` on its audio thread
+(the GUI never waits); a take still being sampled plays from the service's live stream and grows as it is
+drawn. Moving the cursor to a sibling of the take that is playing (number keys 1-9, or a click) switches
+at the same playhead position without a gap (`Player.switch`): siblings share everything before them, so
+one position is one moment of the song on both paths. Another take loads at its own start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from cocompose.playback import Player, PlayerState, PlayerStatus
+from cocompose.service.jobs import DONE, FINISHED
+from cocompose.song import SongTree
+from cocompose.take_audio import PathAudio
+from ui.transport import TransportBar, TransportKeys
+from ui.waveform_view import WaveformView
+
+
+def path_markers(tree: SongTree, path: tuple[int, ...], codes_per_second: float):
+    """(branch points, conditioning changes) along `path`, in seconds from the start of the song: where
+    a take was chosen among siblings, and where a take changes the artist (labelled with it)."""
+    branch_points, changes, codes = [], [], 0
+    for node_id in path:
+        if node_id not in tree:
+            break
+        node = tree.node(node_id)
+        at = codes / codes_per_second
+        if node.parent_id is not None:
+            if len(tree.children(node.parent_id)) > 1:
+                branch_points.append(at)
+            if node.conditioning is not None:
+                changes.append((at, f"{node.conditioning.artist} / {node.conditioning.genre}"))
+        codes += len(node.codes)
+    return branch_points, changes
+
+
+class PlaybackPanel(QWidget):
+    """The waveform over the transport bar, driving one Player.
+
+    session: the AppSession (play_path), when_done: the bridge's way of hearing a future on this thread.
+    """
+
+    pathShown = Signal(object)  # PathAudio, once it is loaded into the player
+    playerStatusChanged = Signal(object)  # PlayerStatus, when the state or message changes
+
+    def __init__(self, session: Any, when_done: Callable[..., None], output_device: int | str | None = None,
+                 open_now: bool = True, parent: QWidget | None = None) -> None:  # fmt: skip
+        super().__init__(parent)
+        self._session = session
+        self._when_done = when_done
+        self._keys: TransportKeys | None = None
+        self._window: QWidget | None = None
+        self._wanted: int | None = None  # the take whose path was asked for last
+        self.playing: PathAudio | None = None  # what the player has loaded
+        self._render: tuple[float, tuple[int, ...]] | None = None  # (seconds rendered, path rendered)
+
+        self.waveform = WaveformView()
+        self.waveform.setObjectName("waveform")
+        self.waveform.setMinimumHeight(140)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._layout.addWidget(self.waveform, 1)
+        self.player = Player(output_device)
+        self.bar = self._make_bar(self.player)
+        if open_now:
+            self.player.open()  # so the first Space only starts a stream that is already open
+
+    def _make_bar(self, player: Player) -> TransportBar:
+        bar = TransportBar(player)
+        bar.setObjectName("transport")
+        bar.positionChanged.connect(self.waveform.set_playhead)
+        bar.statusChanged.connect(self._status_changed)
+        bar.set_loop_region_provider(self.waveform.selected_region)
+        self.waveform.seekRequested.connect(bar.seek)
+        self._layout.addWidget(bar)
+        return bar
+
+    def install_keys(self, window: QWidget, on_sibling: Callable[[int], None]) -> TransportKeys:
+        """Space, L, arrows, Home/End and 1-9 for the whole `window` (1-9 call on_sibling(n))."""
+        self._window, self._on_sibling = window, on_sibling
+        self._keys = TransportKeys(self.bar, window)
+        self._keys.siblingRequested.connect(on_sibling)
+        return self._keys
+
+    def use_output_device(self, device: int | str | None) -> None:
+        """Play through another device from now on (a new player; what was loaded stays loaded)."""
+        old_player, old_bar = self.player, self.bar
+        status = old_player.status()
+        self.player = Player(device)
+        self.player.open()
+        self.waveform.seekRequested.disconnect(old_bar.seek)
+        self._layout.removeWidget(old_bar)
+        old_bar.deleteLater()
+        self.bar = self._make_bar(self.player)
+        if self._keys is not None and self._window is not None:
+            self._keys.uninstall()
+            self.install_keys(self._window, self._on_sibling)
+        old_player.close()
+        if self.playing is not None:
+            self.player.load(self.playing.source, status.position)
+        self.bar.refresh()
+
+    # -- what plays ---------------------------------------------------------------------------------
+    def show_take(self, node_id: int) -> Future | None:
+        """Load the song up to `node_id` (see the module for when it switches in place)."""
+        if self._session.audio is None:
+            return None
+        if self.playing is not None and self.playing.node_id == node_id:
+            return None
+        self._wanted = node_id
+        future = self._session.play_path(node_id, self.player.sample_rate)
+        self._when_done(future, self._path_ready)
+        return future
+
+    def prefetch(self, node_ids: list[int]) -> None:
+        """Gather these takes' paths now, so switching to them later is instant."""
+        if self._session.audio is None:
+            return
+        for node_id in node_ids:
+            self._session.play_path(node_id, self.player.sample_rate)
+
+    def _path_ready(self, found: PathAudio) -> None:
+        if found.node_id != self._wanted:
+            return  # the cursor moved on meanwhile
+        previous, self.playing = self.playing, found
+        state = self.player.status().state
+        siblings = previous is not None and previous.node_ids[:-1] == found.node_ids[:-1]
+        if siblings and state in (PlayerState.PLAYING, PlayerState.PAUSED):
+            self.player.switch(found.source)  # A/B: the same moment of the song on the other take
+        else:
+            self.player.load(found.source, found.take_start)
+        self.waveform.follow(found.source)
+        self.bar.refresh()
+        self.waveform.set_playhead(self.player.status().position)
+        self._show_render()
+        self.pathShown.emit(found)
+
+    def forget(self) -> None:
+        """Nothing to play (the song was closed): the player stops and the waveform empties."""
+        self._wanted, self.playing, self._render = None, None, None
+        self.player.stop()
+        self.waveform.follow(None)
+        self.waveform.set_markers()
+        self.waveform.set_render_progress(None)
+
+    def set_markers(self, tree: SongTree, codes_per_second: float) -> None:
+        if self.playing is None:
+            return
+        branch_points, changes = path_markers(tree, self.playing.node_ids, codes_per_second)
+        self.waveform.set_markers(branch_points, changes)
+
+    # -- render progress ----------------------------------------------------------------------------
+    def job_event(self, event: Any, current_path: tuple[int, ...], song_seconds: float) -> None:
+        """An upsampling job of the current song shades what it has rendered so far."""
+        if event.kind != "upsample":
+            return
+        if event.state in FINISHED and event.state != DONE:
+            self._render = None
+        else:
+            fraction = 1.0 if event.state == DONE else event.fraction
+            self._render = (fraction * song_seconds, current_path)
+        self._show_render()
+
+    def _show_render(self) -> None:
+        """The band is drawn while the take playing is on the rendered song (its path a prefix of it)."""
+        render, playing = self._render, self.playing
+        if render is None or playing is None or render[1][: len(playing.node_ids)] != playing.node_ids:
+            self.waveform.set_render_progress(None)
+        else:
+            self.waveform.set_render_progress(render[0])
+
+    # -- the end -------------------------------------------------------------------------------------
+    def _status_changed(self, status: PlayerStatus) -> None:
+        self.playerStatusChanged.emit(status)
+
+    def shutdown(self) -> None:
+        if self._keys is not None:
+            self._keys.uninstall()
+            self._keys = None
+        self.player.close()
+        self.waveform.close()
