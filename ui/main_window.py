@@ -233,6 +233,9 @@ class MainWindow(QMainWindow):
         self.conditioning_panel.problem.connect(self.show_error)
         self.jobs_panel.cancelRequested.connect(self.session.cancel)
         self.playback.playerStatusChanged.connect(self._show_player_status)
+        self.playback.pathShown.connect(
+            lambda _path: self.playback.set_markers(self._mirror, self._codes_per_second())
+        )
 
     # -- what the session reports ---------------------------------------------------------------------
     def _show_project(self, summary: ProjectSummary | None) -> None:
