@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import soxr
 
-from cocompose.audio_io import _sounddevice
 from cocompose.audio_stream import (
     DeviceChoice,
     StreamUnavailable,
@@ -212,12 +211,10 @@ class Player:
         self._state = PlayerState.STOPPED
         self._message = ""
         self._waiting = False
-        self._callback_error: str | None = None
         self._stream_running = False  # the stream was started by us and not yet stopped by us
         self._last_callback = 0.0
         self._idle_since = 0.0
         self._pending_failure: str | None = None  # set on PortAudio's thread, acted on by the monitor
-        self._callback_abort: type[BaseException] = RuntimeError
         # Serialises starting, stopping and dropping the stream between the caller and the monitor. The audio
         # callback never takes it (PortAudio calls back into us while abort() runs).
         self._control = threading.RLock()
@@ -413,7 +410,6 @@ class Player:
                 self._message = f"cannot play: {exc}"
             self._wake.set()
             return False
-        self._callback_abort = _sounddevice().CallbackAbort
         with self._lock:
             self._stream = stream
             if self._state is PlayerState.FAILED:
@@ -467,10 +463,8 @@ class Player:
         # the device went away (a JACK server that quit, a USB card pulled out) or the callback failed.
         if not self._stream_running:
             return
-        error = self._callback_error
-        reason = error or f"the sound device {self._device_name()!r} stopped (was it disconnected?)"
         self._stream_running = False
-        self._pending_failure = reason
+        self._pending_failure = f"the sound device {self._device_name()!r} stopped (was it disconnected?)"
         self._wake.set()
 
     # --- the audio thread ----------------------------------------------------------------------------
@@ -478,10 +472,17 @@ class Player:
     def _callback(self, outdata: np.ndarray, frames: int, _time: Any, _status: Any) -> None:
         try:
             self._fill(outdata, frames)
-        except Exception as exc:  # never let an error escape into PortAudio: stop and say what it was
+        except Exception as exc:
+            # A broken source, not a broken device: go silent and say what it was, but keep the stream.
+            # Aborting it from here (CallbackAbort) leaves PortAudio's JACK host unable to close it, and
+            # its ports, still registered, then stop every later stream of this process from opening.
             outdata.fill(0)
-            self._callback_error = f"playback stopped: {type(exc).__name__}: {exc}"
-            raise self._callback_abort from None
+            with self._lock:
+                self._state = PlayerState.FAILED
+                self._message = f"playback stopped: {type(exc).__name__}: {exc}"
+                self._waiting = False
+                self._idle_since = time.monotonic()
+            self._wake.set()
 
     def _fill(self, outdata: np.ndarray, frames: int) -> None:
         self._last_callback = time.monotonic()
@@ -533,7 +534,6 @@ class Player:
             self._wake.clear()
             failure, self._pending_failure = self._pending_failure, None
             if failure is not None:
-                self._callback_error = None
                 self._fail(failure)
             elif self._stream_running and self._idle_for() > IDLE_RELEASE_SECONDS:
                 with self._control:  # long silent: stop the stream to spare the CPU (it stays open)

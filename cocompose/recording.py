@@ -197,8 +197,7 @@ class Recorder:
         self._square_count = 0
         self._last_callback = 0.0
         self._pending_failure: str | None = None
-        self._callback_error: str | None = None
-        self._callback_abort: type[BaseException] = RuntimeError
+        self._broken = False  # the callback failed (our error, the device is fine); the monitor acts on it
         self._wake = threading.Event()
         try:
             self._choice = resolve_device(device, "input")
@@ -242,7 +241,6 @@ class Recorder:
                 return self.status()
             try:
                 stream = open_stream("input", self._choice, 1, self._callback, self._stream_finished)
-                self._callback_abort = _callback_abort()
                 self._last_callback = time.monotonic()
                 self._running = True
                 stream.start()
@@ -303,11 +301,7 @@ class Recorder:
             self._running = False
         self._wake.set()
         if stream is not None:
-            try:
-                stream.abort(ignore_errors=True)
-                stream.close(ignore_errors=True)
-            except Exception:  # the device died while closing: nothing left to release
-                pass
+            _close_quietly(stream)
         self._monitor.join(timeout=1.0)
 
     # --- the audio thread ----------------------------------------------------------------------------
@@ -315,12 +309,20 @@ class Recorder:
     def _callback(self, indata: np.ndarray, frames: int, _time: Any, _status: Any) -> None:
         try:
             self._keep(indata[:, 0], frames)
-        except Exception as exc:  # never into PortAudio: abort the stream and say what it was
-            self._callback_error = f"recording stopped: {type(exc).__name__}: {exc}"
-            raise self._callback_abort from None
+        except Exception as exc:
+            # Never into PortAudio, and no CallbackAbort either: a stream aborted from its own callback
+            # cannot be closed by PortAudio's JACK host, and its ports then block every later stream. The
+            # monitor closes the stream from its own thread instead.
+            with self._lock:
+                if self._pending_failure is None and self._running:
+                    self._broken = True
+                    self._pending_failure = f"recording stopped: {type(exc).__name__}: {exc}"
+            self._wake.set()
 
     def _keep(self, block: np.ndarray, frames: int) -> None:
         self._last_callback = time.monotonic()
+        if self._broken:
+            return  # a failure is being reported; the monitor is closing the stream
         peak = float(np.max(np.abs(block))) if frames else 0.0
         squares = float(np.dot(block, block))
         rate = self._choice.sample_rate
@@ -348,9 +350,7 @@ class Recorder:
         if not self._running:
             return
         self._running = False
-        self._pending_failure = self._callback_error or (
-            f"the input device {self._choice.name!r} stopped (was it disconnected?)"
-        )
+        self._pending_failure = f"the input device {self._choice.name!r} stopped (was it disconnected?)"
         self._wake.set()
 
     # --- the monitor thread --------------------------------------------------------------------------
@@ -366,9 +366,12 @@ class Recorder:
                 with self._control:
                     stream, self._stream = self._stream, None
                     self._running = False
-                    self._callback_error = None
+                    ours, self._broken = self._broken, False
                 if stream is not None:
-                    abandon(stream)
+                    if ours:  # our own error, not the device's: close it properly, now
+                        _close_quietly(stream)
+                    else:
+                        abandon(stream)
                 self._set_failed(failure)
             self._tell_listeners()
         self._tell_listeners()
@@ -395,7 +398,9 @@ class Recorder:
                 _log.exception("a recorder listener failed")
 
 
-def _callback_abort() -> type[BaseException]:
-    from cocompose.audio_io import _sounddevice
-
-    return _sounddevice().CallbackAbort
+def _close_quietly(stream: Any) -> None:
+    try:
+        stream.abort(ignore_errors=True)
+        stream.close(ignore_errors=True)
+    except Exception:  # the device died while closing: nothing left to release
+        pass

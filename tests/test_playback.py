@@ -288,7 +288,9 @@ class _BrokenSource(AudioSource):
         return super().snapshot()
 
 
-def test_an_error_in_the_audio_callback_becomes_a_failed_state_and_play_recovers(player, capture):
+def test_an_error_in_the_audio_callback_becomes_a_failed_state_and_play_recovers(
+    jack_server, player, capture
+):
     changes = []
     player.add_listener(changes.append)
     player.load(_BrokenSource(noise(2.0, SR, seed=11)))
@@ -298,12 +300,20 @@ def test_an_error_in_the_audio_callback_becomes_a_failed_state_and_play_recovers
     assert "RuntimeError: the buffer went away" in message
     wait_until(lambda: any(s.state is PlayerState.FAILED for s in changes), what="the listener")
 
-    # The app goes on: a good source plays on a fresh stream.
+    # The app goes on: a good source plays (the device was never at fault, so its stream was kept).
     audio = noise(0.2, SR, seed=12)
     player.load(AudioSource(SR, audio))
     assert player.play().state is PlayerState.PLAYING
     wait_until(lambda: player.status().state is PlayerState.STOPPED, what="the second source to end")
     assert player.status().message == ""
+
+    # Nothing of the failed stream lingers in the sound server: once this player lets go, another opens.
+    player.close()
+    again = Player(jack_server.device)
+    try:
+        assert again.open().state is PlayerState.STOPPED, again.status().message
+    finally:
+        again.close()
 
 
 DEVICE_LOSS_PROBE = """

@@ -198,3 +198,32 @@ def test_an_input_device_that_fails_mid_take_is_reported_and_the_take_is_kept(ja
     assert lines[1] == "failed"
     assert lines[2].startswith("the input device 'system' stopped") and "disconnected?" in lines[2]
     assert lines[3] == "True"
+
+
+def test_an_error_in_the_input_callback_fails_the_take_and_leaves_the_device_usable(rig, monkeypatch):
+    player, recorder = rig
+    recorder.start()
+    wait_until(lambda: recorder.status().state is RecorderState.RECORDING, what="the take to start")
+
+    def out_of_memory(block, frames):
+        raise MemoryError("no room for the next block")
+
+    monkeypatch.setattr(recorder, "_keep", out_of_memory)
+    wait_until(lambda: recorder.status().state is RecorderState.FAILED, what="the failure to be reported")
+    assert "MemoryError: no room for the next block" in recorder.status().message
+    monkeypatch.undo()
+
+    # The stream was closed properly (its JACK ports released): a fresh recorder records at once, and
+    # this one starts again on a new stream.
+    again = Recorder(recorder.status().device)
+    try:
+        assert again.open().state is RecorderState.IDLE, again.status().message
+    finally:
+        again.close()
+    audio = noise(0.3, SR, seed=23, amplitude=0.3)
+    assert recorder.start().state is RecorderState.RECORDING, recorder.status().message
+    connect_first_output_to_first_input()
+    play_through(player, audio)
+    take = recorder.stop()
+    assert take is not None
+    np.testing.assert_array_equal(heard(take.audio), audio)
