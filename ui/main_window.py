@@ -30,7 +30,7 @@ from cocompose.app_session import NO_MODEL_HELP, AppSession, ModelSummary, Proje
 from cocompose.audio_io import AudioStatus
 from cocompose.playback import PlayerState, PlayerStatus
 from cocompose.settings import Settings
-from cocompose.song import SongTree
+from cocompose.song import NodeState, SongTree
 from cocompose.store import FILE_SUFFIX
 from cocompose.tree_mirror import sync
 from ui.conditioning_panel import ConditioningPanel
@@ -352,17 +352,24 @@ class MainWindow(QMainWindow):
     def _play_cursor(self) -> None:
         """Have the player hold the song up to the take under the cursor (else the song's end), and the
         paths of that take's siblings ready for the number keys."""
-        node_id = self.selected_take()
-        if node_id is None:
-            if self.playing_take() is not None:
-                return  # the cursor left the tree (a refresh): keep what plays
-            node_id = self._mirror.current_id
+        # No cursor (a refresh of the tree): keep what plays, else the song's end.
+        node_id = self.selected_take() or self.playing_take() or self._mirror.current_id
         if node_id is None or node_id not in self._mirror:
             return
-        if self.playback.show_take(node_id) is not None:
+        if self.playback.show_take(node_id, again=self._changed_since_loaded(node_id)) is not None:
             parent = self._mirror.node(node_id).parent_id
             others = [s.id for s in self._mirror.children(parent) if s.id != node_id] if parent else []
             self.playback.prefetch(others[:8])
+
+    def _changed_since_loaded(self, node_id: int) -> bool:
+        """The finished take loaded in the player has other codes now (its song was primed since)."""
+        playing = self.playback.playing
+        if playing is None or playing.node_id != node_id:
+            return False
+        if self._mirror.node(node_id).state is NodeState.IN_PROGRESS:
+            return False  # growing: its audio follows by itself
+        seconds = len(self._mirror.path_codes(node_id)) / self._codes_per_second()
+        return abs(seconds - playing.take_end) > 1e-6
 
     def select_sibling(self, n: int) -> None:
         """Move the cursor to the n-th (1-based) sibling of the take under it (or of the one playing)."""
@@ -412,12 +419,12 @@ class MainWindow(QMainWindow):
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.primeRequested.connect(self.prime_take)
         dialog.finished.connect(lambda _result: self._after_recording())
+        self.playback.lend()  # the dialog's clicks and takes play through the player until it closes
         dialog.open()
         return dialog
 
     def _after_recording(self) -> None:
-        # The dialog played its clicks and takes through the player: give it the song back.
-        self.playback.forget()
+        self.playback.take_back()
         self._play_cursor()
 
     def prime_take(self, take) -> None:
@@ -577,6 +584,8 @@ class MainWindow(QMainWindow):
         if not self._shut:
             self._shut = True
             self._memory_timer.stop()
+            for dialog in self.findChildren(RecordDialog):
+                dialog.reject()  # lets go of the input device (a take not primed from is not kept)
             self.playback.shutdown()
             # Cancels what runs (every drawn code is already saved) and closes the file: a moment.
             self.session.shutdown()

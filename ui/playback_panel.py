@@ -64,6 +64,7 @@ class PlaybackPanel(QWidget):
         self._wanted: int | None = None  # the take whose path was asked for last
         self.playing: PathAudio | None = None  # what the player has loaded
         self._render: tuple[float, tuple[int, ...]] | None = None  # (seconds rendered, path rendered)
+        self.lent = False  # another owner (the record dialog) plays through the player: keep off it
 
         self.waveform = WaveformView()
         self.waveform.setObjectName("waveform")
@@ -112,11 +113,21 @@ class PlaybackPanel(QWidget):
         self.bar.refresh()
 
     # -- what plays ---------------------------------------------------------------------------------
-    def show_take(self, node_id: int) -> Future | None:
-        """Load the song up to `node_id` (see the module for when it switches in place)."""
-        if self._session.audio is None:
+    def lend(self) -> None:
+        """Let another owner play through the player until `take_back()`; no song is loaded meanwhile."""
+        self.lent = True
+        self.forget()
+
+    def take_back(self) -> None:
+        self.lent = False
+        self.forget()
+
+    def show_take(self, node_id: int, again: bool = False) -> Future | None:
+        """Load the song up to `node_id` (see the module for when it switches in place); again: even when
+        it is the take loaded (its codes changed: the start of the song was primed)."""
+        if self._session.audio is None or self.lent:
             return None
-        if self.playing is not None and self.playing.node_id == node_id:
+        if not again and self.playing is not None and self.playing.node_id == node_id:
             return None
         self._wanted = node_id
         future = self._session.play_path(node_id, self.player.sample_rate)
@@ -131,11 +142,12 @@ class PlaybackPanel(QWidget):
             self._session.play_path(node_id, self.player.sample_rate)
 
     def _path_ready(self, found: PathAudio) -> None:
-        if found.node_id != self._wanted:
-            return  # the cursor moved on meanwhile
+        if found.node_id != self._wanted or self.lent:
+            return  # the cursor moved on meanwhile, or the player is lent out
         previous, self.playing = self.playing, found
         state = self.player.status().state
         siblings = previous is not None and previous.node_ids[:-1] == found.node_ids[:-1]
+        siblings = siblings and previous.node_id != found.node_id
         if siblings and state in (PlayerState.PLAYING, PlayerState.PAUSED):
             self.player.switch(found.source)  # A/B: the same moment of the song on the other take
         else:
