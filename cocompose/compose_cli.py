@@ -119,9 +119,9 @@ def _seed(args: argparse.Namespace) -> int:
     return args.seed
 
 
-def _generate(args, project, service, parent: int) -> tuple[int, ...]:
+def _generate(args, project, service, parent: int, conditioning=None) -> tuple[int, ...]:
     request = GenerateRequest.branches(parent, args.branches, args.seconds, _seed(args),
-                                       sampling=sampling_params(args))  # fmt: skip
+                                       sampling=sampling_params(args), conditioning=conditioning)  # fmt: skip
     ids = run_job(service, request, f"sampling {args.branches} x {args.seconds:g} s")
     for node_id in ids:
         node = project.tree.node(node_id)
@@ -132,9 +132,6 @@ def _generate(args, project, service, parent: int) -> tuple[int, ...]:
 # Options of one mode of `generate`, named as the user typed them, for a clear error in the other mode.
 ONESHOT_ONLY = {
     "out": "--out",
-    "artist": "--artist",
-    "genre": "--genre",
-    "lyrics": "--lyrics",
     "prime": "--prime",
     "prime_seconds": "--prime-seconds",
     "change": "--change",
@@ -160,14 +157,31 @@ def cmd_generate(args: argparse.Namespace) -> int:
         return cmd_generate_oneshot(args)
     wrong = _given(args, ONESHOT_ONLY)
     if wrong:
-        raise ValueError(f"{', '.join(wrong)} only apply with --out DIR (one-shot songs); in a project, "
-                         "use `cocompose new`, `prime` and `swap` for names, primes and changes")  # fmt: skip
+        verb = "applies" if len(wrong) == 1 else "apply"
+        raise ValueError(f"{', '.join(wrong)} only {verb} with --out DIR (one-shot songs); in a project, "
+                         "use `cocompose new` and `prime` for the start")  # fmt: skip
     with session(args) as (project, service):
         parent = project.tree.current_id if args.parent is None else args.parent
         if args.at is not None:
             parent = _cut(project, service, parent, args.at)
-        _generate(args, project, service, parent)
+        _generate(args, project, service, parent, _new_voice(args, project, service, parent))
     return 0
+
+
+def _new_voice(args: argparse.Namespace, project: Project, service, parent: int):
+    """The conditioning the new takes carry when --artist/--genre/--lyrics ask for a change, else None."""
+    if args.artist is None and args.genre is None and args.lyrics is None:
+        return None
+    if parent not in project.tree:
+        raise ValueError(f"take {parent} is not in this song")
+    old = project.tree.conditioning_at(parent)
+    new = replace(old, artist=args.artist or old.artist, genre=args.genre or old.genre,
+                  lyrics=old.lyrics if args.lyrics is None else args.lyrics,
+                  blend=None if args.artist else old.blend)  # fmt: skip
+    from cocompose.service.runners import label_spec
+
+    service.engine.check_names(label_spec(new, project.song.planned_seconds))
+    return new
 
 
 def _cut(project: Project, service, node_id: int, seconds: float) -> int:
@@ -414,9 +428,12 @@ def add_compose_commands(commands) -> None:
     _sampling_options(generate, branches=3)
     oneshot = generate.add_argument_group("one-shot songs (--out DIR)")
     oneshot.add_argument("--out", metavar="DIR", help="folder to write the songs and manifest.json to")
-    oneshot.add_argument("--artist", help="artist the songs start with")
-    oneshot.add_argument("--genre", help="genre the songs start with")
-    oneshot.add_argument("--lyrics", help="lyrics (for models with a lyrics encoder)")
+    generate.add_argument("--artist", help="one-shot: the artist the songs start with; in a project: a new "
+                          "artist for the new takes (a duet from --from on)")  # fmt: skip
+    generate.add_argument("--genre", help="one-shot: the genre the songs start with; in a project: a new "
+                          "genre for the new takes")  # fmt: skip
+    generate.add_argument("--lyrics", help="lyrics (for models with a lyrics encoder); in a project: for "
+                          "the new takes on")  # fmt: skip
     oneshot.add_argument("--prime", metavar="AUDIO_FILE", help="continue after this audio (WAV, FLAC, ...)")
     oneshot.add_argument("--prime-seconds", type=float, help="use only the first SECONDS of the prime")
     oneshot.add_argument("--change", action="append", type=_change_arg,

@@ -7,9 +7,10 @@ So the one-shot and a project composed by hand with the same seeds, lengths and 
 codes, and one fix reaches both. The temporary project is deleted at the end.
 
 A song is cut into sections at the `--change` times. Section k of branch i is one take, generated after
-section k - 1 with seed `seed + i`; before it the conditioning changes on the take that ends at the
-change, exactly as `cocompose swap TAKE` does in a project. Times of changes count from the start of the
-new music (after the prime); the manifest gives every section's times in the written file too.
+section k - 1 with seed `seed + i` and carrying section k's conditioning (`generate --artist/--genre` in
+a project does the same), so it is sampled and later upsampled in that voice. Times of changes count
+from the start of the new music (after the prime); the manifest gives every section's times in the
+written file too.
 
 Audio: mono 32-bit float WAV at the model's rate, the decoder's output untouched (no loudness change,
 no dither, no clipping), written atomically by the export module.
@@ -278,9 +279,8 @@ def _sample(service, request: OneShotRequest, sections, cps: float, runner: Runn
                                                   sampling, previews=False), what))  # fmt: skip
     for k, section in enumerate(sections[1:], start=2):
         for i, seed in enumerate(request.seeds):
-            service.read(lambda p, leaf=leaves[i], c=section.conditioning: p.set_conditioning(leaf, c))
             take = GenerateRequest(leaves[i], (section.end - section.start) / cps, (seed,), sampling,
-                                   previews=False)  # fmt: skip
+                                   previews=False, conditioning=section.conditioning)  # fmt: skip
             what = f"branch {i + 1}/{n}, section {k}/{len(sections)} ({section.conditioning.artist})"
             (leaves[i],) = runner(service, take, what)
     return leaves

@@ -16,6 +16,7 @@ import soundfile as sf
 from cocompose import models
 from cocompose.cli import main
 from cocompose.oneshot import Change, OneShotRequest, generate_oneshot, parse_change, plan_sections
+from cocompose.service.upsampling import conditioning_changes
 from cocompose.song import Conditioning
 from cocompose.store import Project
 from engine.api import ComposeEngine
@@ -165,12 +166,20 @@ def test_oneshot_equals_the_project_flow(tmp_path, model_dir, engine, prime_wav,
         takes = [node.id for node in project.tree.children(1)]
     leaves = []
     for i, take in enumerate(takes):
-        assert run(capsys, "swap", song, take, "--artist", "Bo Noise", "--genre", "jazz")[0] == 0
-        code, _, err = run(capsys, "generate", song, "--from", take, "--branches", 1,
-                           "--seconds", repr((n - b) / CPS), "--seed", seed + i)  # fmt: skip
+        new_voice = ("--artist", "Bo Noise", "--genre", "jazz")
+        code, _, err = run(capsys, "generate", song, "--from", take, "--branches", 1, "--seed", seed + i,
+                           *new_voice, "--seconds", repr((n - b) / CPS))  # fmt: skip
         assert code == 0, err
         with Project.open(song) as project:
-            leaves.append(project.tree.path_codes(project.tree.children(take)[0].id).to_numpy())
+            tree = project.tree
+            leaf = tree.children(take)[0].id
+            leaves.append(tree.path_codes(leaf).to_numpy())
+            # The new voice is the new take's own: the take before it keeps the voice it was sampled
+            # with, so upsampling changes artist exactly where the music did.
+            assert tree.conditioning_at(take).artist == "Ada Tone"
+            assert tree.conditioning_at(leaf) == Conditioning("Bo Noise", "jazz", "")
+            changes = conditioning_changes(tree, leaf, 0, len(leaves[-1]))
+            assert [(at, c.artist) for at, c in changes] == [(0, "Ada Tone"), (prime_codes + b, "Bo Noise")]
 
     for branch, codes in zip(result.branches, leaves, strict=True):
         assert len(codes) == prime_codes + n
@@ -253,7 +262,9 @@ def test_bad_input_exits_2_and_writes_nothing(tmp_path, model_dir, capsys):
     code, _, err = run(capsys, *base)
     assert code == 2 and "give a project file" in err and "or --out DIR" in err
     code, _, err = run(capsys, *base, song, "--artist", "Ada Tone", "--upsample")
-    assert code == 2 and "--artist, --genre, --upsample only apply with --out DIR" in err
+    assert code == 2 and "--upsample only applies with --out DIR" in err
+    code, _, err = run(capsys, *base, song, "--artist", "Ada Tnoe")  # a new voice in a project: names checked
+    assert code == 2 and "unknown artist 'Ada Tnoe'; nearest: ada_tone" in err
     code, _, err = run(capsys, *base, "--artist", "Ada Tone", "--from", 1, "--out", out)
     assert code == 2 and "--from only applies to a project" in err
     with pytest.raises(SystemExit) as exit_info:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+from cocompose.song import Conditioning
+
 MAX_BRANCHES = 64
 MAX_SECONDS = 3600.0
 MAX_SEED = 2**63 - 1
@@ -55,6 +57,9 @@ class GenerateRequest:
     seeds: tuple[int, ...]
     sampling: SamplingParams = SamplingParams()
     previews: bool = True  # queue a preview of every finished branch
+    # Another voice for the new takes (a duet from the parent's end on). The takes carry it, so they are
+    # upsampled with what they were sampled with; None: the conditioning in force at the parent.
+    conditioning: Conditioning | None = None
 
     kind = "generate"
     priority = Priority.INTERACTIVE

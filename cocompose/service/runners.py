@@ -46,13 +46,15 @@ def _generation_setup(project: Project, request: GenerateRequest, engine):
     history = tree.path_codes(request.parent_id).to_numpy()
     n_new = max(1, round(request.seconds * engine.codes_per_second))
     song_seconds = (len(history) + n_new) / engine.codes_per_second
-    spec = label_spec(
-        tree.conditioning_at(request.parent_id), max(project.song.planned_seconds, song_seconds)
-    )
+    inherited = tree.conditioning_at(request.parent_id)
+    conditioning = request.conditioning or inherited
+    spec = label_spec(conditioning, max(project.song.planned_seconds, song_seconds))
     engine.check_names(spec)
     s = request.sampling
     samplings = [Sampling(seed, s.temperature, s.top_k, s.top_p, engine.name) for seed in request.seeds]
-    ids = project.add_takes(request.parent_id, samplings)
+    # A new voice is stored on the new takes themselves (a duet from here on), in the same step.
+    change = None if conditioning == inherited else conditioning
+    ids = project.add_takes(request.parent_id, samplings, conditioning=change)
     return history, n_new, spec, tuple(ids)
 
 
