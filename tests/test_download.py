@@ -49,6 +49,8 @@ class ServerState:
     head_length: dict[str, int] = field(default_factory=dict)  # path -> size HEAD announces
     pause_s: float = 0.0  # a pause after every 16 KiB of a body: a slow line
     ignore_range: bool = False
+    # Set: every body stops after its first 16 KiB until the event is set (a line that stalls on cue).
+    hold: threading.Event | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def gets(self, path: str) -> list[dict[str, str]]:
@@ -101,6 +103,9 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             for at in range(0, len(payload), 1 << 14):
                 self.wfile.write(payload[at : at + (1 << 14)])
+                if state.hold is not None:
+                    self.wfile.flush()
+                    state.hold.wait(60)
                 time.sleep(state.pause_s)
         except (BrokenPipeError, ConnectionResetError):  # the client stopped reading (a cancel)
             pass
@@ -373,7 +378,8 @@ def test_the_terminal_line_gives_bytes_rate_and_time_left():
 
 
 def test_ctrl_c_keeps_the_part_and_says_how_to_resume(server, tmp_path):
-    server.state.pause_s = 0.01
+    # The line stalls after the first block, so Ctrl-C always lands mid-download, however slow the machine.
+    server.state.hold = threading.Event()
     part = tmp_path / "models/.downloads/jukebox/5b/vqvae.pth.tar.part"
     env = {**os.environ, "COCOMPOSE_JUKEBOX_URL": _url(server, "models"), "PYTHONWARNINGS": "ignore"}
     hps = tmp_path / "hparams.json"
@@ -386,7 +392,10 @@ def test_ctrl_c_keeps_the_part_and_says_how_to_resume(server, tmp_path):
             assert time.monotonic() < deadline, "the download never started"
             time.sleep(0.05)
         run.send_signal(signal.SIGINT)
-        _, err = run.communicate(timeout=60)
+        try:
+            _, err = run.communicate(timeout=60)
+        finally:
+            server.state.hold.set()
     assert run.returncode == 130, err
     assert "run the same command again to resume" in err
     kept = part.stat().st_size
