@@ -132,6 +132,9 @@ class MainWindow(QMainWindow):
         for widget, stretch in ((self.tree_view, 2), (middle, 3), (self.panels, 2)):
             splitter.addWidget(widget)
             splitter.setStretchFactor(splitter.count() - 1, stretch)
+        # Stretch factors only share out extra room; the plots' wide minimum would starve the tree of its
+        # take names without starting sizes (scaled by Qt to the window's width).
+        splitter.setSizes([380, 620, 300])
         self.setCentralWidget(splitter)
 
         # Space, L, arrows, Home/End anywhere in the window but in text entries; number keys move the

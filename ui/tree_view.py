@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QAction, QKeyEvent
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeView, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QTreeView, QWidget
 
 from ui.qt_song_tree_model import HIDDEN_ROLE, NODE_ID_ROLE, Column, QtSongTreeModel
 
@@ -61,8 +61,16 @@ class TakesTreeView(QTreeView):
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setUniformRowHeights(True)  # one line per take; lets Qt skip measuring every row
         self.setAllColumnsShowFocus(True)
-        self.header().setSectionResizeMode(Column.NAME, QHeaderView.ResizeMode.Stretch)
-        self.header().setStretchLastSection(False)
+        # Starting widths from the font: a stretched name column would be squeezed to nothing by the other
+        # columns in a narrow pane, and deep branches indent it further. The pane scrolls sideways instead.
+        self.setIndentation(14)
+        header, advance = self.header(), self.fontMetrics().horizontalAdvance
+        header.setStretchLastSection(False)
+        header.setMinimumSectionSize(advance("take 00") + 8)
+        for column, sample in ((Column.NAME, "take 00 (an edited name)"), (Column.SECONDS, "Seconds"),
+                               (Column.SEED, "0000000000"), (Column.CONDITIONING, "the_artist / genre"),
+                               (Column.STATE, "in progress")):  # fmt: skip
+            header.resizeSection(column, advance(sample) + 24)
 
         # A checkable action, so the same toggle can sit in a menu, a toolbar and the context menu.
         self.show_hidden_action = QAction("Show hidden takes", self)

@@ -51,6 +51,7 @@ class WaveformView(QWidget):
         self._audio = np.zeros(0, np.float32)
         self._rate = 1
         self._request = 0  # generation of the newest spectrogram request
+        self._closed = False  # closeEvent ran: the worker pool is gone
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cocompose-spectrogram")
         self._relay = _Relay(self)
         self._relay.spectrogramReady.connect(self._show_spectrogram)
@@ -139,6 +140,8 @@ class WaveformView(QWidget):
             self._follow_timer.stop()
 
     def _draw(self, audio: np.ndarray, sample_rate: int) -> None:
+        if self._closed:
+            return  # a result that arrives while the window closes: nothing is shown any more
         self._audio, self._rate = audio, sample_rate
         shape = envelope(audio, sample_rate)
         self.last_envelope = shape
@@ -253,6 +256,7 @@ class WaveformView(QWidget):
         return (float(start), float(end)) if end > start else None
 
     def closeEvent(self, event) -> None:
+        self._closed = True
         self._follow_timer.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
         super().closeEvent(event)
