@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from cocompose.app_state import AppState, config_dir, load_state, save_state
-from cocompose.service.jobs import DONE, FINISHED, PREVIEW_AUDIO, JobEvent, JobHandle
+from cocompose.service.jobs import DONE, FINISHED, PREVIEW_AUDIO, JobEvent, JobHandle, JobStateError
 from cocompose.service.requests import GenerateRequest, Priority, RenderRequest, SamplingParams
 from cocompose.settings import Settings, load_settings
 from cocompose.song import ArtistBlend, Conditioning, ModelInfo, SongInfo
@@ -517,6 +517,22 @@ class AppSession:
             found = self.service._handles.get(job_id)
             if found is not None:
                 found.cancel()
+
+    def pause_job(self, job_id: int) -> Future:
+        """Hold a job aside, keeping what it drew (ComposeService.pause), on the io thread: it writes the
+        jobs table. A finished or unknown job fails the Future with a message (also sent as "error")."""
+        return self._call(self._io, lambda: self._job_service(job_id, "pause").pause(job_id))
+
+    def resume_job(self, job_id: int) -> Future:
+        """Put a paused job back in the queue in its old place; it goes on from where it stopped."""
+        return self._call(self._io, lambda: self._job_service(job_id, "resume").resume(job_id))
+
+    def _job_service(self, job_id: int, verb: str) -> Any:
+        if job_id < 0:
+            raise JobStateError(f"An export cannot {verb} by itself; {verb} the render job it waits for.")
+        if self.service is None:
+            raise JobStateError(f"There is no job {job_id} to {verb}: no song is open with a model.")
+        return self.service
 
     def _on_job_event(self, event: JobEvent) -> None:
         audio = self.audio

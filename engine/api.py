@@ -263,18 +263,28 @@ class ComposeEngine:
         max_batch: int | None = None,
         progress: Progress | None = None,
         on_split: Callable[[int], None] | None = None,
+        drawn: Sequence[np.ndarray] | None = None,
     ) -> Iterator[Piece]:
         """Sample n_new top-level codes after `history` (K,) for len(seeds) branches, yielding pieces as
         they are drawn. An out-of-memory error halves the batch and redoes the window (same codes, since
         draws are per branch); on_split(new max batch) reports it. A cancel (progress -> False) yields the
-        piece drawn so far and raises Cancelled."""
+        piece drawn so far and raises Cancelled.
+
+        drawn[b]: the codes branch b already got from a stopped run of the same call (a paused job). They
+        are not yielded again: the windows they finish are skipped and the window they end inside is redone
+        from its start with its own seeds, so what follows is what the uninterrupted run would have drawn."""
         prior, n = self.bundle.top, len(seeds)
         history = np.asarray(history, dtype=np.int64)
         stream_tokens = stream_tokens or max(1, min(self.n_ctx // 2, round(self.codes_per_second)))
         max_batch = max_batch or n
-        total, done = n * n_new, [0]
+        total = n * n_new
         label = self.label(spec)
         song = [history.copy() for _ in range(n)]
+        if drawn is not None:
+            if len(drawn) != n or any(len(d) > n_new for d in drawn):
+                raise ValueError(f"drawn must hold at most {n_new} codes for each of the {n} branches")
+            song = [np.concatenate([history, np.asarray(d, dtype=np.int64)]) for d in drawn]
+        done = [sum(len(s) - len(history) for s in song)]
 
         def tick(drawn_in_piece: int, rows: int) -> Progress:
             def forward(j: int, _k: int):
@@ -282,12 +292,15 @@ class ComposeEngine:
 
             return forward
 
-        while len(song[0]) - len(history) < n_new:
-            have = len(song[0])
+        have = len(history)  # codes every branch has once the previous window is complete
+        while have - len(history) < n_new:
             start, new = window_schedule(have, n_new - (have - len(history)), self.n_ctx)
             a = 0
             while a < n:
                 group = list(range(a, min(n, a + max_batch)))
+                if all(len(song[b]) >= have + new for b in group):
+                    a += len(group)  # drawn by an earlier run
+                    continue
                 try:
                     yield from self._window(prior, song, group, seeds, start, have, new, label, settings,
                                             stream_tokens, tick, done)  # fmt: skip
@@ -301,6 +314,7 @@ class ComposeEngine:
                         on_split(max_batch)
                     continue  # redo this group's window in smaller batches (already-yielded codes skipped)
                 a += len(group)
+            have += new
 
     def _window(self, prior, song, group, seeds, start, have, new, label, settings, stream, tick, done):
         """Sample one window for the branches in `group`, yielding the pieces not yielded before."""
@@ -329,15 +343,20 @@ class ComposeEngine:
 
     @staticmethod
     def _emit(song, group, at, codes, done) -> Iterator[Piece]:
-        """Append a piece to each branch, dropping what an earlier (out-of-memory) attempt already gave."""
-        skip = len(song[group[0]]) - at
-        fresh = codes[:, skip:] if skip > 0 else codes
-        if fresh.shape[1] == 0:
-            return
-        for i, b in enumerate(group):
-            song[b] = np.concatenate([song[b], fresh[i]])
-        done[0] += fresh.size
-        yield Piece(tuple(group), fresh)
+        """Append a piece to each branch, dropping what an earlier attempt (out of memory, or a stopped run)
+        already gave. Branches of a group may be ahead by different amounts after a resume: one piece per
+        amount."""
+        rows_by_skip: dict[int, list[int]] = {}
+        for row, b in enumerate(group):
+            skip = max(0, len(song[b]) - at)
+            if skip < codes.shape[1]:
+                rows_by_skip.setdefault(skip, []).append(row)
+        for skip, rows in rows_by_skip.items():
+            fresh = codes[rows, skip:]
+            for i, row in enumerate(rows):
+                song[group[row]] = np.concatenate([song[group[row]], fresh[i]])
+            done[0] += fresh.size
+            yield Piece(tuple(group[row] for row in rows), fresh)
 
     @torch.no_grad()
     def upsample(

@@ -1,7 +1,8 @@
 """The real main window on a real (offscreen) event loop with the tiny test model: make a song, generate
 branches, switch siblings with number keys, pick with Enter, continue, change the artist mid-song, undo and
 redo it, export a WAV, quit, reopen from the recent list: the tree is as it was. Also the offer to reopen
-what was open when the app died, and an error that leaves the app running.
+what was open when the app died, an error that leaves the app running, and a generation paused and resumed
+from the jobs panel.
 
 Waiting is on the bridge's signals (a job's "done" event) or on a condition about the window's own state,
 never on a blind sleep."""
@@ -184,3 +185,47 @@ def test_a_bad_request_is_explained_and_the_app_keeps_working(qtbot, tmp_path, b
     assert "no variations" in window.last_error
     run_job(qtbot, window, "generate", lambda: window.generate_panel.request("generate"))
     qtbot.waitUntil(lambda: len(children_of(window, 1)) == 2)
+
+
+def test_a_generation_is_paused_and_resumed_from_the_jobs_panel(qtbot, tmp_path, bundle):
+    window = open_window(qtbot, tmp_path / "config", bundle)
+    new_song(qtbot, window, tmp_path / "song.cocompose")
+    panel, jobs = window.generate_panel, window.jobs_panel
+    panel.branches.setValue(1)
+    panel.seconds.setValue(8.0)  # seconds of work for the tiny model: it is paused long before the end
+
+    def created(event):
+        return event.kind == "generate" and bool(event.node_ids)
+
+    with qtbot.waitSignal(window.bridge.jobEvent, check_params_cb=created, timeout=JOB_MS) as started:
+        click(qtbot, panel.generate_button)
+    job_id, take = started.args[0].job_id, started.args[0].node_ids[0]
+    qtbot.waitUntil(
+        lambda: take in window._mirror and len(window._mirror.node(take).codes) > 0, timeout=JOB_MS
+    )
+    assert jobs.state_of(job_id) == "running" and jobs.pause_button(job_id).text() == "Pause"
+    click(qtbot, jobs.pause_button(job_id))
+    qtbot.waitUntil(lambda: jobs.state_of(job_id) == "paused", timeout=JOB_MS)
+    assert jobs.pause_button(job_id).text() == "Resume" and jobs.cancel_button(job_id).isEnabled()
+
+    def shown() -> int:
+        return len(window._mirror.node(take).codes)
+
+    stored = window.session.service.read(lambda p: len(p.tree.node(take).codes))
+    qtbot.waitUntil(lambda: shown() == stored)
+    # While it is paused the worker is free: other branches are sampled, and the paused take stands still.
+    window.select_take(1)
+    panel.seconds.setValue(0.2)
+    run_job(qtbot, window, "generate", lambda: click(qtbot, panel.generate_button))
+    qtbot.waitUntil(lambda: len(children_of(window, 1)) == 2)
+    assert shown() == stored and 0 < stored < round(8.0 * window._model.codes_per_second)
+    assert jobs.state_of(job_id) == "paused" and window.last_error == ""
+
+    with qtbot.waitSignal(
+        window.bridge.jobEvent, check_params_cb=job_done("generate"), timeout=JOB_MS
+    ) as end:
+        click(qtbot, jobs.pause_button(job_id))
+    assert (end.args[0].job_id, end.args[0].state) == (job_id, "done")
+    qtbot.waitUntil(lambda: shown() == round(8.0 * window._model.codes_per_second), timeout=JOB_MS)
+    assert jobs.state_of(job_id) == "done" and not jobs.pause_button(job_id).isEnabled()
+    assert window.last_error == ""

@@ -266,6 +266,64 @@ def test_jobs_previews_and_upsample_windows(folder):
         assert again.evict_previews() == 1 and again.preview(2, "dec1") is None
 
 
+def test_a_paused_job_does_not_outlive_its_session_and_a_queued_one_stays_queued(folder):
+    path = folder / "paused.cocompose"
+    project = make_song(path)
+    paused, queued = project.add_job("sample", node_id=2), project.add_job("upsample", node_id=3)
+    project.update_job(paused, state="paused", progress=0.4)
+    assert {j.id: j.state for j in project.jobs()} == {paused: "paused", queued: "queued"}
+    project.close()
+    with Project.open(path) as again:  # nothing can resume it: it is marked cut short, progress kept
+        jobs = {j.id: j for j in again.jobs()}
+        assert (jobs[paused].state, jobs[paused].progress) == ("interrupted", 0.4)
+        assert jobs[queued].state == "queued"
+
+
+def _as_version_1(path: Path) -> None:
+    """Turn a project into the version-1 file the previous Cocompose wrote (its jobs table had no
+    'paused' state; nothing else differs)."""
+    from cocompose.store.schema import SCHEMA_V1
+
+    jobs_v1 = next(s for s in SCHEMA_V1.split(";") if "CREATE TABLE jobs" in s).replace("jobs", "jobs_v1", 1)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    conn.execute(jobs_v1)
+    conn.execute("INSERT INTO jobs_v1 SELECT * FROM jobs")
+    conn.execute("DELETE FROM sqlite_sequence WHERE name = 'jobs_v1'")
+    conn.execute("UPDATE sqlite_sequence SET name = 'jobs_v1' WHERE name = 'jobs'")
+    conn.execute("DROP TABLE jobs")
+    conn.execute("ALTER TABLE jobs_v1 RENAME TO jobs")
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def test_a_version_1_project_is_upgraded_keeping_its_jobs_and_their_ids(folder):
+    path = folder / "old.cocompose"
+    project = make_song(path)
+    first = project.add_job("sample", node_id=2, detail={"seed": 5})
+    project.update_job(first, state="done", progress=1.0)
+    second = project.add_job("upsample", node_id=3)
+    gone = project.add_job("preview")
+    project._write(lambda conn: conn.execute("DELETE FROM jobs WHERE id = ?", (gone,)))
+    project.close()
+    _as_version_1(path)
+    conn = sqlite3.connect(path)
+    with pytest.raises(sqlite3.IntegrityError):  # the old table indeed refuses the new state
+        conn.execute("UPDATE jobs SET state = 'paused' WHERE id = ?", (second,))
+    conn.close()
+    with Project.open(path) as again:
+        assert SCHEMA_VERSION == 2 and again._conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        jobs = {j.id: (j.kind, j.state, j.node_id, j.progress, j.detail) for j in again.jobs()}
+        assert jobs == {
+            first: ("sample", "done", 2, 1.0, {"seed": 5}),
+            second: ("upsample", "queued", 3, 0.0, {}),
+        }
+        again.update_job(second, state="paused")
+        assert again.jobs()[-1].state == "paused"
+        assert again.add_job("sample") == gone + 1  # an id is never given twice, even one whose row is gone
+
+
 def test_the_command_line_creates_describes_and_edits_a_project(folder, capsys):
     from cocompose.cli import main
 

@@ -235,6 +235,9 @@ class MainWindow(QMainWindow):
         self.conditioning_panel.swapRequested.connect(self.swap)
         self.conditioning_panel.problem.connect(self.show_error)
         self.jobs_panel.cancelRequested.connect(self.session.cancel)
+        # Both return Futures; a refusal (a job that just finished) comes back through errorRaised.
+        self.jobs_panel.pauseRequested.connect(self.session.pause_job)
+        self.jobs_panel.resumeRequested.connect(self.session.resume_job)
         self.playback.playerStatusChanged.connect(self._show_player_status)
         self.playback.pathShown.connect(
             lambda _path: self.playback.set_markers(self._mirror, self._codes_per_second())

@@ -7,8 +7,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-# Job states, as in the project's jobs table.
-QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+# Job states, as in the project's jobs table. A paused job is held aside, out of the queue, until resumed.
+QUEUED, RUNNING, PAUSED = "queued", "running", "paused"
+DONE, FAILED, CANCELLED = "done", "failed", "cancelled"
 # The message of a RUNNING event that says new audio of its takes is in ComposeService.live.
 PREVIEW_AUDIO = "preview audio"
 FINISHED = (DONE, FAILED, CANCELLED)
@@ -20,6 +21,10 @@ class Preempted(Exception):
 
 class JobCancelled(Exception):
     """`JobHandle.wait` on a job that was cancelled."""
+
+
+class JobStateError(ValueError):
+    """Pause or resume asked of a job that cannot take it (finished, unknown, not paused)."""
 
 
 @dataclass(frozen=True)
@@ -65,8 +70,13 @@ class JobHandle:
     fraction: float = 0.0
     result: Any = None
     error: BaseException | None = None
+    # What a paused runner needs to go on exactly where it stopped (its runner's own business).
+    carry: Any = field(default=None, repr=False)
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    _pause: threading.Event = field(default_factory=threading.Event, repr=False)
     _finished: threading.Event = field(default_factory=threading.Event, repr=False)
+    # Set by the service: a job held aside as paused is not in the queue, so a cancel must reach it.
+    _on_cancel: Any = field(default=None, repr=False)
 
     @property
     def kind(self) -> str:
@@ -75,10 +85,21 @@ class JobHandle:
     def cancel(self) -> None:
         """Ask the job to stop at its next drawn code (or not to start at all)."""
         self._cancel.set()
+        if self._on_cancel is not None:
+            self._on_cancel(self)
 
     @property
     def cancel_requested(self) -> bool:
         return self._cancel.is_set()
+
+    @property
+    def pause_requested(self) -> bool:
+        """Set by `ComposeService.pause`, cleared by `resume`; a runner stops at its next checkpoint."""
+        return self._pause.is_set()
+
+    @property
+    def should_stop(self) -> bool:
+        return self._cancel.is_set() or self._pause.is_set()
 
     def done(self) -> bool:
         return self._finished.is_set()

@@ -58,11 +58,31 @@ def _generation_setup(project: Project, request: GenerateRequest, engine):
     return history, n_new, spec, tuple(ids)
 
 
+def _drawn_codes(project: Project, ids: tuple[int, ...]) -> list[np.ndarray]:
+    for node_id in ids:
+        if node_id not in project.tree:
+            raise ProjectError(
+                f"Take {node_id} was deleted while its job was paused, so the job cannot go on."
+            )
+    return [project.tree.node(i).codes.to_numpy() for i in ids]
+
+
 def run_generate(ctx, request: GenerateRequest) -> tuple[int, ...]:
-    """Sample the branches into new takes, appending each piece as it is drawn; returns the take ids."""
+    """Sample the branches into new takes, appending each piece as it is drawn; returns the take ids.
+
+    A pause stops the sampler at its next code and leaves the takes in progress; the job keeps what it
+    set up in `handle.carry` (the song before the takes, the label, the preview decoders), so the resumed
+    run draws exactly what an uninterrupted one would have, after the codes the takes already hold."""
     engine = ctx.engine
-    history, n_new, spec, ids = ctx.store(lambda p: _generation_setup(p, request, engine))
-    ctx.announce(ids)
+    drawn = None
+    if ctx.handle.carry is None:
+        history, n_new, spec, ids = ctx.store(lambda p: _generation_setup(p, request, engine))
+        ctx.announce(ids)
+        streams = _start_streams(ctx, history, ids) if request.previews else None
+        ctx.handle.carry = (history, n_new, spec, ids, streams)
+    else:
+        history, n_new, spec, ids, streams = ctx.handle.carry
+        drawn = ctx.store(lambda p: _drawn_codes(p, ids))
     s = request.sampling
     settings = SamplingSettings(s.temperature, s.top_k, s.top_p)
     steps = [0]
@@ -76,19 +96,23 @@ def run_generate(ctx, request: GenerateRequest) -> tuple[int, ...]:
         ctx.service.max_batch = size  # later jobs start at the size that fitted
         ctx.progress(ctx.handle.fraction, f"out of memory: sampling {size} branches at a time")
 
-    streams = _start_streams(ctx, history, ids) if request.previews else None
-    state = NodeState.INTERRUPTED
+    state: NodeState | None = NodeState.INTERRUPTED
     try:
         for piece in engine.generate(history, n_new, request.seeds, spec, settings, max_batch=max_batch,
-                                     progress=progress, on_split=on_split):  # fmt: skip
+                                     progress=progress, on_split=on_split, drawn=drawn):  # fmt: skip
             ctx.store(lambda p, piece=piece: _append(p, ids, piece))
             steps[0] += piece.codes.shape[1]
             if streams is not None:
                 _stream_piece(ctx, ids, piece, streams)
         state = NodeState.DONE
+    except Cancelled:
+        # Paused: the takes stay in progress until the job goes on. Cancelled: the worker ends them.
+        state = None
+        raise
     finally:
-        # A cancel or a failure keeps every code already drawn; the takes are marked as cut short.
-        ctx.store(lambda p: _end(p, ids, state))
+        # A failure keeps every code already drawn; the takes are marked as cut short.
+        if state is not None:
+            ctx.store(lambda p: _end(p, ids, state))
     if steps[0]:
         ctx.service.seconds_per_step = (time.monotonic() - started) / (steps[0] / len(request.seeds))
     if streams is not None:
@@ -133,6 +157,12 @@ def _end(project: Project, ids: tuple[int, ...], state: NodeState) -> None:
             project.end_take(node_id, state)
 
 
+def abandon_generate(project: Project, handle) -> None:
+    """A generation that ends without finishing (cancelled, perhaps while paused, or failed) keeps every
+    code drawn; its takes are marked as cut short."""
+    _end(project, handle.node_ids, NodeState.INTERRUPTED)
+
+
 def preview_inputs(project: Project, engine, node_id: int) -> tuple[np.ndarray, int, bool]:
     """(codes to decode, leading codes to drop, final) of a take: a second of song before it is decoded
     too (then dropped), so the preview starts the way the take sounds in the song."""
@@ -167,5 +197,7 @@ def run_preview(ctx, request: PreviewRequest) -> tuple[np.ndarray, int]:
 
 
 RUNNERS = {"generate": run_generate, "preview": run_preview, "upsample": run_upsample, "render": run_render}
+# What the worker does for a job that ends other than done, after its runner stopped (or never ran again).
+ABANDON = {"generate": abandon_generate}
 
-__all__ = ["RUNNERS", "Cancelled", "label_spec", "node_of", "preview_audio", "preview_inputs"]
+__all__ = ["ABANDON", "RUNNERS", "Cancelled", "label_spec", "node_of", "preview_audio", "preview_inputs"]

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Callable, Mapping
 
 from cocompose.store.errors import ProjectError
-from cocompose.store.schema import APPLICATION_ID, SCHEMA_V1, SCHEMA_VERSION
+from cocompose.store.schema import APPLICATION_ID, JOBS_V2, SCHEMA_V1, SCHEMA_VERSION
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -36,7 +36,13 @@ def split_statements(script: str) -> list[str]:
     return statements
 
 
-MIGRATIONS: dict[int, Migration] = {0: _create_v1}
+def _v1_to_v2(conn: sqlite3.Connection) -> None:
+    """Jobs may be 'paused'. The rebuilt table keeps every row, id and AUTOINCREMENT's counter."""
+    for statement in split_statements(JOBS_V2):
+        conn.execute(statement)
+
+
+MIGRATIONS: dict[int, Migration] = {0: _create_v1, 1: _v1_to_v2}
 
 
 def file_version(conn: sqlite3.Connection) -> int:

@@ -126,8 +126,10 @@ class Project(ProjectEdits, ProjectSideTables):
             migrate(conn)
             # Whatever was being sampled when the last session ended stays, marked as cut short.
             conn.execute("UPDATE nodes SET state = 'interrupted' WHERE state = 'in_progress'")
+            # A paused job cannot go on either: it lived in the last session's worker (its takes are
+            # interrupted just above; its saved upsampling windows are reused by the same request).
             conn.execute(
-                "UPDATE jobs SET state = 'interrupted', updated_at = ? WHERE state = 'running'",
+                "UPDATE jobs SET state = 'interrupted', updated_at = ? WHERE state IN ('running', 'paused')",
                 (time.time(),),
             )
             conn.execute("COMMIT")

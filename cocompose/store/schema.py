@@ -1,4 +1,5 @@
-"""The project file's tables, version 1. See docs/PROJECT-FORMAT.md for what each column means.
+"""The project file's tables: version 1, and what later versions change. See docs/PROJECT-FORMAT.md
+for what each column means.
 
 Ids use AUTOINCREMENT so a deleted node's id is never given to a new node: undo history and job rows
 refer to nodes by id, and a reused id would silently point them at the wrong take.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 # 'CCMP' as a big-endian int: `PRAGMA application_id` tells our files from any other SQLite database.
 APPLICATION_ID = 0x43434D50
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FILE_SUFFIX = ".cocompose"
 
 SCHEMA_V1 = """
@@ -90,4 +91,26 @@ CREATE TABLE jobs (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
+"""
+
+# Version 2: jobs may be 'paused' (held aside by the musician until resumed). SQLite cannot change a CHECK
+# constraint in place, so the table is made anew under another name, filled, and renamed.
+JOBS_V2 = """
+CREATE TABLE jobs_v2 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL
+        CHECK (state IN ('queued', 'running', 'paused', 'done', 'failed', 'cancelled', 'interrupted')),
+    node_id INTEGER REFERENCES nodes(id) ON DELETE SET NULL,
+    progress REAL NOT NULL DEFAULT 0,
+    detail TEXT NOT NULL DEFAULT '{}',
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+INSERT INTO jobs_v2 SELECT id, kind, state, node_id, progress, detail, created_at, updated_at FROM jobs;
+-- AUTOINCREMENT's counter goes with the table, so no id is given twice (even one whose row is gone).
+DELETE FROM sqlite_sequence WHERE name = 'jobs_v2';
+UPDATE sqlite_sequence SET name = 'jobs_v2' WHERE name = 'jobs';
+DROP TABLE jobs;
+ALTER TABLE jobs_v2 RENAME TO jobs;
 """

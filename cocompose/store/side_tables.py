@@ -19,7 +19,7 @@ import numpy as np
 
 from cocompose.song.codes import Codes
 
-JOB_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+JOB_STATES = ("queued", "running", "paused", "done", "failed", "cancelled", "interrupted")
 
 
 @dataclass(frozen=True)
