@@ -53,6 +53,7 @@ class PlaybackPanel(QWidget):
 
     pathShown = Signal(object)  # PathAudio, once it is loaded into the player
     playerStatusChanged = Signal(object)  # PlayerStatus, when the state or message changes
+    playheadMoved = Signal(float)  # seconds into the song loaded, whenever the position moves
 
     def __init__(self, session: Any, when_done: Callable[..., None], output_device: int | str | None = None,
                  open_now: bool = True, parent: QWidget | None = None) -> None:  # fmt: skip
@@ -81,6 +82,7 @@ class PlaybackPanel(QWidget):
         bar = TransportBar(player)
         bar.setObjectName("transport")
         bar.positionChanged.connect(self.waveform.set_playhead)
+        bar.positionChanged.connect(self.playheadMoved)
         bar.statusChanged.connect(self._status_changed)
         bar.set_loop_region_provider(self.waveform.selected_region)
         self.waveform.seekRequested.connect(bar.seek)
