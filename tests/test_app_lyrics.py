@@ -4,6 +4,7 @@ from the window's own copy of the tree. A model without an alignment head says i
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
@@ -64,6 +65,13 @@ def test_the_sung_lyrics_are_shaded_as_the_engine_says(qtbot, tmp_path):
     qtbot.waitUntil(lambda: panel.lyrics_progress.text() == f"sung: {sung} of {len(LYRICS)} characters")
     assert highlighted(window) == [(0, utf16_position(LYRICS, sung), False)]
     assert panel.lyrics.toPlainText() == LYRICS  # drawn over the text, never written into it
+
+    # The session's answer is the engine's, and asking again for the same path computes nothing.
+    session = window.session
+    first = session.lyric_progress(take).result(timeout=JOB_MS / 1000)
+    assert session.lyric_progress(take).result(timeout=JOB_MS / 1000) is first
+    np.testing.assert_array_equal(first.chars, progress.chars)
+    np.testing.assert_array_equal(first.tokens, progress.tokens)
 
     # The playhead's character is underlined: the one the code under it sings.
     code = progress.n_codes // 2
