@@ -8,14 +8,17 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
+from cocompose.audio_io import AudioStatus
 from cocompose.service.runners import label_spec
 from cocompose.service.upsampling import conditioning_changes
 from tests.compose_model import write_tiny_bundle
 from tests.test_app_flow import JOB_MS, children_of, click, new_song, open_window, run_job
 from ui.conditioning_panel import NO_LYRICS_MODEL, utf16_position
+from ui.main_window import MainWindow
 
 pytestmark = [pytest.mark.qt, pytest.mark.usefixtures("one_thread")]
 
+JACK = AudioStatus(available=True, reason="", default_output="system", host_api="JACK Audio Connection Kit")
 LYRICS = "Über die Brücke 🎵 and over the river,\nla la la — the chorus comes back again and again."
 
 
@@ -104,4 +107,60 @@ def test_a_model_without_lyrics_says_so(qtbot, tmp_path):
     qtbot.waitUntil(lambda: window._mirror.conditioning_at(1).lyrics == LYRICS, timeout=JOB_MS)
     qtbot.waitUntil(lambda: panel.lyrics_progress.text() == NO_LYRICS_MODEL)
     assert highlighted(window) == []
+    window.close()
+
+
+@pytest.mark.audio
+def test_a_growing_take_updates_and_the_playhead_is_underlined(qtbot, tmp_path, jack_server):
+    bundle = write_tiny_bundle(tmp_path / "bundle", lyric_alignment=True, audible=True)
+    window = MainWindow(JACK, state_dir=tmp_path / "config", model=bundle, offer_reopen=False,
+                        output_device=jack_server.device, input_device=jack_server.device)  # fmt: skip
+    qtbot.addWidget(window)
+    with qtbot.waitExposed(window):
+        window.show()
+    qtbot.waitUntil(lambda: window._model is not None, timeout=JOB_MS)
+    new_song(qtbot, window, tmp_path / "song.cocompose")
+    panel = window.conditioning_panel
+    window.select_take(1)
+    panel.lyrics.setPlainText(LYRICS)
+    click(qtbot, panel.swap_button)
+    qtbot.waitUntil(lambda: window._mirror.conditioning_at(1).lyrics == LYRICS)
+
+    # A long take: its progress is shown (and redone) while it is still being sampled.
+    window.generate_panel.branches.setValue(1)
+    window.generate_panel.seconds.setValue(60.0)
+
+    def created(event):
+        return event.kind == "generate" and bool(event.node_ids)
+
+    with qtbot.waitSignal(window.bridge.jobEvent, check_params_cb=created, timeout=JOB_MS) as started:
+        click(qtbot, window.generate_panel.generate_button)
+    job_id, take = started.args[0].job_id, started.args[0].node_ids[0]
+    qtbot.waitUntil(lambda: take in window._mirror, timeout=JOB_MS)
+    window.select_take(take)
+
+    def shown():
+        progress = panel._progress
+        return 0 if progress is None or window._lyrics_key[1] != take else progress.n_codes
+
+    qtbot.waitUntil(lambda: shown() > 0, timeout=JOB_MS)
+    first = shown()
+    qtbot.waitUntil(lambda: shown() > first, timeout=JOB_MS)
+    assert window.jobs_panel.state_of(job_id) == "running"
+
+    # While it plays, the character at the playhead is underlined.
+    qtbot.waitUntil(lambda: window.playing_take() == take, timeout=JOB_MS)
+    player = window.playback.player
+    window.tree_view.setFocus()
+    qtbot.keyClick(window.tree_view, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: player.position > 0.3, timeout=10_000)
+    qtbot.waitUntil(lambda: any(underlined for *_, underlined in highlighted(window)), timeout=10_000)
+    code = panel._playhead_code
+    assert abs(code - player.position * window._codes_per_second()) < 0.5 * window._codes_per_second()
+    at = panel._progress.char_at(code, LYRICS)
+    assert highlighted(window)[-1] == (utf16_position(LYRICS, at), utf16_position(LYRICS, at + 1), True)
+    player.stop()
+    qtbot.waitUntil(lambda: not any(underlined for *_, underlined in highlighted(window)), timeout=10_000)
+    window.session.cancel(job_id)
+    qtbot.waitUntil(lambda: window.jobs_panel.state_of(job_id) == "cancelled", timeout=JOB_MS)
     window.close()

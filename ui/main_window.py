@@ -88,6 +88,7 @@ class MainWindow(QMainWindow):
         self._shut = False
         self._lyrics_key: tuple | None = None  # what the lyric progress shown (or asked for) is of
         self._lyrics_asked_at = -LYRICS_EVERY_S
+        self._lyrics_now = False
         settings = self.session.settings
         self._output_device = settings.output_device if output_device is FROM_SETTINGS else output_device
         self._input_device = settings.input_device if input_device is FROM_SETTINGS else input_device
@@ -315,7 +316,8 @@ class MainWindow(QMainWindow):
         self.timeline.set_segments(path_segments(self._mirror, rate) if len(self._mirror) else [])
         self.playback.set_markers(self._mirror, rate)
         self._play_cursor()
-        self._ask_lyric_progress()
+        now, self._lyrics_now = self._lyrics_now, False
+        self._ask_lyric_progress(now=now)
 
     def _codes_per_second(self) -> float:
         return self._summary.song.model.codes_per_second if self._summary else 1.0
@@ -463,8 +465,7 @@ class MainWindow(QMainWindow):
 
     def _job_event(self, event) -> None:
         if event.kind == "generate" and event.state in FINISHED:
-            self._sync_tree()  # the take's last codes, before the coalesced tree update comes
-            self._ask_lyric_progress(now=True)
+            self._lyrics_now = True  # the tree update that brings the take's last codes asks at once
         if event.kind == "upsample" and len(self._mirror):
             path = self._mirror.current_path
             seconds = len(self._mirror.path_codes(path[-1])) / self._codes_per_second() if path else 0.0

@@ -66,6 +66,7 @@ class PlaybackPanel(QWidget):
         self.playing: PathAudio | None = None  # what the player has loaded
         self._render: tuple[float, tuple[int, ...]] | None = None  # (seconds rendered, path rendered)
         self.lent = False  # another owner (the record dialog) plays through the player: keep off it
+        self._shut = False
 
         self.waveform = WaveformView()
         self.waveform.setObjectName("waveform")
@@ -144,8 +145,8 @@ class PlaybackPanel(QWidget):
             self._session.play_path(node_id, self.player.sample_rate)
 
     def _path_ready(self, found: PathAudio) -> None:
-        if found.node_id != self._wanted or self.lent:
-            return  # the cursor moved on meanwhile, or the player is lent out
+        if found.node_id != self._wanted or self.lent or self._shut:
+            return  # the cursor moved on meanwhile, the player is lent out, or the window closed
         previous, self.playing = self.playing, found
         state = self.player.status().state
         siblings = previous is not None and previous.node_ids[:-1] == found.node_ids[:-1]
@@ -199,6 +200,7 @@ class PlaybackPanel(QWidget):
         self.playerStatusChanged.emit(status)
 
     def shutdown(self) -> None:
+        self._shut = True
         if self._keys is not None:
             self._keys.uninstall()
             self._keys = None
