@@ -11,6 +11,7 @@ from PySide6.QtCore import Qt
 from cocompose.audio_io import AudioStatus
 from cocompose.service.runners import label_spec
 from cocompose.service.upsampling import conditioning_changes
+from cocompose.song import NodeState
 from tests.compose_model import write_tiny_bundle
 from tests.test_app_flow import JOB_MS, children_of, click, new_song, open_window, run_job
 from ui.conditioning_panel import NO_LYRICS_MODEL, utf16_position
@@ -60,6 +61,8 @@ def test_the_sung_lyrics_are_shaded_as_the_engine_says(qtbot, tmp_path):
     run_job(qtbot, window, "generate", lambda: click(qtbot, generate.continue_button))
     qtbot.waitUntil(lambda: len(children_of(window, 1)) == 1)
     take = children_of(window, 1)[0]
+    # The window's copy of the tree has the take's last codes (its update follows the job's end).
+    qtbot.waitUntil(lambda: window._mirror.node(take).state is NodeState.DONE)
     window.select_take(take)
     progress = engine_progress(window, take)
     assert progress.n_codes == len(window._mirror.path_codes(take)) > 0

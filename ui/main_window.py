@@ -89,6 +89,9 @@ class MainWindow(QMainWindow):
         self._lyrics_key: tuple | None = None  # what the lyric progress shown (or asked for) is of
         self._lyrics_asked_at = -LYRICS_EVERY_S
         self._lyrics_now = False
+        # One question at a time: a model slower than LYRICS_EVERY_S would otherwise queue them up, and
+        # every answer would be stale by the time it came. Another is asked (at once: `_again_now`) after.
+        self._lyrics_busy = self._lyrics_again = self._lyrics_again_now = False
         settings = self.session.settings
         self._output_device = settings.output_device if output_device is FROM_SETTINGS else output_device
         self._input_device = settings.input_device if input_device is FROM_SETTINGS else input_device
@@ -418,6 +421,9 @@ class MainWindow(QMainWindow):
             return
         if key == self._lyrics_key:
             return
+        if self._lyrics_busy:
+            self._lyrics_again, self._lyrics_again_now = True, self._lyrics_again_now or now
+            return
         wait = LYRICS_EVERY_S - (time.monotonic() - self._lyrics_asked_at)
         if not now and wait > 0:
             if not self._lyrics_timer.isActive():
@@ -427,25 +433,32 @@ class MainWindow(QMainWindow):
         if self._lyrics_key is None or key[1] != self._lyrics_key[1]:
             self.conditioning_panel.clear_lyric_progress("Working out how far this take has sung…")
         self._lyrics_key, self._lyrics_asked_at = key, time.monotonic()
+        self._lyrics_busy = True
         future = self.session.lyric_progress(key[1])
         self.bridge.when_done(
             future,
-            lambda progress: self._lyric_progress_ready(key, progress),
-            lambda error: self._lyric_progress_failed(key, error),
+            lambda progress: self._lyric_answer(key, progress, None),
+            lambda error: self._lyric_answer(key, None, error),
         )
 
-    def _lyric_progress_ready(self, key: tuple, progress) -> None:
-        if key == self._lyrics_key:  # else the cursor moved on, or the take grew, meanwhile
-            self.conditioning_panel.show_lyric_progress(progress)
-            self._mark_playhead()
+    def _lyric_answer(self, key: tuple, progress, error: BaseException | None) -> None:
+        """Show an answer while its take (with the same model) is under the cursor: a take that grew
+        meanwhile shows it until the next one comes. Then ask again if something changed meanwhile."""
+        self._lyrics_busy = False
+        current = self._lyric_key()
+        if current is not None and current[:2] == key[:2]:
+            if error is None:
+                self.conditioning_panel.show_lyric_progress(progress)
+                self._mark_playhead()
+            elif current == key:
+                from cocompose.app_session import describe_error
 
-    def _lyric_progress_failed(self, key: tuple, error: BaseException) -> None:
-        if key == self._lyrics_key:
-            from cocompose.app_session import describe_error
-
-            self.conditioning_panel.clear_lyric_progress(
-                f"How far it has sung is unknown: {describe_error(error)}"
-            )
+                self.conditioning_panel.clear_lyric_progress(
+                    f"How far it has sung is unknown: {describe_error(error)}"
+                )
+        if self._lyrics_again:
+            now, self._lyrics_again, self._lyrics_again_now = self._lyrics_again_now, False, False
+            self._ask_lyric_progress(now=now)
 
     def _mark_playhead(self) -> None:
         """The code at the playhead, while the song up to the take under the cursor plays (or is paused)."""
