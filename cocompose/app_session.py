@@ -9,7 +9,9 @@ them runs on one of three background threads and returns a `concurrent.futures.F
   thread, which starts the service on it;
 * the export thread: waits for a render job, then writes the file;
 * the audio thread: gathers the audio of the song up to a take for the player (`play_path`), which may
-  wait for a preview to be decoded.
+  wait for a preview to be decoded;
+* the lyrics thread: where in its lyrics the song up to a take sings (`lyric_progress`), beside a
+  generation that may be growing that take (the alignment only reads the model).
 
 Whatever happens is also reported through `notify(kind, payload)`, called on whichever thread it happened
 on (the app forwards it to the GUI thread):
@@ -30,6 +32,7 @@ under it too). The GUI reads the tree with `snapshot()`, which never waits for t
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import secrets
 import threading
@@ -60,6 +63,7 @@ NO_MODEL_HELP = (
 PRIORITY_OF_KIND = {"generate": Priority.INTERACTIVE, "preview": Priority.INTERACTIVE,
                     "upsample": Priority.BACKGROUND, "export": Priority.BACKGROUND}  # fmt: skip
 RECORDINGS_FOLDER = "recordings"  # under the state folder: every riff primed from is kept there
+LYRIC_CACHE_SIZE = 32  # paths whose lyric progress is kept (a window repaints and asks again often)
 
 Notify = Callable[[str, Any], None]
 
@@ -144,6 +148,8 @@ class AppSession:
         self._loader = ThreadPoolExecutor(1, "cocompose-model")
         self._exporter = ThreadPoolExecutor(1, "cocompose-export")
         self._audio_pool = ThreadPoolExecutor(1, "cocompose-audio")
+        self._lyrics_pool = ThreadPoolExecutor(1, "cocompose-lyrics")
+        self._lyric_cache: dict[tuple, Any] = {}  # (model hash, codes digest, specs) -> LyricProgress
         self.settings: Settings = load_settings(self.state_dir).settings
         self.project: Project | None = None
         self.engine: Any = None  # engine.api.ComposeEngine, imported only on the model thread
@@ -301,6 +307,7 @@ class AppSession:
     def _attach_engine(self, engine: Any, summary: ModelSummary) -> None:
         self._stop_service()
         self.engine, self.model = engine, summary
+        self._lyric_cache.clear()
         if self.project is not None:
             self._start_service()
         self._notify("model", summary)
@@ -451,6 +458,43 @@ class AppSession:
             return found
 
         return self._call(self._audio_pool, run)
+
+    def lyric_progress(self, node_id: int) -> Future:
+        """-> engine.api.LyricProgress of the song up to the end of `node_id` (where each top-level code
+        sings in the lyrics in force over it), or None when the model sings no lyrics. Computed on the
+        lyrics thread and cached per path codes and conditioning, so asking again for a path that has not
+        changed costs nothing. A failure is left in the future and not reported: the caller shows it."""
+
+        def run() -> Any:
+            from cocompose.service.runners import label_spec
+            from cocompose.service.upsampling import conditioning_changes
+
+            engine, project = self._need_engine(), self.project
+            if project is None:
+                raise ProjectError("Open or create a song first.")
+            if not engine.sings_lyrics:
+                return None
+            with self.lock:
+                tree = project.tree
+                if node_id not in tree:
+                    raise ProjectError(f"Take {node_id} is not in this song (it may have been deleted).")
+                codes = tree.path_codes(node_id).to_numpy()
+                changes = conditioning_changes(tree, node_id, 0, len(codes))
+                changes = changes or [(0, tree.conditioning_at(node_id))]
+                planned = project.song.planned_seconds
+            # The song length the labels are built with, as for upsampling the path.
+            seconds = max(planned, len(codes) / engine.codes_per_second)
+            specs = tuple((at, label_spec(c, seconds)) for at, c in changes)
+            key = (engine.model_hash, hashlib.sha256(codes.tobytes()).hexdigest(), specs)
+            found = self._lyric_cache.get(key)
+            if found is None:
+                found = engine.lyric_progress(codes, specs)
+                while len(self._lyric_cache) >= LYRIC_CACHE_SIZE:
+                    self._lyric_cache.pop(next(iter(self._lyric_cache)))
+                self._lyric_cache[key] = found
+            return found
+
+        return self._lyrics_pool.submit(run)
 
     # -- settings ------------------------------------------------------------------------------------
     def apply_settings(self, settings: Settings) -> Future | None:
@@ -605,7 +649,7 @@ class AppSession:
         try:
             self._io.submit(finish).result(timeout)
         finally:
-            for executor in (self._io, self._loader, self._exporter, self._audio_pool):
+            for executor in (self._io, self._loader, self._exporter, self._audio_pool, self._lyrics_pool):
                 executor.shutdown(wait=False, cancel_futures=True)
 
 

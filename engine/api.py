@@ -26,6 +26,8 @@ from engine.bundle import ModelBundle
 from engine.preview_stream import StreamingPreview
 from engine.prior.labels import Label, blend_rows, build_label, check_blend_weight, with_blend
 from engine.prior.sampler import Cancelled, SamplingSettings, branch_generators, sample
+from engine.prior.text import lyrics_vocab
+from engine.sampling.alignment import get_alignment
 from engine.sampling.drivers import window_labels, window_seed
 from engine.sampling.upsample import LabelTrack, upsample
 
@@ -57,6 +59,57 @@ class Piece:
 
     branches: tuple[int, ...]
     codes: np.ndarray  # (len(branches), k) int64
+
+
+@dataclass(frozen=True)
+class LyricProgress:
+    """Which lyric character each top-level code of a song sings, by the top prior's alignment head.
+
+    sections: (first code, lyrics text) per run of codes under one conditioning, the first at 0.
+    tokens[k]: index into the full lyric tokens of code k's section with the largest alignment weight;
+    chars[k]: the offset in that section's text of the character that token came from. Both are -1
+    for codes whose section has no lyrics.
+    """
+
+    sections: tuple[tuple[int, str], ...]
+    tokens: np.ndarray  # (K,) int64
+    chars: np.ndarray  # (K,) int64
+
+    @property
+    def n_codes(self) -> int:
+        return len(self.chars)
+
+    def lyrics_at(self, code: int) -> str:
+        """The text sung at top-level code `code` (0 <= code < n_codes)."""
+        found = ""
+        for first, text in self.sections:
+            if first > code:
+                break
+            found = text
+        return found
+
+    def char_at(self, code: int, lyrics: str) -> int:
+        """The offset in `lyrics` sung at `code`, or -1 when that code is outside the song, sings another
+        text (a section with other lyrics) or nothing."""
+        if not 0 <= code < self.n_codes or self.lyrics_at(code) != lyrics:
+            return -1
+        return int(self.chars[code])
+
+    def sung(self, lyrics: str) -> int:
+        """How many characters of `lyrics` have been sung: up to and including the one the last code that
+        sings this text attends to (0 when no code does)."""
+        for code in range(self.n_codes - 1, -1, -1):
+            at = self.char_at(code, lyrics)
+            if at >= 0:
+                return at + 1
+            if self.lyrics_at(code) == lyrics:
+                break
+        return 0
+
+
+# The lyric alignment is read window by window with the hop the generation uses (half a context), so
+# each code's attention comes from a window like the one it was sampled in.
+ALIGNMENT_HOP = 0.5
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -204,6 +257,39 @@ class ComposeEngine:
         if spec.blend_artist:
             label = with_blend(label, names.artist_id(spec.blend_artist), spec.blend_weight)
         return label
+
+    # -- lyrics -----------------------------------------------------------------------------------
+    @property
+    def sings_lyrics(self) -> bool:
+        """The top prior is conditioned on lyrics and has an alignment head to say where it sings."""
+        cfg = self.bundle.top.config
+        return bool(cfg.n_tokens) and cfg.alignment_layer is not None and cfg.labels is not None
+
+    def lyric_progress(self, codes: np.ndarray, spec: LabelSpec | SpecChanges) -> LyricProgress | None:
+        """Where in the lyrics each of the top-level codes (K,) sings, from the argmax of the top prior's
+        alignment (`engine.sampling.alignment.get_alignment`, one pass per distinct spec over the whole
+        song); None for a model that sings no lyrics. spec: as for `upsample` (changes from code 0)."""
+        if not self.sings_lyrics:
+            return None
+        prior = self.bundle.top
+        codes = np.asarray(codes, dtype=np.int64)
+        changes = self._spec_changes(spec, len(codes))
+        vocab = lyrics_vocab(self.bundle.label_config(prior).v3)
+        tokens = np.full(len(codes), -1, dtype=np.int64)
+        chars = np.full(len(codes), -1, dtype=np.int64)
+        ends = [at for at, _ in changes[1:]] + [len(codes)]
+        song = torch.from_numpy(codes)[None].to(self._device())
+        weights: dict[LabelSpec, np.ndarray] = {}
+        for (at, s), end in zip(changes, ends, strict=True):
+            label = self.label(s)
+            if end <= at or not label.full_tokens:
+                continue
+            if s not in weights:
+                weights[s] = get_alignment(prior, song, [label], ALIGNMENT_HOP)[0]
+            attended = weights[s][at:end].argmax(axis=1)
+            tokens[at:end] = attended
+            chars[at:end] = np.asarray(vocab.source_offsets(s.lyrics), dtype=np.int64)[attended]
+        return LyricProgress(tuple((at, s.lyrics) for at, s in changes), tokens, chars)
 
     # -- audio ------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -12,7 +12,8 @@ import torch
 from engine import checkpoint
 from engine.bundle import BundleManifest
 from engine.data.vocabulary import Vocabulary
-from engine.prior.builders import build_prior, prior_config
+from engine.prior.builders import build_prior, layer_kinds, prior_config
+from engine.prior.config import ENC_DEC
 from engine.training.config import MODEL_PRESETS
 from engine.training.prior_task import init_embeddings_, vqvae_hps
 from engine.vqvae import TINY, VQVAE
@@ -27,9 +28,14 @@ def tiny_vocabulary() -> Vocabulary:
     return Vocabulary(False, artists, genres)
 
 
-def _prior(kind: str, level: int, vqvae: VQVAE, vocabulary: Vocabulary, seed: int):
+def _prior(kind: str, level: int, vqvae: VQVAE, vocabulary: Vocabulary, seed: int, alignment: bool = False):
     torch.manual_seed(seed)
     hps = MODEL_PRESETS[kind]["tiny"].to_hps(level, vocabulary.n_genres, vocabulary.n_artists)
+    if alignment:
+        # The tiny top prior attends to its lyric encoder in one layer: name it the alignment head, as
+        # 5b_lyrics names one of its encoder-decoder layers (weights unchanged, only the config says so).
+        kinds = layer_kinds(hps["attn_order"], hps["prior_depth"])
+        hps |= {"alignment_layer": max(d for d, k in enumerate(kinds) if k == ENC_DEC), "alignment_head": 0}
     return init_embeddings_(build_prior(prior_config(hps, vqvae_hps(vqvae)))).eval()
 
 
@@ -40,12 +46,15 @@ def write_tiny_bundle(
     manifest: bool = True,
     vocabulary: Vocabulary | None = None,
     audible: bool = False,
+    lyric_alignment: bool = False,
 ) -> Path:
     """Write the tiny models (and bundle.json) into `folder`; returns the folder. The priors know the
     names of `vocabulary` (default: tiny_vocabulary()).
 
     audible: random VQ-VAE codebooks. Untrained ones are all zeros, so every code decodes to the same
     sound, and a test comparing audio could not tell two songs apart.
+    lyric_alignment: the top prior (which has a small lyric encoder) gets an alignment head, so the app
+    can say where in the lyrics a take sings; without it the model counts as one that sings no lyrics.
     """
     folder.mkdir(parents=True, exist_ok=True)
     vocabulary = vocabulary or tiny_vocabulary()
@@ -59,7 +68,10 @@ def write_tiny_bundle(
             block.initialized.fill_(True)
     checkpoint.save_model(folder / "vqvae", vqvae, "vqvae")
     checkpoint.save_model(
-        folder / "prior_tiny", _prior("prior", 2, vqvae, vocabulary, seed + 1), "prior", extra
+        folder / "prior_tiny",
+        _prior("prior", 2, vqvae, vocabulary, seed + 1, lyric_alignment),
+        "prior",
+        extra,
     )
     ups = {}
     if upsamplers:

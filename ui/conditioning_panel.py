@@ -1,13 +1,21 @@
 """Who sings and in what style: artist and genre pickers with search, a blend of two artists, the lyrics,
 and "Change from this take" (the new conditioning applies from the take under the cursor on: a duet).
 
+For a lyric model the lyrics editor also shows how far the song up to the take under the cursor has sung
+(from the model's lyric alignment, `AppSession.lyric_progress`): the characters sung so far are shaded and
+a line under the editor counts them; while the song plays, the character sung at the playhead is
+underlined. Both are extra selections drawn over the text, which is never edited for them.
+
 The official models know thousands of artists, so a picker is a line edit with a completer that matches
 anywhere in the name, ignoring case ("beat" finds "the_beatles"), over a plain string list model.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from PySide6.QtCore import QStringListModel, Qt, Signal
+from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
     QCompleter,
     QFormLayout,
@@ -16,11 +24,22 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QSlider,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
 
 from cocompose.song import ArtistBlend, Conditioning
+
+SUNG_BACKGROUND = QColor(255, 200, 80, 90)  # a light shade: the text stays readable over it
+PLAYHEAD_UNDERLINE = QColor(200, 60, 20)
+NO_LYRICS_MODEL = "This model sings no lyrics."
+
+
+def utf16_position(text: str, offset: int) -> int:
+    """The document position of `text[offset]`: Qt counts UTF-16 units, so a character outside the BMP
+    (an emoji) takes two."""
+    return len(text[:offset].encode("utf-16-le")) // 2
 
 
 class NamePicker(QLineEdit):
@@ -69,6 +88,11 @@ class ConditioningPanel(QWidget):
         self.blend.valueChanged.connect(lambda value: self.blend_label.setText(f"{value}%"))
         self.lyrics = QPlainTextEdit(objectName="lyrics")
         self.lyrics.setPlaceholderText("Lyrics (for the lyric models)")
+        self.lyrics_progress = QLabel(objectName="lyricsProgress", wordWrap=True)
+        self._progress: Any = None  # engine.api.LyricProgress of the take shown, None: no lyrics model
+        self._progress_known = False  # a progress (or "no lyrics") was given for the take shown
+        self._playhead_code: int | None = None
+        self.lyrics.textChanged.connect(self._paint_progress)
         self.swap_button = QPushButton("&Change from this take", objectName="swapButton")
         self.swap_button.setToolTip("This artist, genre and lyrics from the take under the cursor on")
         self.swap_button.clicked.connect(self._request_swap)
@@ -81,6 +105,7 @@ class ConditioningPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.lyrics, 1)
+        layout.addWidget(self.lyrics_progress)
         layout.addWidget(self.swap_button)
 
     def set_names(self, artists: tuple[str, ...], genres: tuple[str, ...]) -> None:
@@ -105,6 +130,76 @@ class ConditioningPanel(QWidget):
         other = self.blend_artist.text().strip()
         blend = ArtistBlend(other, self.blend.value() / 100) if other and self.blend.value() > 0 else None
         return Conditioning(artist, genre, self.lyrics.toPlainText(), blend)
+
+    # -- how far the song has sung ----------------------------------------------------------------
+    def show_lyric_progress(self, progress: Any) -> None:
+        """progress: the session's LyricProgress of the take shown, or None for a model without lyrics."""
+        self._progress, self._progress_known = progress, True
+        self._paint_progress()
+
+    def clear_lyric_progress(self, message: str = "") -> None:
+        """Nothing known (no take under the cursor, no model, or it could not be worked out: `message`)."""
+        self._progress, self._progress_known = None, False
+        self._paint_progress()
+        self.lyrics_progress.setText(message)
+
+    def set_playhead_code(self, code: int | None) -> None:
+        """The top-level code at the playhead of the song shown (None: nothing plays)."""
+        if code != self._playhead_code:
+            self._playhead_code = code
+            self._paint_progress()
+
+    def sung_characters(self) -> int | None:
+        """Characters of the lyrics in the editor that the song has sung, None when not known."""
+        progress, text = self._progress, self.lyrics.toPlainText()
+        if progress is None or not any(lyrics == text for _, lyrics in progress.sections):
+            return None
+        return progress.sung(text)
+
+    def _paint_progress(self) -> None:
+        text = self.lyrics.toPlainText()
+        selections = []
+        sung = self.sung_characters()
+        if not self._progress_known:
+            label = ""
+        elif self._progress is None:
+            label = NO_LYRICS_MODEL
+        elif sung is None:
+            label = "Edited: the song sings these lyrics once they are applied with Change from this take."
+        elif not text:
+            label = "No lyrics for this take."
+        else:
+            label = f"sung: {sung} of {len(text)} characters"
+            if sung:
+                selections.append(self._selection(0, sung, self._sung_format()))
+            at = -1 if self._playhead_code is None else self._progress.char_at(self._playhead_code, text)
+            if at >= 0:
+                selections.append(self._selection(at, at + 1, self._playhead_format()))
+        self.lyrics.setExtraSelections(selections)
+        self.lyrics_progress.setText(label)
+
+    def _selection(self, start: int, end: int, char_format: QTextCharFormat) -> QTextEdit.ExtraSelection:
+        text = self.lyrics.toPlainText()
+        cursor = QTextCursor(self.lyrics.document())
+        cursor.setPosition(utf16_position(text, start))
+        cursor.setPosition(utf16_position(text, end), QTextCursor.MoveMode.KeepAnchor)
+        selection = QTextEdit.ExtraSelection()
+        selection.cursor = cursor
+        selection.format = char_format
+        return selection
+
+    @staticmethod
+    def _sung_format() -> QTextCharFormat:
+        char_format = QTextCharFormat()
+        char_format.setBackground(SUNG_BACKGROUND)
+        return char_format
+
+    @staticmethod
+    def _playhead_format() -> QTextCharFormat:
+        char_format = QTextCharFormat()
+        char_format.setUnderlineStyle(QTextCharFormat.UnderlineStyle.SingleUnderline)
+        char_format.setUnderlineColor(PLAYHEAD_UNDERLINE)
+        return char_format
 
     def _request_swap(self) -> None:
         try:

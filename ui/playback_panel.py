@@ -53,6 +53,7 @@ class PlaybackPanel(QWidget):
 
     pathShown = Signal(object)  # PathAudio, once it is loaded into the player
     playerStatusChanged = Signal(object)  # PlayerStatus, when the state or message changes
+    playheadMoved = Signal(float)  # seconds into the song loaded, whenever the position moves
 
     def __init__(self, session: Any, when_done: Callable[..., None], output_device: int | str | None = None,
                  open_now: bool = True, parent: QWidget | None = None) -> None:  # fmt: skip
@@ -65,6 +66,7 @@ class PlaybackPanel(QWidget):
         self.playing: PathAudio | None = None  # what the player has loaded
         self._render: tuple[float, tuple[int, ...]] | None = None  # (seconds rendered, path rendered)
         self.lent = False  # another owner (the record dialog) plays through the player: keep off it
+        self._shut = False
 
         self.waveform = WaveformView()
         self.waveform.setObjectName("waveform")
@@ -81,6 +83,7 @@ class PlaybackPanel(QWidget):
         bar = TransportBar(player)
         bar.setObjectName("transport")
         bar.positionChanged.connect(self.waveform.set_playhead)
+        bar.positionChanged.connect(self.playheadMoved)
         bar.statusChanged.connect(self._status_changed)
         bar.set_loop_region_provider(self.waveform.selected_region)
         self.waveform.seekRequested.connect(bar.seek)
@@ -142,8 +145,8 @@ class PlaybackPanel(QWidget):
             self._session.play_path(node_id, self.player.sample_rate)
 
     def _path_ready(self, found: PathAudio) -> None:
-        if found.node_id != self._wanted or self.lent:
-            return  # the cursor moved on meanwhile, or the player is lent out
+        if found.node_id != self._wanted or self.lent or self._shut:
+            return  # the cursor moved on meanwhile, the player is lent out, or the window closed
         previous, self.playing = self.playing, found
         state = self.player.status().state
         siblings = previous is not None and previous.node_ids[:-1] == found.node_ids[:-1]
@@ -197,6 +200,7 @@ class PlaybackPanel(QWidget):
         self.playerStatusChanged.emit(status)
 
     def shutdown(self) -> None:
+        self._shut = True
         if self._keys is not None:
             self._keys.uninstall()
             self._keys = None

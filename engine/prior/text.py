@@ -61,6 +61,17 @@ class LyricsVocab:
     def encode(self, text: str) -> list[int]:
         return self.tokenise(self.clean(text))
 
+    def source_offsets(self, text: str) -> list[int]:
+        """For each token of `encode(text)`, the offset in `text` of the character it came from.
+
+        Cleaning works character by character (unidecode transliterates each code point on its own), so
+        a character yields zero tokens (dropped), one, or several ("ß" -> "ss": both at its offset).
+        """
+        offsets: list[int] = []
+        for i, ch in enumerate(text):
+            offsets.extend([i] * len(self.clean(ch)))
+        return offsets
+
     def decode(self, ids: list[int]) -> str:
         """Text of ids; 0 (padding/unknown) decodes to nothing."""
         out = []
