@@ -43,6 +43,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from cocompose import timeline
 from cocompose.app_state import AppState, config_dir, load_state, save_state
 from cocompose.service.jobs import DONE, FINISHED, PREVIEW_AUDIO, JobEvent, JobHandle, JobStateError
 from cocompose.service.requests import GenerateRequest, Priority, RenderRequest, SamplingParams
@@ -392,6 +393,18 @@ class AppSession:
 
         return self.edit(change)
 
+    def change_voice_at(self, leaf_id: int, seconds: float, conditioning: Conditioning) -> Future:
+        """From `seconds` into the song root..leaf_id on, another voice (a duet): a take under that point
+        is cut there, in one undo step. -> the id of the take that now starts at the point."""
+
+        def change(project: Project) -> int:
+            if self.engine is not None:
+                self._check_names(conditioning)
+            rate = project.song.model.codes_per_second
+            return timeline.change_voice_at(project, leaf_id, seconds, conditioning, rate)
+
+        return self.edit(change)
+
     def prime(self, audio_path: str | Path, max_seconds: float | None = None) -> Future:
         """Start the song from an audio file: its codes become the start (only before any take)."""
 
@@ -443,9 +456,11 @@ class AppSession:
         return engine.decode_preview(codes)
 
     # -- hearing the song ----------------------------------------------------------------------------
-    def play_path(self, node_id: int, device_rate: int | None = None) -> Future:
+    def play_path(self, node_id: int, device_rate: int | None = None, prefetch: bool = False) -> Future:
         """-> PathAudio: the song up to the end of `node_id` (growing while a take on it is sampled),
-        already converted to `device_rate` when one is given, so that the player's switch is instant."""
+        already converted to `device_rate` when one is given, so that the player's switch is instant.
+        prefetch: gathered in case it is wanted; a failure (the take was undone meanwhile) is only left
+        in the future, not reported, since nobody asked to hear it."""
 
         def run() -> PathAudio:
             audio = self.audio
@@ -457,7 +472,7 @@ class AppSession:
                 found.source.at_rate(device_rate)
             return found
 
-        return self._call(self._audio_pool, run)
+        return self._audio_pool.submit(run) if prefetch else self._call(self._audio_pool, run)
 
     def lyric_progress(self, node_id: int) -> Future:
         """-> engine.api.LyricProgress of the song up to the end of `node_id` (where each top-level code

@@ -187,11 +187,11 @@ def _new_voice(args: argparse.Namespace, project: Project, service, parent: int)
 def _cut(project: Project, service, node_id: int, seconds: float) -> int:
     """Continue from inside a take: split it `seconds` in (the rest becomes its own take) and return the
     take that now ends there."""
-    if node_id not in project.tree:
-        raise ValueError(f"Take {node_id} is not in this song (it may have been deleted).")
-    at = round(seconds * service.engine.codes_per_second)
-    service.read(lambda p: p.cut(node_id, at))
-    print(f"cut take {node_id} at {at / service.engine.codes_per_second:.2f} s; the rest is its own take")
+    from cocompose.timeline import cut_take
+
+    rate = service.engine.codes_per_second
+    cut = service.read(lambda p: cut_take(p, node_id, seconds, rate))
+    print(f"cut take {node_id} at {cut.at / rate:.2f} s; the rest is its own take")
     return node_id
 
 
@@ -328,19 +328,17 @@ def cmd_upsample(args: argparse.Namespace) -> int:
 
 def conditioning_sections(tree, path, codes_per_second: float) -> list[dict]:
     """The conditioning in force along the path, one entry per change, with its start time in the song."""
-    sections, at = [], 0
-    for node_id in path:
-        conditioning = tree.conditioning_at(node_id)
-        entry = {"start_s": round(at / codes_per_second, 3), "artist": conditioning.artist,
+    from cocompose.timeline import conditioning_sections as sections_of
+
+    entries = []
+    for section in sections_of(tree, path, codes_per_second):
+        conditioning = section.conditioning
+        entry = {"start_s": round(section.start_s, 3), "artist": conditioning.artist,
                  "genre": conditioning.genre, "lyrics": conditioning.lyrics}  # fmt: skip
         if conditioning.blend is not None:
             entry["blend"] = {"artist": conditioning.blend.other_artist, "weight": conditioning.blend.weight}
-        if not sections or {k: v for k, v in sections[-1].items() if k != "start_s"} != {
-            k: v for k, v in entry.items() if k != "start_s"
-        }:
-            sections.append(entry)
-        at += len(tree.node(node_id).codes)
-    return sections
+        entries.append(entry)
+    return entries
 
 
 def _lufs(text: str) -> float | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import pytest
 import soundfile as sf
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QMessageBox
 
 from cocompose.app_state import AppState, load_state, save_state
@@ -229,3 +230,79 @@ def test_a_generation_is_paused_and_resumed_from_the_jobs_panel(qtbot, tmp_path,
     qtbot.waitUntil(lambda: shown() == round(8.0 * window._model.codes_per_second), timeout=JOB_MS)
     assert jobs.state_of(job_id) == "done" and not jobs.pause_button(job_id).isEnabled()
     assert window.last_error == ""
+
+
+def test_change_the_voice_at_a_moment_of_the_timeline_makes_a_duet(qtbot, tmp_path, bundle):
+    window = open_window(qtbot, tmp_path / "config", bundle)
+    new_song(qtbot, window, tmp_path / "song.cocompose")
+    panel = window.generate_panel
+    panel.branches.setValue(1)
+    panel.seconds.setValue(1.0)
+    run_job(qtbot, window, "generate", lambda: click(qtbot, panel.continue_button))
+    qtbot.waitUntil(lambda: len(window._mirror.current_path) == 2)
+    first = window._mirror.current_id
+    panel.seconds.setValue(0.5)
+    run_job(qtbot, window, "generate", lambda: click(qtbot, panel.continue_button))
+    qtbot.waitUntil(lambda: len(window._mirror.current_path) == 3)
+    last = window._mirror.current_id
+    rate = window._model.codes_per_second
+    whole = window._mirror.node(first).codes
+    song_end = len(window._mirror.path_codes(last)) / rate
+    before = TreeSnapshot.of(window._mirror)
+    assert [s.label for s in window.timeline.sections] == ["Ada Tone · rock"]
+
+    # The menu offers the voice in the Conditioning panel, and says what is missing when there is none.
+    voice = window.conditioning_panel
+    voice.artist.setText("")
+    action = window.timeline.context_menu_at(0.6).findChild(QAction, "changeVoiceAction")
+    assert not action.isEnabled() and action.toolTip() == "Choose an artist and a genre first."
+    voice.artist.setText("Bo Noise")
+    voice.genre.setText("rock")
+    action = window.timeline.context_menu_at(0.6).findChild(QAction, "changeVoiceAction")
+    assert action.isEnabled() and action.text() == "Change the voice here to Bo Noise · rock"
+
+    # 0.6 s is inside the first take: it is cut at the nearest code, the rest sings in the new voice.
+    at = round(0.6 * rate)
+    action.trigger()
+    qtbot.waitUntil(lambda: window.timeline.changes_s() != [])
+    cut = at / rate
+    assert [(s.start_s, s.end_s, s.label) for s in window.timeline.sections] == [
+        (0.0, cut, "Ada Tone · rock"),
+        (cut, pytest.approx(song_end), "Bo Noise · rock"),
+    ]
+    assert window._mirror.node(first).codes == whole.split(at)[0]  # the first part is untouched
+    qtbot.waitUntil(lambda: window.selected_take() is not None and window.selected_take() != first)
+    start = window.selected_take()  # the cursor is on the take that starts at the cut
+    assert window._mirror.node(start).codes == whole.split(at)[1]
+    assert window._mirror.path_to(last) == (1, first, start, last)
+    assert window._mirror.conditioning_at(last).artist == "Bo Noise"
+    qtbot.waitUntil(lambda: ("conditioning", pytest.approx(cut)) in window.playback.waveform.markers)
+    after = TreeSnapshot.of(window._mirror)
+
+    # One Ctrl+Z puts the song back as it was; redo makes the duet again.
+    with qtbot.waitActive(window):
+        window.activateWindow()
+    qtbot.waitUntil(lambda: window.undo_action.text() == "&Undo Change the voice")
+    window.tree_view.setFocus()
+    qtbot.keyClick(window.tree_view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: TreeSnapshot.of(window._mirror) == before)
+    qtbot.waitUntil(lambda: window.timeline.changes_s() == [])
+    qtbot.waitUntil(window.redo_action.isEnabled)
+    redo = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+    qtbot.keyClick(window.tree_view, Qt.Key.Key_Z, redo)
+    qtbot.waitUntil(lambda: TreeSnapshot.of(window._mirror) == after)
+    assert window.last_error == ""  # nothing gathered for a take the undo took away was reported
+
+    # Generate after the take under the cursor: the new take sings in the new voice.
+    window.select_take(start)
+    panel.seconds.setValue(0.3)
+    run_job(qtbot, window, "generate", lambda: click(qtbot, panel.generate_button))
+    qtbot.waitUntil(lambda: len(children_of(window, start)) == 2)
+    new = max(children_of(window, start))
+    assert new not in {n.id for n in after.nodes} and window._mirror.conditioning_at(new).artist == "Bo Noise"
+    assert window._mirror.node(new).sampling is not None and len(window._mirror.node(new).codes) > 0
+
+    # A point past the end of the song is refused by name; nothing changes.
+    window.timeline.voiceChangeRequested.emit(song_end + 1.0)
+    qtbot.waitUntil(lambda: "nothing at" in window.last_error)
+    assert window._mirror.node(first).codes == whole.split(at)[0]

@@ -34,6 +34,7 @@ from cocompose.service.jobs import FINISHED
 from cocompose.settings import Settings
 from cocompose.song import NodeState, SongTree
 from cocompose.store import FILE_SUFFIX
+from cocompose.timeline import conditioning_sections, voice_label
 from cocompose.tree_mirror import sync
 from ui.conditioning_panel import ConditioningPanel
 from ui.dialog_actions import models_action, settings_action
@@ -92,6 +93,7 @@ class MainWindow(QMainWindow):
         # One question at a time: a model slower than LYRICS_EVERY_S would otherwise queue them up, and
         # every answer would be stale by the time it came. Another is asked (at once: `_again_now`) after.
         self._lyrics_busy = self._lyrics_again = self._lyrics_again_now = False
+        self._select_when_synced: int | None = None  # a take the cursor goes to once the mirror has it
         settings = self.session.settings
         self._output_device = settings.output_device if output_device is FROM_SETTINGS else output_device
         self._input_device = settings.input_device if input_device is FROM_SETTINGS else input_device
@@ -245,6 +247,8 @@ class MainWindow(QMainWindow):
         self.generate_panel.generateRequested.connect(self.generate)
         self.conditioning_panel.swapRequested.connect(self.swap)
         self.conditioning_panel.problem.connect(self.show_error)
+        self.timeline.set_voice_provider(lambda: voice_label(self.conditioning_panel.conditioning()))
+        self.timeline.voiceChangeRequested.connect(self.change_voice_at)
         self.jobs_panel.cancelRequested.connect(self.session.cancel)
         # Both return Futures; a refusal (a job that just finished) comes back through errorRaised.
         self.jobs_panel.pauseRequested.connect(self.session.pause_job)
@@ -323,7 +327,11 @@ class MainWindow(QMainWindow):
         sync(self._mirror, snapshot)
         rate = self._codes_per_second()
         self.timeline.set_segments(path_segments(self._mirror, rate) if len(self._mirror) else [])
+        self.timeline.set_sections(conditioning_sections(self._mirror, self._mirror.current_path, rate))
         self.playback.set_markers(self._mirror, rate)
+        wanted, self._select_when_synced = self._select_when_synced, None
+        if wanted is not None and wanted in self._mirror:
+            self.select_take(wanted)  # plays from there, via the selection
         self._play_cursor()
         now, self._lyrics_now = self._lyrics_now, False
         self._ask_lyric_progress(now=now)
@@ -555,6 +563,28 @@ class MainWindow(QMainWindow):
             return
         self.session.swap(node_id, conditioning.artist, conditioning.genre, conditioning.lyrics,
                           conditioning.blend)  # fmt: skip
+
+    def change_voice_at(self, seconds: float) -> None:
+        """From `seconds` into the song shown on, the voice in the Conditioning panel sings (a take under
+        that moment is cut there). The cursor then goes to the take starting there, so that generating
+        after it goes on in the new voice."""
+        leaf = self._mirror.current_id
+        try:
+            conditioning = self.conditioning_panel.conditioning()
+        except ValueError as exc:
+            self.show_error(str(exc))
+            return
+        if leaf is None:
+            self.show_error("Open or create a song first.")
+            return
+        future = self.session.change_voice_at(leaf, seconds, conditioning)
+        label = voice_label(conditioning)
+        self.bridge.when_done(future, lambda node_id: self._voice_changed(node_id, seconds, label))
+
+    def _voice_changed(self, node_id: int, seconds: float, label: str) -> None:
+        self._select_when_synced = node_id
+        self._sync_tree()
+        self.notice(f"From {seconds:.2f} s on: {label}. Generate after take {node_id} to go on singing so.")
 
     def upsample(self) -> None:
         from cocompose.service.requests import UpsampleRequest

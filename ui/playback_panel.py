@@ -23,25 +23,24 @@ from cocompose.playback import Player, PlayerState, PlayerStatus
 from cocompose.service.jobs import DONE, FINISHED
 from cocompose.song import SongTree
 from cocompose.take_audio import PathAudio
+from cocompose.timeline import conditioning_changes, conditioning_sections
 from ui.transport import TransportBar, TransportKeys
 from ui.waveform_view import WaveformView
 
 
 def path_markers(tree: SongTree, path: tuple[int, ...], codes_per_second: float):
     """(branch points, conditioning changes) along `path`, in seconds from the start of the song: where
-    a take was chosen among siblings, and where a take changes the artist (labelled with it)."""
-    branch_points, changes, codes = [], [], 0
+    a take was chosen among siblings, and where the conditioning changes (labelled "Artist · Genre", as
+    the timeline's sections are)."""
+    branch_points, codes = [], 0
     for node_id in path:
         if node_id not in tree:
             break
         node = tree.node(node_id)
-        at = codes / codes_per_second
-        if node.parent_id is not None:
-            if len(tree.children(node.parent_id)) > 1:
-                branch_points.append(at)
-            if node.conditioning is not None:
-                changes.append((at, f"{node.conditioning.artist} / {node.conditioning.genre}"))
+        if node.parent_id is not None and len(tree.children(node.parent_id)) > 1:
+            branch_points.append(codes / codes_per_second)
         codes += len(node.codes)
+    changes = conditioning_changes(conditioning_sections(tree, path, codes_per_second))
     return branch_points, changes
 
 
@@ -142,7 +141,7 @@ class PlaybackPanel(QWidget):
         if self._session.audio is None:
             return
         for node_id in node_ids:
-            self._session.play_path(node_id, self.player.sample_rate)
+            self._session.play_path(node_id, self.player.sample_rate, prefetch=True)
 
     def _path_ready(self, found: PathAudio) -> None:
         if found.node_id != self._wanted or self.lent or self._shut:

@@ -136,9 +136,12 @@ class ProjectEdits:
             raise ProjectError("A hidden take cannot be part of the current song; unhide it first.")
         self._run(Pick(self.tree.current_id, node_id))
 
-    def cut(self, node_id: int, at: int) -> int:
+    def cut(self, node_id: int, at: int, conditioning: Conditioning | None = None,
+            label: str | None = None) -> int:  # fmt: skip
         """Continue from inside a take: keep codes[:at] in it, move codes[at:] and its children to a new
-        node, and return that node's id. Add takes to `node_id` afterwards to branch from the cut."""
+        node, and return that node's id. Add takes to `node_id` afterwards to branch from the cut.
+        `conditioning`: the new node starts a conditioning change (another voice from the cut on), in
+        the same undo step; None: it inherits, and sounds as the whole take did."""
         node = self._live(node_id)
         if node.state is NodeState.IN_PROGRESS:
             raise ProjectError("Wait until this take has finished before continuing from inside it.")
@@ -147,13 +150,13 @@ class ProjectEdits:
         current = self.tree.current_id
 
         def change(ed: TreeEditor, history: History) -> int:
-            seq = history.begin_step(Cut)
+            seq = history.begin_step(Cut, label)
             second = replace(
                 node,
                 id=None,
                 parent_id=node_id,
                 codes=node.codes.split(at)[1],
-                conditioning=None,
+                conditioning=conditioning,
                 name="",
                 hidden=False,
                 created_at=time.time(),

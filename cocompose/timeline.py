@@ -1,0 +1,137 @@
+"""The song along a path as time: who sings where (sections by conditioning), which take a moment of the
+song falls in, and the cut that makes a moment the start of a take, for a duet or a new branch there.
+
+Qt-free: the timeline view and the waveform draw `conditioning_sections`, the app session and the CLI's
+`generate --from NODE --at SECONDS` share `cut_take`, and the app's "change the voice here" is
+`change_voice_at`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from cocompose.song import Conditioning, SongTree
+from cocompose.store import Project, ProjectError
+
+VOICE_CHANGE_LABEL = "Change the voice"
+
+
+def voice_label(conditioning: Conditioning) -> str:
+    """ "Artist · Genre", with a blended second artist after a "+"."""
+    blend = conditioning.blend
+    artist = conditioning.artist if blend is None else f"{conditioning.artist} + {blend.other_artist}"
+    return f"{artist} · {conditioning.genre}"
+
+
+@dataclass(frozen=True)
+class Section:
+    """A stretch of the song under one conditioning, in seconds from the start of the song."""
+
+    start_s: float
+    end_s: float
+    conditioning: Conditioning
+
+    @property
+    def label(self) -> str:
+        return voice_label(self.conditioning)
+
+    @property
+    def artists(self) -> tuple[str, ...]:
+        """Who sings: the artist, then the blended one if any."""
+        artist, blend = self.conditioning.artist, self.conditioning.blend
+        return (artist,) if blend is None else (artist, blend.other_artist)
+
+
+def conditioning_sections(tree: SongTree, path: tuple[int, ...], codes_per_second: float) -> list[Section]:
+    """The conditioning in force along `path` (root first), one section per run of codes under the same
+    conditioning (artist, blend, genre and lyrics all count). A take without codes yet covers no time and
+    is skipped; ids no longer in the tree end the path (the caller's copy may be a moment behind)."""
+    sections: list[Section] = []
+    codes = 0
+    for node_id in path:
+        if node_id not in tree:
+            break
+        length = len(tree.node(node_id).codes)
+        if length == 0:
+            continue
+        conditioning = tree.conditioning_at(node_id)
+        start, codes = codes, codes + length
+        if sections and sections[-1].conditioning == conditioning:
+            sections[-1] = replace(sections[-1], end_s=codes / codes_per_second)
+        else:
+            sections.append(Section(start / codes_per_second, codes / codes_per_second, conditioning))
+    return sections
+
+
+def conditioning_changes(sections: list[Section]) -> list[tuple[float, str]]:
+    """(seconds, label) where the conditioning changes: the start of every section but the first."""
+    return [(section.start_s, section.label) for section in sections[1:]]
+
+
+def code_index(seconds: float, codes_per_second: float) -> int:
+    """The code boundary nearest `seconds`."""
+    return round(seconds * codes_per_second)
+
+
+@dataclass(frozen=True)
+class SongPoint:
+    """A code boundary of the song: `at` codes into take `node_id` (0: the take starts there)."""
+
+    node_id: int
+    at: int
+
+
+def locate(tree: SongTree, leaf_id: int, seconds: float, codes_per_second: float) -> SongPoint:
+    """The code boundary nearest `seconds` on the song root..leaf_id. A boundary between two takes is
+    given as the start of the later one; the end of the song (or past it) raises ProjectError."""
+    if leaf_id not in tree:
+        raise ProjectError(f"Take {leaf_id} is not in this song (it may have been deleted).")
+    if seconds < 0:
+        raise ProjectError(f"A point in the song cannot be before its start ({seconds:g} s).")
+    target, start = code_index(seconds, codes_per_second), 0
+    for node_id in tree.path_to(leaf_id):
+        length = len(tree.node(node_id).codes)
+        if target < start + length:
+            return SongPoint(node_id, target - start)
+        start += length
+    end = start / codes_per_second
+    raise ProjectError(f"The song ends at {end:.2f} s: there is nothing at {seconds:.2f} s to change. "
+                       "Choose a point inside the song, or generate further first.")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CutResult:
+    """A take cut in two: `node_id` keeps codes[:at], `second_id` holds the rest (and the old children)."""
+
+    node_id: int
+    at: int
+    second_id: int
+
+
+def cut_take(project: Project, node_id: int, seconds: float, codes_per_second: float,
+             conditioning: Conditioning | None = None, label: str | None = None) -> CutResult:  # fmt: skip
+    """Cut take `node_id` at the code boundary nearest `seconds` into it (the CLI's `generate --from NODE
+    --at SECONDS`); `conditioning`: the rest starts a change to it, in the same undo step."""
+    if node_id not in project.tree:
+        raise ProjectError(f"Take {node_id} is not in this song (it may have been deleted).")
+    at = code_index(seconds, codes_per_second)
+    return CutResult(node_id, at, project.cut(node_id, at, conditioning, label))
+
+
+def change_voice_at(project: Project, leaf_id: int, seconds: float, conditioning: Conditioning,
+                    codes_per_second: float) -> int:  # fmt: skip
+    """From `seconds` into the song root..leaf_id on, `conditioning` sings (a duet when it is partway).
+    A point inside a take cuts it there; one undo step puts the song back as it was. Returns the take
+    that now starts at the point: the cursor's place, from which generating goes on in the new voice."""
+    tree = project.tree
+    point = locate(tree, leaf_id, seconds, codes_per_second)
+    if tree.conditioning_at(point.node_id) == conditioning:
+        at_s = code_index(seconds, codes_per_second) / codes_per_second
+        raise ProjectError(f"{voice_label(conditioning)} already sings at {at_s:.2f} s; "
+                           "choose another artist, genre or lyrics in the Conditioning panel.")  # fmt: skip
+    if point.at == 0:
+        project.set_conditioning(point.node_id, conditioning)
+        return point.node_id
+    into_take = point.at / codes_per_second
+    cut = cut_take(project, point.node_id, into_take, codes_per_second, conditioning, VOICE_CHANGE_LABEL)
+    return cut.second_id
