@@ -393,17 +393,31 @@ class AppSession:
 
         return self.edit(change)
 
-    def change_voice_at(self, leaf_id: int, seconds: float, conditioning: Conditioning) -> Future:
-        """From `seconds` into the song root..leaf_id on, another voice (a duet): a take under that point
-        is cut there, in one undo step. -> the id of the take that now starts at the point."""
+    def change_voice_at(self, leaf_id: int, seconds: float, conditioning: Conditioning, n: int,
+                        length_s: float, seed: int | None = None,
+                        sampling: SamplingParams | None = None) -> Future:  # fmt: skip
+        """A duet: n new takes sung by `conditioning` from `seconds` into the song root..leaf_id on. A take
+        under that moment is first cut there (its own undo step; what followed stays a branch of its own).
+        The new takes carry the voice, so they are sampled and upsampled with it. -> the JobHandle."""
+        seed = secrets.randbelow(2**31) if seed is None else seed
 
-        def change(project: Project) -> int:
-            if self.engine is not None:
-                self._check_names(conditioning)
-            rate = project.song.model.codes_per_second
-            return timeline.change_voice_at(project, leaf_id, seconds, conditioning, rate)
+        def run() -> JobHandle:
+            if self.project is None:
+                raise ProjectError("Open or create a song first.")
+            self._need_engine()
+            self._check_names(conditioning)
+            params = sampling or SamplingParams()
+            with self.lock:
+                rate = self.project.song.model.codes_per_second
+                timeline.check_voice_change(self.project.tree, leaf_id, seconds, conditioning, rate)
+                # Built before the cut, so a bad length or count is refused with the song untouched.
+                request = GenerateRequest.branches(leaf_id, n, length_s, seed, sampling=params,
+                                                   conditioning=conditioning)  # fmt: skip
+                parent = timeline.branch_point(self.project, leaf_id, seconds, rate, timeline.VOICE_CUT_LABEL)
+            self._announce_project()
+            return self._submit_now(replace(request, parent_id=parent))
 
-        return self.edit(change)
+        return self._call(self._io, run)
 
     def prime(self, audio_path: str | Path, max_seconds: float | None = None) -> Future:
         """Start the song from an audio file: its codes become the start (only before any take)."""
@@ -472,7 +486,21 @@ class AppSession:
                 found.source.at_rate(device_rate)
             return found
 
-        return self._audio_pool.submit(run) if prefetch else self._call(self._audio_pool, run)
+        def unless_gone() -> PathAudio:
+            try:
+                return run()
+            except Exception as exc:
+                # A take undone or deleted since it was asked for: the cursor has moved on, so the
+                # failure stays in the future; anything else is worth a message.
+                if not self._take_gone(node_id):
+                    self._notify("error", describe_error(exc))
+                raise
+
+        return self._audio_pool.submit(run if prefetch else unless_gone)
+
+    def _take_gone(self, node_id: int) -> bool:
+        with self.lock:
+            return self.project is not None and node_id not in self.project.tree
 
     def lyric_progress(self, node_id: int) -> Future:
         """-> engine.api.LyricProgress of the song up to the end of `node_id` (where each top-level code
@@ -550,9 +578,11 @@ class AppSession:
         return handle
 
     def generate(self, parent_id: int | None, n: int, seconds: float, seed: int | None = None,
-                 sampling: SamplingParams | None = None) -> Future:  # fmt: skip
+                 sampling: SamplingParams | None = None,
+                 conditioning: Conditioning | None = None) -> Future:  # fmt: skip
         """n branches after `parent_id` (None: after the song's end); one branch from the end is picked
-        when it finishes, so the song simply grows. Seeds are seed, seed + 1, ...; None draws one."""
+        when it finishes, so the song simply grows. Seeds are seed, seed + 1, ...; None draws one.
+        `conditioning`: a voice for the new takes (None, or the one in force there: they inherit it)."""
         seed = secrets.randbelow(2**31) if seed is None else seed
 
         def run() -> JobHandle:
@@ -563,7 +593,10 @@ class AppSession:
                 with self.lock:
                     parent = self.project.tree.current_id
             params = sampling or SamplingParams()
-            request = GenerateRequest.branches(parent, n, seconds, seed, sampling=params)
+            if conditioning is not None:
+                self._check_names(conditioning)
+            request = GenerateRequest.branches(parent, n, seconds, seed, sampling=params,
+                                               conditioning=conditioning)  # fmt: skip
             return self._submit_now(request, pick_when_done=parent_id is None and n == 1)
 
         return self._call(self._io, run)

@@ -2,8 +2,8 @@
 song falls in, and the cut that makes a moment the start of a take, for a duet or a new branch there.
 
 Qt-free: the timeline view and the waveform draw `conditioning_sections`, the app session and the CLI's
-`generate --from NODE --at SECONDS` share `cut_take`, and the app's "change the voice here" is
-`change_voice_at`.
+`generate --from NODE --at SECONDS` share `cut_take`, and the app's "change the voice here" cuts at
+`branch_point` and samples new takes from there in the new voice (they carry it: a duet).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from cocompose.song import Conditioning, SongTree
 from cocompose.store import Project, ProjectError
 
-VOICE_CHANGE_LABEL = "Change the voice"
+VOICE_CUT_LABEL = "Cut for a new voice"  # the undo step of the cut made before a duet's takes
 
 
 def voice_label(conditioning: Conditioning) -> str:
@@ -75,7 +75,7 @@ def code_index(seconds: float, codes_per_second: float) -> int:
 
 @dataclass(frozen=True)
 class SongPoint:
-    """A code boundary of the song: `at` codes into take `node_id` (0: the take starts there)."""
+    """A code boundary of the song: `at` codes into take `node_id` (at == its length: where it ends)."""
 
     node_id: int
     at: int
@@ -83,20 +83,21 @@ class SongPoint:
 
 def locate(tree: SongTree, leaf_id: int, seconds: float, codes_per_second: float) -> SongPoint:
     """The code boundary nearest `seconds` on the song root..leaf_id. A boundary between two takes is
-    given as the start of the later one; the end of the song (or past it) raises ProjectError."""
+    given as the end of the earlier one (what music goes on after it); past the song's end raises."""
     if leaf_id not in tree:
         raise ProjectError(f"Take {leaf_id} is not in this song (it may have been deleted).")
     if seconds < 0:
         raise ProjectError(f"A point in the song cannot be before its start ({seconds:g} s).")
     target, start = code_index(seconds, codes_per_second), 0
     for node_id in tree.path_to(leaf_id):
-        length = len(tree.node(node_id).codes)
-        if target < start + length:
+        end = start + len(tree.node(node_id).codes)
+        if target <= end:
+            if target == start and start == 0 and end > 0:
+                raise ProjectError("The song starts with primed audio: choose a moment after it.")
             return SongPoint(node_id, target - start)
-        start += length
-    end = start / codes_per_second
-    raise ProjectError(f"The song ends at {end:.2f} s: there is nothing at {seconds:.2f} s to change. "
-                       "Choose a point inside the song, or generate further first.")  # fmt: skip
+        start = end
+    raise ProjectError(f"The song ends at {start / codes_per_second:.2f} s: there is nothing at "
+                       f"{seconds:.2f} s. Choose a moment inside the song.")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -118,20 +119,24 @@ def cut_take(project: Project, node_id: int, seconds: float, codes_per_second: f
     return CutResult(node_id, at, project.cut(node_id, at, conditioning, label))
 
 
-def change_voice_at(project: Project, leaf_id: int, seconds: float, conditioning: Conditioning,
-                    codes_per_second: float) -> int:  # fmt: skip
-    """From `seconds` into the song root..leaf_id on, `conditioning` sings (a duet when it is partway).
-    A point inside a take cuts it there; one undo step puts the song back as it was. Returns the take
-    that now starts at the point: the cursor's place, from which generating goes on in the new voice."""
-    tree = project.tree
+def branch_point(project: Project, leaf_id: int, seconds: float, codes_per_second: float,
+                 label: str | None = None) -> int:  # fmt: skip
+    """The take that ends at the moment nearest `seconds` of the song root..leaf_id, for new takes to
+    go on from there: a take under that moment is cut in two (one undo step, `label`); the song's end is
+    its last take. The music after the moment stays as it was, a branch of its own."""
+    point = locate(project.tree, leaf_id, seconds, codes_per_second)
+    if point.at == len(project.tree.node(point.node_id).codes):
+        return point.node_id
+    return cut_take(
+        project, point.node_id, point.at / codes_per_second, codes_per_second, label=label
+    ).node_id
+
+
+def check_voice_change(tree: SongTree, leaf_id: int, seconds: float, conditioning: Conditioning,
+                       codes_per_second: float) -> None:  # fmt: skip
+    """Refuse, by name, a change to the voice that already sings at that moment (before anything is cut)."""
     point = locate(tree, leaf_id, seconds, codes_per_second)
     if tree.conditioning_at(point.node_id) == conditioning:
         at_s = code_index(seconds, codes_per_second) / codes_per_second
         raise ProjectError(f"{voice_label(conditioning)} already sings at {at_s:.2f} s; "
                            "choose another artist, genre or lyrics in the Conditioning panel.")  # fmt: skip
-    if point.at == 0:
-        project.set_conditioning(point.node_id, conditioning)
-        return point.node_id
-    into_take = point.at / codes_per_second
-    cut = cut_take(project, point.node_id, into_take, codes_per_second, conditioning, VOICE_CHANGE_LABEL)
-    return cut.second_id

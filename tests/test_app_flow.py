@@ -17,6 +17,8 @@ from PySide6.QtWidgets import QMessageBox
 
 from cocompose.app_state import AppState, load_state, save_state
 from cocompose.audio_io import AudioStatus
+from cocompose.song import Conditioning
+from cocompose.timeline import conditioning_sections
 from cocompose.tree_mirror import TreeSnapshot
 from tests.compose_model import write_tiny_bundle
 from ui.main_window import MainWindow
@@ -184,6 +186,11 @@ def test_a_bad_request_is_explained_and_the_app_keeps_working(qtbot, tmp_path, b
     window.generate_panel.seconds.setValue(0.2)
     window.generate_panel.request("variations")
     assert "no variations" in window.last_error
+    # New takes sing what the Conditioning panel shows, so its misspelt name is refused again, by name.
+    with qtbot.waitSignal(window.bridge.errorRaised, timeout=JOB_MS):
+        window.generate_panel.request("generate")
+    assert "unknown artist 'Ada Tome'" in window.last_error and len(children_of(window, 1)) == 0
+    window.conditioning_panel.artist.setText("Ada Tone")
     run_job(qtbot, window, "generate", lambda: window.generate_panel.request("generate"))
     qtbot.waitUntil(lambda: len(children_of(window, 1)) == 2)
 
@@ -261,48 +268,47 @@ def test_change_the_voice_at_a_moment_of_the_timeline_makes_a_duet(qtbot, tmp_pa
     action = window.timeline.context_menu_at(0.6).findChild(QAction, "changeVoiceAction")
     assert action.isEnabled() and action.text() == "Change the voice here to Bo Noise · rock"
 
-    # 0.6 s is inside the first take: it is cut at the nearest code, the rest sings in the new voice.
+    # 0.6 s is inside the first take: it is cut at the nearest code, and new takes sung by Bo Noise go
+    # on from there; what followed the cut stays as it was sampled, a branch of its own.
     at = round(0.6 * rate)
-    action.trigger()
-    qtbot.waitUntil(lambda: window.timeline.changes_s() != [])
+    panel.branches.setValue(2)
+    panel.seconds.setValue(0.3)
+    run_job(qtbot, window, "generate", action.trigger)
     cut = at / rate
-    assert [(s.start_s, s.end_s, s.label) for s in window.timeline.sections] == [
-        (0.0, cut, "Ada Tone · rock"),
-        (cut, pytest.approx(song_end), "Bo Noise · rock"),
-    ]
     assert window._mirror.node(first).codes == whole.split(at)[0]  # the first part is untouched
-    qtbot.waitUntil(lambda: window.selected_take() is not None and window.selected_take() != first)
-    start = window.selected_take()  # the cursor is on the take that starts at the cut
-    assert window._mirror.node(start).codes == whole.split(at)[1]
-    assert window._mirror.path_to(last) == (1, first, start, last)
-    assert window._mirror.conditioning_at(last).artist == "Bo Noise"
-    qtbot.waitUntil(lambda: ("conditioning", pytest.approx(cut)) in window.playback.waveform.markers)
-    after = TreeSnapshot.of(window._mirror)
+    qtbot.waitUntil(lambda: len(children_of(window, first)) == 3)
+    rest = window._mirror.path_to(last)[2]
+    assert window._mirror.node(rest).codes == whole.split(at)[1]
+    assert window._mirror.path_to(last) == (1, first, rest, last)
+    assert window._mirror.conditioning_at(last).artist == "Ada Tone"  # nothing sampled is relabelled
+    duet = [n for n in children_of(window, first) if n != rest]
+    for take in duet:
+        node = window._mirror.node(take)
+        assert node.conditioning == Conditioning("Bo Noise", "rock")  # the new takes carry the voice
+        assert len(node.codes) == round(0.3 * rate)
+    sections = conditioning_sections(window._mirror, window._mirror.path_to(duet[0]), rate)
+    assert [(s.start_s, s.label) for s in sections] == [(0.0, "Ada Tone · rock"), (cut, "Bo Noise · rock")]
 
-    # One Ctrl+Z puts the song back as it was; redo makes the duet again.
+    # The duet plays with its change marked; picking it makes the timeline show the change.
+    window.select_take(duet[0])
+    qtbot.waitUntil(lambda: ("conditioning", pytest.approx(cut)) in window.playback.waveform.markers)
+    window.session.pick(duet[0])
+    qtbot.waitUntil(lambda: window.timeline.changes_s() == [pytest.approx(cut)])
+
+    # Ctrl+Z takes back the new takes, then the cut: the song is as it was.
     with qtbot.waitActive(window):
         window.activateWindow()
-    qtbot.waitUntil(lambda: window.undo_action.text() == "&Undo Change the voice")
     window.tree_view.setFocus()
-    qtbot.keyClick(window.tree_view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    undone = []
+    while not undone or undone[-1] != "&Undo Cut for a new voice":
+        assert len(undone) < 3, undone  # at most: the pick, the new takes, the cut
+        undone.append(window.undo_action.text())
+        qtbot.keyClick(window.tree_view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+        qtbot.waitUntil(lambda label=undone[-1]: window.undo_action.text() != label)
     qtbot.waitUntil(lambda: TreeSnapshot.of(window._mirror) == before)
-    qtbot.waitUntil(lambda: window.timeline.changes_s() == [])
-    qtbot.waitUntil(window.redo_action.isEnabled)
-    redo = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
-    qtbot.keyClick(window.tree_view, Qt.Key.Key_Z, redo)
-    qtbot.waitUntil(lambda: TreeSnapshot.of(window._mirror) == after)
     assert window.last_error == ""  # nothing gathered for a take the undo took away was reported
-
-    # Generate after the take under the cursor: the new take sings in the new voice.
-    window.select_take(start)
-    panel.seconds.setValue(0.3)
-    run_job(qtbot, window, "generate", lambda: click(qtbot, panel.generate_button))
-    qtbot.waitUntil(lambda: len(children_of(window, start)) == 2)
-    new = max(children_of(window, start))
-    assert new not in {n.id for n in after.nodes} and window._mirror.conditioning_at(new).artist == "Bo Noise"
-    assert window._mirror.node(new).sampling is not None and len(window._mirror.node(new).codes) > 0
 
     # A point past the end of the song is refused by name; nothing changes.
     window.timeline.voiceChangeRequested.emit(song_end + 1.0)
     qtbot.waitUntil(lambda: "nothing at" in window.last_error)
-    assert window._mirror.node(first).codes == whole.split(at)[0]
+    assert TreeSnapshot.of(window._mirror) == before

@@ -1,6 +1,6 @@
 """Who sings where (cocompose.timeline): sections of the song by conditioning, merged where nothing
-changes, in seconds; the point of the song a time falls on; and a voice change at a point, which cuts the
-take there in one undo step and leaves the first part's codes as they were."""
+changes, in seconds; the point of the song a time falls on; and the branch point a duet grows from: the
+take under a moment is cut there in one undo step, the first part's codes as they were."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from cocompose.store import Project, ProjectError
 from cocompose.timeline import (
     Section,
     SongPoint,
-    change_voice_at,
+    branch_point,
+    check_voice_change,
     conditioning_changes,
     conditioning_sections,
     cut_take,
@@ -93,16 +94,22 @@ def test_a_primed_start_counts_and_an_empty_take_covers_no_time():
     assert conditioning_sections(tree, (1, 2, 99), RATE) == [Section(0.0, 1.0, ADA)]  # 99: gone
 
 
-def test_a_time_falls_on_the_nearest_code_boundary_and_a_take_boundary_is_the_later_take():
+def test_a_time_falls_on_the_nearest_code_boundary_and_a_take_boundary_is_the_earlier_take_end():
     tree = chain((8, None), (4, None))
-    assert locate(tree, 3, 0.0, RATE) == SongPoint(2, 0)
+    assert locate(tree, 3, 0.0, RATE) == SongPoint(1, 0)  # the empty start: new takes go after it
     assert locate(tree, 3, 1.1, RATE) == SongPoint(2, 4)  # 4.4 codes in: the boundary after code 4
-    assert locate(tree, 3, 1.99, RATE) == SongPoint(3, 0)  # rounds to 8: where take 3 starts
+    assert locate(tree, 3, 1.99, RATE) == SongPoint(2, 8)  # rounds to 8: where take 2 ends
+    assert locate(tree, 3, 3.0, RATE) == SongPoint(3, 4)  # the song's end is a moment to go on from
     assert locate(tree, 2, 1.5, RATE) == SongPoint(2, 6)  # on the song up to take 2 alone
     with pytest.raises(ProjectError, match=r"ends at 3\.00 s"):
-        locate(tree, 3, 2.9, RATE)
-    with pytest.raises(ProjectError, match=r"ends at 2\.00 s"):
-        locate(tree, 2, 2.0, RATE)
+        locate(tree, 3, 3.2, RATE)
+    with pytest.raises(ProjectError, match="before its start"):
+        locate(tree, 3, -1.0, RATE)
+    primed = SongTree()
+    primed.attach([Node(1, None, codes(4), ADA)])
+    with pytest.raises(ProjectError, match="starts with primed audio"):
+        locate(primed, 1, 0.0, RATE)
+    assert locate(primed, 1, 1.0, RATE) == SongPoint(1, 4)
 
 
 # -- on a project: the cut, the change, undo ---------------------------------------------------------
@@ -117,7 +124,7 @@ def add_take(project: Project, parent: int, n: int, first: int) -> int:
     return take
 
 
-def test_a_change_inside_a_take_cuts_it_there_in_one_undo_step(project):
+def test_a_branch_point_inside_a_take_cuts_it_there_in_one_undo_step(project):
     rate = project.song.model.codes_per_second
     first = add_take(project, 1, 40, 0)
     second = add_take(project, first, 30, 7)
@@ -125,43 +132,36 @@ def test_a_change_inside_a_take_cuts_it_there_in_one_undo_step(project):
     before = TreeSnapshot.of(project.tree)
     whole = project.tree.node(first).codes
 
-    at_s = 25.4 / rate  # nearest boundary: 25 codes into the first take
-    start = change_voice_at(project, second, at_s, BO, rate)
+    assert branch_point(project, second, 25.4 / rate, rate, "Cut for a new voice") == first
     tree = project.tree
+    (rest,) = tree.children(first)
     assert tree.node(first).codes == whole.split(25)[0]  # the first part is untouched
-    assert tree.node(start).codes == whole.split(25)[1] and tree.node(start).parent_id == first
-    assert tree.node(second).parent_id == start and tree.current_path == (1, first, start, second)
-    assert tree.conditioning_at(first) == ADA and tree.conditioning_at(second) == BO
-    sections = conditioning_sections(tree, tree.current_path, rate)
-    assert as_tuples(sections) == [(0.0, 25 / rate, ADA), (25 / rate, 70 / rate, BO)]
-    assert project.undo_label == "Change the voice"
-
-    assert project.undo() == "Change the voice"
+    assert tree.node(rest.id).codes == whole.split(25)[1]  # what followed stays, a branch of its own
+    assert tree.node(second).parent_id == rest.id and tree.current_path == (1, first, rest.id, second)
+    assert tree.conditioning_at(rest.id) == ADA and tree.conditioning_at(second) == ADA  # nothing relabelled
+    assert project.undo() == "Cut for a new voice"
     assert TreeSnapshot.of(project.tree) == before
-    project.redo()
-    assert project.tree.conditioning_at(second) == BO and project.tree.node(first).codes == whole.split(25)[0]
 
 
-def test_a_change_at_the_start_of_a_take_only_changes_the_conditioning(project):
+def test_a_branch_point_on_a_take_boundary_or_at_the_end_cuts_nothing(project):
     rate = project.song.model.codes_per_second
     first = add_take(project, 1, 40, 0)
     second = add_take(project, first, 30, 7)
     before = TreeSnapshot.of(project.tree)
-    assert change_voice_at(project, second, 40 / rate, BO, rate) == second
-    assert len(project.tree) == 3 and project.tree.node(second).conditioning == BO
-    project.undo()
+    assert branch_point(project, second, 40 / rate, rate) == first
+    assert branch_point(project, second, 70 / rate, rate) == second
+    assert branch_point(project, second, 0.0, rate) == 1
     assert TreeSnapshot.of(project.tree) == before
 
 
-def test_a_change_that_changes_nothing_or_lies_past_the_end_is_refused_and_the_song_is_kept(project):
+def test_a_voice_change_to_the_voice_already_there_or_past_the_end_is_refused(project):
     rate = project.song.model.codes_per_second
     first = add_take(project, 1, 40, 0)
-    before = TreeSnapshot.of(project.tree)
     with pytest.raises(ProjectError, match="Ada Tone · rock already sings"):
-        change_voice_at(project, first, 20 / rate, ADA, rate)
+        check_voice_change(project.tree, first, 20 / rate, ADA, rate)
+    check_voice_change(project.tree, first, 20 / rate, BO, rate)  # another voice: fine
     with pytest.raises(ProjectError, match="nothing at"):
-        change_voice_at(project, first, 40 / rate, BO, rate)
-    assert TreeSnapshot.of(project.tree) == before and project.undo_label == "Add takes"
+        check_voice_change(project.tree, first, 41 / rate, BO, rate)
 
 
 def test_cut_take_is_the_cli_cut_seconds_into_a_take(project):

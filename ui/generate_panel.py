@@ -107,8 +107,14 @@ class GeneratePanel(QWidget):
 
     def request(self, mode: str) -> GenerateSettings:
         """Emit a request with the shown seed, then draw the next one unless Reuse is on."""
-        settings = self.settings()
+        settings = self.request_settings()
         self.generateRequested.emit(mode, settings)
+        return settings
+
+    def request_settings(self) -> GenerateSettings:
+        """The settings for a request made elsewhere (a duet from the timeline): the shown seed is used
+        up as by the Generate button, so the next request samples other takes unless Reuse is on."""
+        settings = self.settings()
         if not self.reuse_seed.isChecked():
             self._set_seed(secrets.randbelow(SEED_RANGE))
         return settings

@@ -93,7 +93,6 @@ class MainWindow(QMainWindow):
         # One question at a time: a model slower than LYRICS_EVERY_S would otherwise queue them up, and
         # every answer would be stale by the time it came. Another is asked (at once: `_again_now`) after.
         self._lyrics_busy = self._lyrics_again = self._lyrics_again_now = False
-        self._select_when_synced: int | None = None  # a take the cursor goes to once the mirror has it
         settings = self.session.settings
         self._output_device = settings.output_device if output_device is FROM_SETTINGS else output_device
         self._input_device = settings.input_device if input_device is FROM_SETTINGS else input_device
@@ -329,9 +328,6 @@ class MainWindow(QMainWindow):
         self.timeline.set_segments(path_segments(self._mirror, rate) if len(self._mirror) else [])
         self.timeline.set_sections(conditioning_sections(self._mirror, self._mirror.current_path, rate))
         self.playback.set_markers(self._mirror, rate)
-        wanted, self._select_when_synced = self._select_when_synced, None
-        if wanted is not None and wanted in self._mirror:
-            self.select_take(wanted)  # plays from there, via the selection
         self._play_cursor()
         now, self._lyrics_now = self._lyrics_now, False
         self._ask_lyric_progress(now=now)
@@ -554,7 +550,20 @@ class MainWindow(QMainWindow):
                 return
         else:
             parent = selected
-        self.session.generate(parent, settings.branches, settings.seconds, settings.seed, settings.sampling)
+        self.session.generate(parent, settings.branches, settings.seconds, settings.seed, settings.sampling,
+                              self._new_voice(parent))  # fmt: skip
+
+    def _new_voice(self, parent: int | None):
+        """The Conditioning panel's voice when it differs from the one in force at `parent`: new takes
+        sing what the panel shows (a duet from there on); None lets them inherit it."""
+        try:
+            shown = self.conditioning_panel.conditioning()
+        except ValueError:
+            return None  # empty fields: nothing chosen, the song's own voice goes on
+        at = self._mirror.current_id if parent is None else parent
+        if at is None or at not in self._mirror or self._mirror.conditioning_at(at) == shown:
+            return None
+        return shown
 
     def swap(self, conditioning) -> None:
         node_id = self.selected_take()
@@ -565,9 +574,9 @@ class MainWindow(QMainWindow):
                           conditioning.blend)  # fmt: skip
 
     def change_voice_at(self, seconds: float) -> None:
-        """From `seconds` into the song shown on, the voice in the Conditioning panel sings (a take under
-        that moment is cut there). The cursor then goes to the take starting there, so that generating
-        after it goes on in the new voice."""
+        """A duet from the timeline: from `seconds` into the song shown on, new takes (as many and as long
+        as the Generate panel says) sung by the voice in the Conditioning panel. A take under that moment
+        is cut there first; the music that followed stays, a branch of its own."""
         leaf = self._mirror.current_id
         try:
             conditioning = self.conditioning_panel.conditioning()
@@ -577,14 +586,13 @@ class MainWindow(QMainWindow):
         if leaf is None:
             self.show_error("Open or create a song first.")
             return
-        future = self.session.change_voice_at(leaf, seconds, conditioning)
+        settings = self.generate_panel.request_settings()
+        future = self.session.change_voice_at(leaf, seconds, conditioning, settings.branches,
+                                              settings.seconds, settings.seed, settings.sampling)  # fmt: skip
         label = voice_label(conditioning)
-        self.bridge.when_done(future, lambda node_id: self._voice_changed(node_id, seconds, label))
-
-    def _voice_changed(self, node_id: int, seconds: float, label: str) -> None:
-        self._select_when_synced = node_id
-        self._sync_tree()
-        self.notice(f"From {seconds:.2f} s on: {label}. Generate after take {node_id} to go on singing so.")
+        self.bridge.when_done(
+            future, lambda _handle: self.notice(f"From {seconds:.2f} s on, {label}: sampling the new takes…")
+        )
 
     def upsample(self) -> None:
         from cocompose.service.requests import UpsampleRequest
