@@ -110,13 +110,12 @@ def main(out_dir: Path) -> int:
         takes = generate(panel.generate_button, 3, 4.0)
         window.select_take(takes[0])
         window.session.pick(takes[0])
-        takes = generate(panel.generate_button, 3, 4.0)
-        # A duet: another artist and genre from the middle take of the last round on.
-        window.select_take(takes[1])
+        # A duet: the third round is sung by another artist in another genre (the Conditioning panel's).
         settle(0.5)
         window.conditioning_panel.artist.setText("the_glass_harps")
         window.conditioning_panel.genre.setText("waltz")
-        window.conditioning_panel.swap_button.click()
+        takes = generate(panel.generate_button, 3, 4.0)
+        window.select_take(takes[1])
         window.session.pick(takes[1])
         settle(1.0)
         wait_until(lambda: window.playing_take() == takes[1], what="the take to load")

@@ -94,7 +94,10 @@ class ConditioningPanel(QWidget):
         self._playhead_code: int | None = None
         self.lyrics.textChanged.connect(self._paint_progress)
         self.swap_button = QPushButton("&Change from this take", objectName="swapButton")
-        self.swap_button.setToolTip("This artist, genre and lyrics from the take under the cursor on")
+        self.swap_button.setToolTip(
+            "Relabel: the take under the cursor and what follows it are upsampled with this voice. New "
+            "takes sing the voice shown here anyway: Generate, or right-click the timeline for a duet."
+        )
         self.swap_button.clicked.connect(self._request_swap)
 
         form = QFormLayout()

@@ -43,8 +43,13 @@ class JobsPanel(QWidget):
         self.table = QTreeWidget(objectName="jobsTable")
         self.table.setRootIsDecorated(False)
         self.table.setHeaderLabels(list(COLUMNS))
-        self.table.header().setSectionResizeMode(KIND, QHeaderView.ResizeMode.Stretch)
-        self.table.header().setStretchLastSection(False)
+        header, advance = self.table.header(), self.table.fontMetrics().horizontalAdvance
+        header.setSectionResizeMode(KIND, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(False)
+        # Narrow fixed columns from the font, so the job's name gets the room (it says what runs).
+        for column, sample in ((PRIORITY, "background"), (STATE, "running"), (PROGRESS, "100%  100%"),
+                               (ETA, "Time left"), (PAUSE, "Resume"), (CANCEL, "Cancel")):  # fmt: skip
+            header.resizeSection(column, advance(sample) + 24)
         self._rows: dict[int, QTreeWidgetItem] = {}
         self._bars: dict[int, QProgressBar] = {}
         self._cancels: dict[int, QPushButton] = {}
