@@ -302,7 +302,9 @@ def _fetch_once(
                 if cancel.is_set():
                     raise DownloadCancelled(f"cancelled; {have} bytes of {remote.label} kept in {part}")
                 try:
-                    chunk = response.read(settings.chunk_bytes)
+                    # read1: what has arrived (up to a chunk), not a full chunk: on a slow or stalled line
+                    # the .part, the progress and the cancel check keep up instead of waiting for 1 MiB.
+                    chunk = response.read1(settings.chunk_bytes)
                 except (OSError, http.client.HTTPException) as exc:
                     raise _Transient(_describe(exc)) from None
                 if not chunk:
