@@ -674,11 +674,13 @@ class AppSession:
             project = self.project
             tree = project.tree
             path = tree.current_path
-            conditioning = tree.conditioning_at(path[-1])
+            cps = project.song.model.codes_per_second
             seeds = [tree.node(i).sampling.seed for i in path if tree.node(i).sampling]
             sidecar = {"title": project.song.title, "model": project.song.model.name, "quality": quality,
-                       "lineage": list(path), "seeds": seeds}  # fmt: skip
-            tags = {"title": project.song.title, "artist": conditioning.artist, "genre": conditioning.genre}
+                       "lineage": list(path), "seeds": seeds,
+                       "sections": timeline.sections_json(tree, path, cps)}  # fmt: skip
+            artist, genre = timeline.credits(tree, path, cps)
+            tags = {"title": project.song.title, "artist": artist, "genre": genre}
         return tags, sidecar
 
     # -- the end -------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 # The service pulls in torch; it is imported only by the commands that run a model, so that
 # `cocompose new/info/pick` stay instant.
+from cocompose import timeline
 from cocompose.service.requests import (
     MAX_SEED,
     GenerateRequest,
@@ -326,21 +327,6 @@ def cmd_upsample(args: argparse.Namespace) -> int:
     return 0
 
 
-def conditioning_sections(tree, path, codes_per_second: float) -> list[dict]:
-    """The conditioning in force along the path, one entry per change, with its start time in the song."""
-    from cocompose.timeline import conditioning_sections as sections_of
-
-    entries = []
-    for section in sections_of(tree, path, codes_per_second):
-        conditioning = section.conditioning
-        entry = {"start_s": round(section.start_s, 3), "artist": conditioning.artist,
-                 "genre": conditioning.genre, "lyrics": conditioning.lyrics}  # fmt: skip
-        if conditioning.blend is not None:
-            entry["blend"] = {"artist": conditioning.blend.other_artist, "weight": conditioning.blend.weight}
-        entries.append(entry)
-    return entries
-
-
 def _lufs(text: str) -> float | None:
     return None if text.lower() == "none" else float(text)
 
@@ -355,7 +341,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         audio, rate = run_job(service, request, f"rendering ({args.quality})")
         tree = project.tree
         path = tree.current_path
-        conditioning = tree.conditioning_at(path[-1])
+        cps = service.engine.codes_per_second
         sidecar = {
             "title": project.song.title,
             "model": project.song.model.name,
@@ -363,9 +349,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             "range_s": [start, end],
             "lineage": list(path),
             "seeds": [tree.node(i).sampling.seed for i in path if tree.node(i).sampling],
-            "sections": conditioning_sections(tree, path, service.engine.codes_per_second),
+            "sections": timeline.sections_json(tree, path, cps),
         }
-        tags = TrackTags(title=project.song.title, artist=conditioning.artist, genre=conditioning.genre)
+        artist, genre = timeline.credits(tree, path, cps)
+        tags = TrackTags(title=project.song.title, artist=artist, genre=genre)
         result = export_track(audio, rate, args.out, settings, tags=tags, sidecar_data=sidecar,
                               progress=lambda fraction, stage: None)  # fmt: skip
         loudness = "n/a" if result.integrated_lufs is None else f"{result.integrated_lufs:.1f} LUFS"

@@ -63,6 +63,29 @@ def conditioning_sections(tree: SongTree, path: tuple[int, ...], codes_per_secon
     return sections
 
 
+def sections_json(tree: SongTree, path: tuple[int, ...], codes_per_second: float) -> list[dict]:
+    """The sections for an export's sidecar: one entry per change, with its start time in the song."""
+    entries = []
+    for section in conditioning_sections(tree, path, codes_per_second):
+        conditioning = section.conditioning
+        entry = {"start_s": round(section.start_s, 3), "artist": conditioning.artist,
+                 "genre": conditioning.genre, "lyrics": conditioning.lyrics}  # fmt: skip
+        if conditioning.blend is not None:
+            entry["blend"] = {"artist": conditioning.blend.other_artist, "weight": conditioning.blend.weight}
+        entries.append(entry)
+    return entries
+
+
+def credits(tree: SongTree, path: tuple[int, ...], codes_per_second: float) -> tuple[str, str]:
+    """(artist, genre) tags for the song: every artist and genre heard, in order of appearance, so a duet
+    credits both ("A & B", "techno / waltz"); a song that was never sampled credits its start's voice."""
+    sections = conditioning_sections(tree, path, codes_per_second)
+    voices = [s.conditioning for s in sections] or [tree.conditioning_at(path[0])]
+    artists = list(dict.fromkeys(c.artist for c in voices))
+    genres = list(dict.fromkeys(c.genre for c in voices))
+    return " & ".join(artists), " / ".join(genres)
+
+
 def conditioning_changes(sections: list[Section]) -> list[tuple[float, str]]:
     """(seconds, label) where the conditioning changes: the start of every section but the first."""
     return [(section.start_s, section.label) for section in sections[1:]]

@@ -9,6 +9,8 @@ never on a blind sleep."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import soundfile as sf
 from PySide6.QtCore import Qt
@@ -138,6 +140,13 @@ def test_make_a_song_export_it_quit_and_reopen(qtbot, tmp_path, bundle):
     assert rate == window._model.sample_rate
     assert len(audio) == pytest.approx(codes * rate / window._model.codes_per_second, abs=1)
     assert window.jobs_panel.state_of(-1) == "done"
+    # The sidecar and the tags say who sings where: Bo Noise from the relabelled last take on.
+    track = json.loads(out.with_name("song.wav.json").read_text())["track"]
+    starts = [(s["start_s"], s["artist"]) for s in track["sections"]]
+    grown_at = (codes - len(window._mirror.node(grown).codes)) / window._model.codes_per_second
+    assert starts == [(0.0, "Ada Tone"), (pytest.approx(grown_at, abs=1e-3), "Bo Noise")]
+    with sf.SoundFile(out) as tagged:
+        assert tagged.artist == "Ada Tone & Bo Noise" and tagged.genre == "rock"
 
     before = TreeSnapshot.of(window._mirror)
     window.close()
@@ -282,10 +291,13 @@ def test_change_the_voice_at_a_moment_of_the_timeline_makes_a_duet(qtbot, tmp_pa
     assert window._mirror.path_to(last) == (1, first, rest, last)
     assert window._mirror.conditioning_at(last).artist == "Ada Tone"  # nothing sampled is relabelled
     duet = [n for n in children_of(window, first) if n != rest]
+    n_new = round(0.3 * rate)
+    # The window's copy of the tree syncs a moment after the job's end is announced.
+    qtbot.waitUntil(lambda: all(len(window._mirror.node(t).codes) == n_new for t in duet))
     for take in duet:
         node = window._mirror.node(take)
         assert node.conditioning == Conditioning("Bo Noise", "rock")  # the new takes carry the voice
-        assert len(node.codes) == round(0.3 * rate)
+        assert len(node.codes) == n_new
     sections = conditioning_sections(window._mirror, window._mirror.path_to(duet[0]), rate)
     assert [(s.start_s, s.label) for s in sections] == [(0.0, "Ada Tone · rock"), (cut, "Bo Noise · rock")]
 

@@ -16,8 +16,10 @@ from cocompose.timeline import (
     check_voice_change,
     conditioning_changes,
     conditioning_sections,
+    credits,
     cut_take,
     locate,
+    sections_json,
     voice_label,
 )
 from cocompose.tree_mirror import TreeSnapshot
@@ -174,3 +176,17 @@ def test_cut_take_is_the_cli_cut_seconds_into_a_take(project):
     assert project.tree.node(cut.second_id).conditioning is None  # sounds as the whole take did
     with pytest.raises(ProjectError, match="not in this song"):
         cut_take(project, 99, 0.1, rate)
+
+
+def test_a_duet_credits_both_artists_and_genres_in_order_and_the_sidecar_lists_its_sections():
+    jazz = Conditioning("Cleo Hum", "jazz")
+    tree = chain((4, None), (4, BO), (4, jazz), (4, ADA))
+    path = tree.current_path
+    assert credits(tree, path, RATE) == ("Ada Tone & Bo Noise & Cleo Hum", "rock / jazz")
+    assert sections_json(tree, path, RATE) == [
+        {"start_s": 0.0, "artist": "Ada Tone", "genre": "rock", "lyrics": ""},
+        {"start_s": 1.0, "artist": "Bo Noise", "genre": "rock", "lyrics": ""},
+        {"start_s": 2.0, "artist": "Cleo Hum", "genre": "jazz", "lyrics": ""},
+        {"start_s": 3.0, "artist": "Ada Tone", "genre": "rock", "lyrics": ""},
+    ]
+    assert credits(chain(), (1,), RATE) == ("Ada Tone", "rock")  # nothing sampled yet: the start's voice
