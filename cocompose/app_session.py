@@ -470,18 +470,23 @@ class AppSession:
         return engine.decode_preview(codes)
 
     # -- hearing the song ----------------------------------------------------------------------------
-    def play_path(self, node_id: int, device_rate: int | None = None, prefetch: bool = False) -> Future:
+    def play_path(self, node_id: int, device_rate: int | None = None, prefetch: bool = False,
+                  quality: str = "preview") -> Future:  # fmt: skip
         """-> PathAudio: the song up to the end of `node_id` (growing while a take on it is sampled),
         already converted to `device_rate` when one is given, so that the player's switch is instant.
         prefetch: gathered in case it is wanted; a failure (the take was undone meanwhile) is only left
-        in the future, not reported, since nobody asked to hear it."""
+        in the future, not reported, since nobody asked to hear it.
+        quality: "preview" (the fast top-level decode), or "rendered": the upsampled render as far as it
+        has been saved, then the preview (`PathAudio.rendered` says how many seconds are rendered)."""
+        if quality not in ("preview", "rendered"):
+            raise ValueError(f"quality must be 'preview' or 'rendered', not {quality!r}")
 
         def run() -> PathAudio:
             audio = self.audio
             if audio is None:
                 raise ModelMissing("Load a model and open a song to hear it." if self.engine is None
                                    else "Open or create a song first.")  # fmt: skip
-            found = audio.path(node_id)
+            found = audio.path(node_id) if quality == "preview" else audio.rendered(node_id)
             if device_rate:
                 found.source.at_rate(device_rate)
             return found

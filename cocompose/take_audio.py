@@ -12,9 +12,12 @@ Every take's preview is exactly len(codes) x hop samples long, so root..take is 
 takes' previews, and one playhead position means the same moment in the song on every sibling's path:
 that is what lets the player switch between siblings without moving (A/B by ear).
 
-Threads: `path()` may wait for a preview job, so the app calls it on a worker thread; `grew` and
-`job_ended` arrive on the service's worker thread. One lock guards the registry, and every append to a
-source happens under it, so a path never misses or repeats a piece of a growing take.
+`rendered(leaf)` is the same path as far as its upsampled render has reached (`cocompose.rendered_audio`).
+
+Threads: `path()` and `rendered()` may wait for a preview job or a decode, so the app calls them on a
+worker thread; `grew` and `job_ended` arrive on the service's worker thread. One lock guards the
+registry, and every append to a source happens under it, so a path never misses or repeats a piece of a
+growing take.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ from typing import Any
 import numpy as np
 
 from cocompose.playback import AudioSource
+from cocompose.rendered_audio import BottomDecoder, saved_bottom_codes, splice
 from cocompose.service.runners import preview_audio, preview_inputs
 from cocompose.song import NodeState, SongTree
 
 MAX_PATHS = 12  # paths kept ready (a take's and its siblings'); each is as long as the song so far
+MAX_RENDERS = 4  # rendered paths kept (with their decoded render, to decode only what a render adds)
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class PathAudio:
     source: AudioSource  # may still grow (a take on the path is being sampled)
     take_start: float  # seconds into `source` where the take begins
     take_end: float  # seconds where it ends (so far, for a take still being sampled)
+    rendered: float = 0.0  # seconds from the start that are the upsampled render, not the preview
 
     @property
     def node_id(self) -> int:
@@ -103,6 +109,8 @@ class SongAudio:
         self._ended: set[int] = set()  # takes whose generation job has finished (in this session)
         self._followers: list[_Follower] = []
         self._paths: OrderedDict[tuple[int, ...], PathAudio] = OrderedDict()
+        # Rendered paths: ((the preview spliced on, render key, rendered codes), its decoder, what was made).
+        self._renders: OrderedDict[tuple[int, ...], tuple[tuple, BottomDecoder, PathAudio]] = OrderedDict()
 
     # -- what the worker reports (its thread) ------------------------------------------------------
     def grew(self, node_ids: tuple[int, ...]) -> None:
@@ -159,6 +167,37 @@ class SongAudio:
             while len(self._paths) > MAX_PATHS:
                 _, dropped = self._paths.popitem(last=False)
                 self._followers = [f for f in self._followers if f.target is not dropped.source]
+        return made
+
+    def rendered(self, leaf_id: int) -> PathAudio:
+        """The song up to the end of `leaf_id` as far as its upsampled render has reached, then the
+        preview (`cocompose.rendered_audio`); `rendered` says how many seconds are rendered. The same
+        object while nothing new was rendered; the preview path itself while a take on the path is still
+        being sampled (nothing of it can be rendered) or nothing is rendered yet."""
+        preview = self.path(leaf_id)
+        if not preview.source.complete:
+            return preview
+        engine = self._engine
+        found = self._service.read(lambda p: saved_bottom_codes(p, engine, leaf_id))
+        if found is None or len(found.codes) == 0:
+            return preview
+        ids = preview.node_ids
+        with self._lock:
+            cached = self._renders.get(ids)
+        made_from = (preview, found.key, len(found.codes))
+        if cached is not None and cached[0] == made_from:
+            return cached[2]
+        decoder = cached[1] if cached is not None else BottomDecoder(engine)
+        audio = decoder.decode(found)  # outside the lock: decoding takes a while
+        preview_audio = preview.source.audio()
+        seconds = min(len(audio), len(preview_audio)) / self.sample_rate
+        source = AudioSource(self.sample_rate, splice(audio, preview_audio, self.sample_rate))
+        made = PathAudio(ids, source, preview.take_start, preview.take_end, seconds)
+        with self._lock:
+            self._renders[ids] = (made_from, decoder, made)
+            self._renders.move_to_end(ids)
+            while len(self._renders) > MAX_RENDERS:
+                self._renders.popitem(last=False)
         return made
 
     # -- inside ------------------------------------------------------------------------------------

@@ -135,6 +135,18 @@ def test_keys_typed_into_a_text_entry_stay_there(rig, qtbot):
     assert player.position == pytest.approx(10.0)
 
 
+def test_u_asks_for_the_render_but_types_a_u_into_a_text_entry(rig, qtbot):
+    _, _, _, keys, entry, tree = rig
+    asked = []
+    keys.renderRequested.connect(lambda: asked.append(True))
+    tree.setFocus()
+    qtbot.keyClick(tree, Qt.Key.Key_U)  # not the tree's type-to-search
+    assert asked == [True]
+    entry.setFocus()
+    qtbot.keyClicks(entry, "uu")
+    assert entry.text() == "uu" and asked == [True]
+
+
 def test_without_a_device_the_bar_says_why_and_keys_do_nothing_harmful(qtbot):
     player = Player("no-such-card")
     window = QWidget()

@@ -197,16 +197,28 @@ class MainWindow(QMainWindow):
         self.upsample_action = self._action("&Upsample the Song", self.upsample, "Ctrl+U")
         model_menu.addAction(self.upsample_action)
 
+        play_menu = self.menuBar().addMenu("&Play")
+        self.play_action = self._action("Play", lambda: self.playback.bar.play_pause())
+        self.play_action.setToolTip("Play / pause the song up to the take under the cursor (Space)")
+        self.render_action = QAction("Hear the &Upsampled Render", self, checkable=True)
+        self.render_action.setShortcut(QKeySequence("U"))
+        self.render_action.setIconText("Upsampled")  # the toolbar's short name
+        self.render_action.setToolTip(
+            "Play the upsampled render as far as it goes (Model > Upsample the Song), then the preview; "
+            "while the song is upsampled the render is heard growing (U)"
+        )
+        self.render_action.toggled.connect(self.playback.set_rendered)
+        play_menu.addAction(self.play_action)
+        play_menu.addAction(self.render_action)
+
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(self._action("&About Cocompose", self.show_about))
         self._rebuild_recent()
 
         toolbar = QToolBar("Song", objectName="songToolbar", movable=False)
         toolbar.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.play_action = self._action("Play", lambda: self.playback.bar.play_pause())
-        self.play_action.setToolTip("Play / pause the song up to the take under the cursor (Space)")
-        for action in (self.play_action, self.record_action, self.export_action, self.models_action,
-                       self.settings_action):  # fmt: skip
+        for action in (self.play_action, self.render_action, self.record_action, self.export_action,
+                       self.models_action, self.settings_action):  # fmt: skip
             toolbar.addAction(action)
         self.addToolBar(toolbar)
 
@@ -253,6 +265,7 @@ class MainWindow(QMainWindow):
         self.jobs_panel.pauseRequested.connect(self.session.pause_job)
         self.jobs_panel.resumeRequested.connect(self.session.resume_job)
         self.playback.playerStatusChanged.connect(self._show_player_status)
+        self.playback.renderToggleRequested.connect(self.render_action.toggle)
         self.playback.playerStatusChanged.connect(lambda _status: self._mark_playhead())
         self.playback.playheadMoved.connect(lambda _seconds: self._mark_playhead())
         self.playback.pathShown.connect(

@@ -178,13 +178,16 @@ _NUMBER_KEYS = {getattr(Qt.Key, f"Key_{n}"): n for n in range(1, 10)}
 class TransportKeys(QObject):
     """The transport's keys, for everything inside one window (installed as an application event filter).
 
-    Space play/pause, L loop, Left/Right seek (Shift: finer), Home/End, and 1-9, which emit
-    `siblingRequested(n)` for the window to switch the player to the n-th sibling at the same position.
+    Space play/pause, L loop, Left/Right seek (Shift: finer), Home/End, 1-9, which emit
+    `siblingRequested(n)` for the window to switch the player to the n-th sibling at the same position,
+    and U, which emits `renderRequested` (hear the upsampled render or the preview: the window's checkable
+    action has U as its shortcut too, but a tree view takes plain letters for its type-to-search first).
     Keys typed into a text entry, a spin box or an editable combo stay there. Widgets that need the
     arrows themselves (say a tree view) can be named in `keep_arrows_for`.
     """
 
     siblingRequested = Signal(int)
+    renderRequested = Signal()
 
     def __init__(self, bar: TransportBar, window: QWidget, keep_arrows_for: tuple[type, ...] = ()) -> None:
         super().__init__(window)
@@ -234,6 +237,8 @@ class TransportKeys(QObject):
             self._bar.go_end()
         elif key in _NUMBER_KEYS and not shift:
             self.siblingRequested.emit(_NUMBER_KEYS[key])
+        elif key == Qt.Key.Key_U and not shift:
+            self.renderRequested.emit()
         else:
             return False
         return True
