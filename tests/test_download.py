@@ -386,7 +386,10 @@ def test_ctrl_c_keeps_the_part_and_says_how_to_resume(server, tmp_path):
     hps.write_text(json.dumps(hparams()))
     command = [sys.executable, "-m", "cocompose.cli", "download-jukebox", "5b", "--only", "vqvae",
                "--models-dir", str(tmp_path / "models"), "--hparams", str(hps)]  # fmt: skip
-    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as run:
+    # SIGINT as a terminal delivers it: a suite started in the background inherits it ignored.
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          preexec_fn=default_sigint) as run:  # fmt: skip
         deadline = time.monotonic() + 60
         while run.poll() is None and not (part.exists() and part.stat().st_size > 0):
             assert time.monotonic() < deadline, "the download never started"
