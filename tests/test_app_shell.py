@@ -96,7 +96,8 @@ def test_ctrl_q_closes_the_window(qtbot):
 def test_file_quit_and_help_about_are_in_the_menus(qtbot):
     window = open_window(qtbot)
     menus = {action.text(): action.menu() for action in window.menuBar().actions()}
-    assert set(menus) == {"&File", "&Edit", "&Model", "&Help"}
+    assert set(menus) == {"&File", "&Edit", "&Model", "&Play", "&Help"}
+    assert {a.text() for a in menus["&Play"].actions()} == {"Play", "Hear the &Upsampled Render"}
 
     about = next(action for action in menus["&Help"].actions() if "About" in action.text())
     about.trigger()

@@ -338,6 +338,11 @@ class MainWindow(QMainWindow):
             return
         sync(self._mirror, snapshot)
         rate = self._codes_per_second()
+        has_takes = len(self._mirror) > 1
+        self.timeline.empty_text = (
+            "Nothing picked yet: play a take (Space), press Enter on the one you like"
+            if has_takes else "The song is empty: generate a take"
+        )  # fmt: skip
         self.timeline.set_segments(path_segments(self._mirror, rate) if len(self._mirror) else [])
         self.timeline.set_sections(conditioning_sections(self._mirror, self._mirror.current_path, rate))
         self.playback.set_markers(self._mirror, rate)

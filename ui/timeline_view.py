@@ -60,6 +60,7 @@ class TimelineView(QWidget):
         super().__init__(parent, objectName="timeline")
         self.segments: list[Segment] = []
         self.sections: list[Section] = []
+        self.empty_text = "The song is empty: generate a take"  # what an empty song says (the window sets it)
         self._next_voice: Callable[[], str] | None = None
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setToolTip("The current song, coloured by who sings. Red marks: the voice changes; orange "
@@ -136,7 +137,7 @@ class TimelineView(QWidget):
         height = self.height()
         total = self.total_s
         if total <= 0:
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "The song is empty: generate a take")
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self.empty_text)
             return
         top, bottom = 8.0, height - 8.0
         boxes = []

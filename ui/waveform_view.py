@@ -33,6 +33,7 @@ _log = logging.getLogger(__name__)
 
 BACKGROUND_SPECTROGRAM_SECONDS = 5.0  # longer audio gets its spectrogram off the GUI thread
 FOLLOW_MS = 250  # how often a growing source is checked for new audio
+EMPTY_SPECTRUM_HZ = 8000.0  # the frequency axis shown before there is any audio
 
 
 class _Relay(QObject):
@@ -148,7 +149,8 @@ class WaveformView(QWidget):
         self.wave_high.setData(shape.times, shape.high)
         self.wave_low.setData(shape.times, shape.low)
         duration = len(audio) / sample_rate
-        self.wave_plot.setXRange(0, max(duration, 1e-3), padding=0)
+        # Nothing to show: a second of empty axes in seconds and hertz, not milli-units around zero.
+        self.wave_plot.setXRange(0, duration if duration > 0 else 1.0, padding=0)
         self._request += 1
         request = self._request
         if duration <= BACKGROUND_SPECTROGRAM_SECONDS:
@@ -175,6 +177,7 @@ class WaveformView(QWidget):
         self.last_spectrogram = result
         if len(result.db) == 0:
             self.image.clear()
+            self.spec_plot.setYRange(0, EMPTY_SPECTRUM_HZ, padding=0)
             return
         self.image.setImage(result.db.T, levels=(MIN_DB + 20, 0))  # rows: frequency, columns: time
         frames, bins = result.db.shape
