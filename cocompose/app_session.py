@@ -452,7 +452,7 @@ class AppSession:
             folder = self.state_dir / RECORDINGS_FOLDER
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-                path = take.save_wav(_unused_path(folder / f"riff-{time.strftime('%Y%m%d-%H%M%S')}.wav"))
+                path = take.save_wav(unused_path(folder / f"riff-{time.strftime('%Y%m%d-%H%M%S')}.wav"))
             except (OSError, RecordingError) as exc:
                 raise OSError(f"Could not keep the recording: {exc}") from None
             try:
@@ -715,7 +715,8 @@ def _torch_dtype(precision: str) -> Any:
     return {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[precision]
 
 
-def _unused_path(path: Path) -> Path:
+def unused_path(path: Path) -> Path:
+    """`path`, or the first of path-2, path-3, ... (same suffix) that does not exist yet."""
     candidate, n = path, 1
     while candidate.exists():
         n += 1

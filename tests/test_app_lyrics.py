@@ -144,7 +144,7 @@ def test_a_growing_take_updates_and_the_playhead_is_underlined(qtbot, tmp_path, 
 
     def shown():
         progress = panel._progress
-        return 0 if progress is None or window._lyrics_key[1] != take else progress.n_codes
+        return 0 if progress is None or window.lyrics.key[1] != take else progress.n_codes
 
     qtbot.waitUntil(lambda: shown() > 0, timeout=JOB_MS)
     first = shown()

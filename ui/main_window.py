@@ -9,7 +9,6 @@ this thread from a snapshot (cocompose.tree_mirror), so the Qt model only ever c
 
 from __future__ import annotations
 
-import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cocompose.app_session import NO_MODEL_HELP, AppSession, ModelSummary, ProjectSummary
+from cocompose.app_session import NO_MODEL_HELP, AppSession, ModelSummary, ProjectSummary, unused_path
 from cocompose.audio_io import AudioStatus
 from cocompose.playback import PlayerState, PlayerStatus
 from cocompose.service.jobs import FINISHED
@@ -41,6 +40,7 @@ from ui.dialog_actions import models_action, settings_action
 from ui.export_dialog import ExportDialog
 from ui.generate_panel import GeneratePanel, GenerateSettings
 from ui.jobs_panel import JobsPanel
+from ui.lyrics_follower import LyricsFollower
 from ui.new_song_dialog import NewSongDialog
 from ui.playback_panel import PlaybackPanel
 from ui.project_view import ProjectView
@@ -53,7 +53,6 @@ from ui.tree_view import TakesTreeView
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
 MEMORY_EVERY_MS = 2000
 SNAPSHOT_RETRY_MS = 15
-LYRICS_EVERY_S = 2.0  # a take being sampled has its lyric progress worked out again at most this often
 DEFAULT_MODEL = object()  # MainWindow(model=...): load the embedded default model
 FROM_SETTINGS = object()  # MainWindow(output_device=..., input_device=...): the devices the settings name
 
@@ -87,12 +86,6 @@ class MainWindow(QMainWindow):
         self._summary: ProjectSummary | None = None
         self._model: ModelSummary | None = None
         self._shut = False
-        self._lyrics_key: tuple | None = None  # what the lyric progress shown (or asked for) is of
-        self._lyrics_asked_at = -LYRICS_EVERY_S
-        self._lyrics_now = False
-        # One question at a time: a model slower than LYRICS_EVERY_S would otherwise queue them up, and
-        # every answer would be stale by the time it came. Another is asked (at once: `_again_now`) after.
-        self._lyrics_busy = self._lyrics_again = self._lyrics_again_now = False
         settings = self.session.settings
         self._output_device = settings.output_device if output_device is FROM_SETTINGS else output_device
         self._input_device = settings.input_device if input_device is FROM_SETTINGS else input_device
@@ -128,8 +121,7 @@ class MainWindow(QMainWindow):
         self.jobs_panel = JobsPanel()
         self.generate_panel = GeneratePanel()
         self.conditioning_panel = ConditioningPanel()
-        self._lyrics_timer = QTimer(self, singleShot=True)
-        self._lyrics_timer.timeout.connect(lambda: self._ask_lyric_progress(now=True))
+        self.lyrics = LyricsFollower(self)
 
         middle = QWidget()
         column = QVBoxLayout(middle)
@@ -266,8 +258,8 @@ class MainWindow(QMainWindow):
         self.jobs_panel.resumeRequested.connect(self.session.resume_job)
         self.playback.playerStatusChanged.connect(self._show_player_status)
         self.playback.renderToggleRequested.connect(self.render_action.toggle)
-        self.playback.playerStatusChanged.connect(lambda _status: self._mark_playhead())
-        self.playback.playheadMoved.connect(lambda _seconds: self._mark_playhead())
+        self.playback.playerStatusChanged.connect(lambda _status: self.lyrics.mark_playhead())
+        self.playback.playheadMoved.connect(lambda _seconds: self.lyrics.mark_playhead())
         self.playback.pathShown.connect(
             lambda _path: self.playback.set_markers(self._mirror, self._codes_per_second())
         )
@@ -309,8 +301,7 @@ class MainWindow(QMainWindow):
         self._update_info()
         self.playback.forget()  # audio gathered with the old model is gone with its service
         self._play_cursor()
-        self._lyrics_key = None
-        self._ask_lyric_progress(now=True)
+        self.lyrics.model_changed()
 
     def _update_info(self) -> None:
         if self._model is None and self.last_error == NO_MODEL_HELP:
@@ -347,8 +338,7 @@ class MainWindow(QMainWindow):
         self.timeline.set_sections(conditioning_sections(self._mirror, self._mirror.current_path, rate))
         self.playback.set_markers(self._mirror, rate)
         self._play_cursor()
-        now, self._lyrics_now = self._lyrics_now, False
-        self._ask_lyric_progress(now=now)
+        self.lyrics.synced()
 
     def _codes_per_second(self) -> float:
         return self._summary.song.model.codes_per_second if self._summary else 1.0
@@ -393,7 +383,7 @@ class MainWindow(QMainWindow):
         if node_id is not None:
             self.conditioning_panel.show_conditioning(self._mirror.conditioning_at(node_id))
             self._play_cursor()
-        self._ask_lyric_progress(now=True)
+        self.lyrics.ask(now=True)
 
     def _play_cursor(self) -> None:
         """Have the player hold the song up to the take under the cursor (else the song's end), and the
@@ -426,87 +416,13 @@ class MainWindow(QMainWindow):
         if n <= len(siblings):
             self.select_take(siblings[n - 1])
 
-    # -- how far the song has sung ----------------------------------------------------------------------
-    def _lyric_key(self) -> tuple | None:
-        """What the lyric progress of the take under the cursor depends on: its path, the codes on it and
-        the conditioning along it (None: no take under the cursor, or no model)."""
-        node_id = self.selected_take()
-        if node_id is None or self._model is None:
-            return None
-        path = self._mirror.path_to(node_id)
-        along = tuple((len(self._mirror.node(i).codes), self._mirror.conditioning_at(i)) for i in path)
-        return (self._model.reference, node_id, tuple(path), along)
-
-    def _ask_lyric_progress(self, now: bool = False) -> None:
-        """Ask the session where the song up to the take under the cursor sings, when that changed; a
-        growing take (not `now`) is asked for at most every LYRICS_EVERY_S."""
-        key = self._lyric_key()
-        if key is None:
-            self._lyrics_timer.stop()
-            if self._lyrics_key is not None or self.conditioning_panel.lyrics_progress.text():
-                self._lyrics_key = None
-                self.conditioning_panel.clear_lyric_progress()
-            return
-        if key == self._lyrics_key:
-            return
-        if self._lyrics_busy:
-            self._lyrics_again, self._lyrics_again_now = True, self._lyrics_again_now or now
-            return
-        wait = LYRICS_EVERY_S - (time.monotonic() - self._lyrics_asked_at)
-        if not now and wait > 0:
-            if not self._lyrics_timer.isActive():
-                self._lyrics_timer.start(int(wait * 1000) + 1)
-            return
-        self._lyrics_timer.stop()
-        if self._lyrics_key is None or key[1] != self._lyrics_key[1]:
-            self.conditioning_panel.clear_lyric_progress("Working out how far this take has sung…")
-        self._lyrics_key, self._lyrics_asked_at = key, time.monotonic()
-        self._lyrics_busy = True
-        future = self.session.lyric_progress(key[1])
-        self.bridge.when_done(
-            future,
-            lambda progress: self._lyric_answer(key, progress, None),
-            lambda error: self._lyric_answer(key, None, error),
-        )
-
-    def _lyric_answer(self, key: tuple, progress, error: BaseException | None) -> None:
-        """Show an answer while its take (with the same model) is under the cursor: a take that grew
-        meanwhile shows it until the next one comes. Then ask again if something changed meanwhile."""
-        self._lyrics_busy = False
-        current = self._lyric_key()
-        if current is not None and current[:2] == key[:2]:
-            if error is None:
-                self.conditioning_panel.show_lyric_progress(progress)
-                self._mark_playhead()
-            elif current == key:
-                from cocompose.app_session import describe_error
-
-                self.conditioning_panel.clear_lyric_progress(
-                    f"How far it has sung is unknown: {describe_error(error)}"
-                )
-        if self._lyrics_again:
-            now, self._lyrics_again, self._lyrics_again_now = self._lyrics_again_now, False, False
-            self._ask_lyric_progress(now=now)
-
-    def _mark_playhead(self) -> None:
-        """The code at the playhead, while the song up to the take under the cursor plays (or is paused)."""
-        status, key = self.playback.player.status(), self._lyrics_key
-        if (
-            key is None
-            or self.playing_take() != key[1]
-            or status.state not in (PlayerState.PLAYING, PlayerState.PAUSED)
-        ):
-            self.conditioning_panel.set_playhead_code(None)
-            return
-        self.conditioning_panel.set_playhead_code(int(status.position * self._codes_per_second()))
-
     # -- actions --------------------------------------------------------------------------------------
     def load_model(self, name_or_folder) -> None:
         self.session.load_model(name_or_folder)
 
     def _job_event(self, event) -> None:
         if event.kind == "generate" and event.state in FINISHED:
-            self._lyrics_now = True  # the tree update that brings the take's last codes asks at once
+            self.lyrics.ask_at_next_sync()
         if event.kind == "upsample" and len(self._mirror):
             path = self._mirror.current_path
             seconds = len(self._mirror.path_codes(path[-1])) / self._codes_per_second() if path else 0.0
@@ -626,7 +542,7 @@ class MainWindow(QMainWindow):
     def new_song_dialog(self) -> NewSongDialog:
         folder = Path(self.session.state.recent[0]).parent if self.session.state.recent else Path.home()
         model = self._model
-        dialog = NewSongDialog(_unused_name(folder / f"song{FILE_SUFFIX}"), model.artists if model else (),
+        dialog = NewSongDialog(unused_path(folder / f"song{FILE_SUFFIX}"), model.artists if model else (),
                                model.genres if model else (), parent=self)  # fmt: skip
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)  # and focus goes back to the window
         dialog.accepted.connect(lambda: self._create_song(dialog))
@@ -746,11 +662,3 @@ class MainWindow(QMainWindow):
             # Cancels what runs (every drawn code is already saved) and closes the file: a moment.
             self.session.shutdown()
         super().closeEvent(event)
-
-
-def _unused_name(path: Path) -> Path:
-    candidate, n = path, 1
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-    return candidate
