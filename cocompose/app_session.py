@@ -39,16 +39,17 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from cocompose import timeline
+from cocompose.app_reports import ModelSummary, ProjectSummary, describe_error, unused_path
 from cocompose.app_state import AppState, config_dir, load_state, save_state
 from cocompose.service.jobs import DONE, FINISHED, PREVIEW_AUDIO, JobEvent, JobHandle, JobStateError
 from cocompose.service.requests import GenerateRequest, Priority, RenderRequest, SamplingParams
 from cocompose.settings import Settings, load_settings
-from cocompose.song import ArtistBlend, Conditioning, ModelInfo, SongInfo
+from cocompose.song import ArtistBlend, Conditioning, ModelInfo
 from cocompose.store import Project, ProjectError
 from cocompose.take_audio import PathAudio, SongAudio
 from cocompose.tree_mirror import TreeSnapshot
@@ -73,29 +74,6 @@ class ModelMissing(ValueError):
     """No model where one was asked for; the message says how to get one."""
 
 
-@dataclass(frozen=True)
-class ModelSummary:
-    """What the app shows of a loaded model (plain data: the GUI never touches the engine)."""
-
-    name: str
-    reference: str  # "FOLDER#top", as projects record it
-    device: str
-    sample_rate: int
-    codes_per_second: float
-    artists: tuple[str, ...]
-    genres: tuple[str, ...]
-    can_upsample: bool
-    weights_bytes: int
-
-
-@dataclass(frozen=True)
-class ProjectSummary:
-    path: Path
-    song: SongInfo
-    undo_label: str | None
-    redo_label: str | None
-
-
 def resolve_model_folder(name_or_folder: str | Path | None) -> Path:
     """A model folder from a folder path or a model name (through cocompose.models when it exists);
     None means the embedded default model."""
@@ -116,27 +94,6 @@ def resolve_model_folder(name_or_folder: str | Path | None) -> Path:
 
 def model_reference(folder: Path, top: str) -> str:
     return f"{folder.resolve()}#{top}"
-
-
-def describe_error(exc: BaseException) -> str:
-    """The message the musician sees: ours are written for them; anything else is named by its type."""
-    if isinstance(exc, ProjectError | ValueError | OSError | LookupError) or type(exc).__name__ in (
-        "ExportError", "CheckpointError", "AudioUnavailable"
-    ):  # fmt: skip
-        return str(exc) or type(exc).__name__
-    return f"Unexpected {type(exc).__name__}: {exc}"
-
-
-def memory_in_use() -> int | None:
-    """Bytes of memory this process holds now (resident set), or None where that cannot be read."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as f:
-            pages = int(f.read().split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    import os
-
-    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 class AppSession:
@@ -713,12 +670,3 @@ def _torch_dtype(precision: str) -> Any:
     import torch
 
     return {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[precision]
-
-
-def unused_path(path: Path) -> Path:
-    """`path`, or the first of path-2, path-3, ... (same suffix) that does not exist yet."""
-    candidate, n = path, 1
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
-    return candidate

@@ -12,7 +12,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer
 
-from cocompose.app_session import describe_error
+from cocompose.app_reports import describe_error
 from cocompose.playback import PlayerState
 
 LYRICS_EVERY_S = 2.0  # a take being sampled has its lyric progress worked out again at most this often

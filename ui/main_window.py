@@ -26,7 +26,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cocompose.app_session import NO_MODEL_HELP, AppSession, ModelSummary, ProjectSummary, unused_path
+from cocompose.app_reports import ModelSummary, ProjectSummary, memory_in_use, unused_path
+from cocompose.app_session import NO_MODEL_HELP, AppSession
 from cocompose.audio_io import AudioStatus
 from cocompose.playback import PlayerState, PlayerStatus
 from cocompose.service.jobs import FINISHED
@@ -317,8 +318,6 @@ class MainWindow(QMainWindow):
         self.generate_panel.set_enabled_actions(self._summary is not None and self._model is not None)
 
     def _show_memory(self) -> None:
-        from cocompose.app_session import memory_in_use
-
         self.memory_label.setText(f"Memory: {_megabytes(memory_in_use())}")
 
     def _sync_tree(self) -> None:
