@@ -28,6 +28,7 @@ from ui.qt_song_tree_model import Column
 
 pytestmark = [pytest.mark.qt, pytest.mark.usefixtures("one_thread")]
 SILENT = AudioStatus(available=False, reason="no sound card in the test")
+JACK = AudioStatus(available=True, reason="", default_output="system", host_api="JACK Audio Connection Kit")
 JOB_MS = 60_000
 
 
@@ -36,8 +37,14 @@ def bundle(tmp_path_factory):
     return write_tiny_bundle(tmp_path_factory.mktemp("bundle"))
 
 
-def open_window(qtbot, config, bundle, offer_reopen=False) -> MainWindow:
-    window = MainWindow(SILENT, state_dir=config, model=bundle, offer_reopen=offer_reopen)
+def open_window(qtbot, config, bundle, offer_reopen=False, jack_server=None) -> MainWindow:
+    """The real window on `bundle`, shown, its model loaded; with `jack_server`, playing and recording
+    through the JACK dummy card, else with no sound device."""
+    if jack_server is None:
+        window = MainWindow(SILENT, state_dir=config, model=bundle, offer_reopen=offer_reopen)
+    else:
+        window = MainWindow(JACK, state_dir=config, model=bundle, offer_reopen=offer_reopen,
+                            output_device=jack_server.device, input_device=jack_server.device)  # fmt: skip
     qtbot.addWidget(window)
     with qtbot.waitExposed(window):
         window.show()

@@ -8,18 +8,15 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from cocompose.audio_io import AudioStatus
 from cocompose.service.runners import label_spec
 from cocompose.service.upsampling import conditioning_changes
 from cocompose.song import NodeState
 from tests.compose_model import write_tiny_bundle
 from tests.test_app_flow import JOB_MS, children_of, click, new_song, open_window, run_job
 from ui.conditioning_panel import NO_LYRICS_MODEL, utf16_position
-from ui.main_window import MainWindow
 
 pytestmark = [pytest.mark.qt, pytest.mark.usefixtures("one_thread")]
 
-JACK = AudioStatus(available=True, reason="", default_output="system", host_api="JACK Audio Connection Kit")
 LYRICS = "Über die Brücke 🎵 and over the river,\nla la la — the chorus comes back again and again."
 
 
@@ -116,12 +113,7 @@ def test_a_model_without_lyrics_says_so(qtbot, tmp_path):
 @pytest.mark.audio
 def test_a_growing_take_updates_and_the_playhead_is_underlined(qtbot, tmp_path, jack_server):
     bundle = write_tiny_bundle(tmp_path / "bundle", lyric_alignment=True, audible=True)
-    window = MainWindow(JACK, state_dir=tmp_path / "config", model=bundle, offer_reopen=False,
-                        output_device=jack_server.device, input_device=jack_server.device)  # fmt: skip
-    qtbot.addWidget(window)
-    with qtbot.waitExposed(window):
-        window.show()
-    qtbot.waitUntil(lambda: window._model is not None, timeout=JOB_MS)
+    window = open_window(qtbot, tmp_path / "config", bundle, jack_server=jack_server)
     new_song(qtbot, window, tmp_path / "song.cocompose")
     panel = window.conditioning_panel
     window.select_take(1)

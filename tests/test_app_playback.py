@@ -14,12 +14,11 @@ from cocompose.audio_io import AudioStatus
 from cocompose.playback import PlayerState
 from tests.compose_model import write_tiny_bundle
 from tests.jack_loop import Capture, connect_first_output_to_first_input, heard
-from tests.test_app_flow import children_of, click, new_song, run_job
+from tests.test_app_flow import children_of, click, new_song, open_window, run_job
 from ui.main_window import MainWindow
 
 pytestmark = [pytest.mark.qt, pytest.mark.audio, pytest.mark.usefixtures("one_thread")]
 JOB_MS = 60_000
-JACK = AudioStatus(available=True, reason="", default_output="system", host_api="JACK Audio Connection Kit")
 
 
 @pytest.fixture(scope="module")
@@ -29,12 +28,7 @@ def bundle(tmp_path_factory):
 
 @pytest.fixture
 def window(qtbot, tmp_path, bundle, jack_server):
-    window = MainWindow(JACK, state_dir=tmp_path / "config", model=bundle, offer_reopen=False,
-                        output_device=jack_server.device, input_device=jack_server.device)  # fmt: skip
-    qtbot.addWidget(window)
-    with qtbot.waitExposed(window):
-        window.show()
-    qtbot.waitUntil(lambda: window._model is not None, timeout=JOB_MS)
+    window = open_window(qtbot, tmp_path / "config", bundle, jack_server=jack_server)
     assert window.playback.player.status().state is PlayerState.STOPPED, window.playback.player.status()
     new_song(qtbot, window, tmp_path / "song.cocompose")
     yield window

@@ -10,19 +10,16 @@ import pytest
 import soundfile as sf
 from PySide6.QtCore import Qt
 
-from cocompose.audio_io import AudioStatus
 from cocompose.playback import AudioSource, PlayerState
 from cocompose.recording import RecorderState
 from cocompose.song import NodeState
 from tests.compose_model import write_tiny_bundle
 from tests.jack_loop import connect_first_output_to_first_input, heard
-from tests.test_app_flow import new_song
-from ui.main_window import MainWindow
+from tests.test_app_flow import new_song, open_window
 from ui.record_dialog import RecordDialog
 
 pytestmark = [pytest.mark.qt, pytest.mark.audio, pytest.mark.usefixtures("one_thread")]
 JOB_MS = 60_000
-JACK = AudioStatus(available=True, reason="", default_output="system", host_api="JACK Audio Connection Kit")
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +36,7 @@ def test_record_a_riff_hear_its_reconstruction_and_prime_the_song_from_it(
     qtbot, tmp_path, bundle, jack_server
 ):
     config = tmp_path / "config"
-    window = MainWindow(JACK, state_dir=config, model=bundle, offer_reopen=False,
-                        output_device=jack_server.device, input_device=jack_server.device)  # fmt: skip
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitUntil(lambda: window._model is not None, timeout=JOB_MS)
+    window = open_window(qtbot, config, bundle, jack_server=jack_server)
     new_song(qtbot, window, tmp_path / "song.cocompose")
     qtbot.waitUntil(lambda: window.playing_take() == 1, timeout=JOB_MS)  # the empty start of the song
     player = window.playback.player

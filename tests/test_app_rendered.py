@@ -9,17 +9,14 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from cocompose.audio_io import AudioStatus
 from cocompose.playback import PlayerState
 from cocompose.rendered_audio import rendered_audio
 from tests.compose_model import write_tiny_bundle
-from tests.test_app_flow import children_of, click, new_song, run_job
+from tests.test_app_flow import children_of, click, new_song, open_window, run_job
 from ui import playback_panel
-from ui.main_window import MainWindow
 
 pytestmark = [pytest.mark.qt, pytest.mark.audio, pytest.mark.usefixtures("one_thread")]
 JOB_MS = 60_000
-JACK = AudioStatus(available=True, reason="", default_output="system", host_api="JACK Audio Connection Kit")
 SECONDS = 0.7
 
 
@@ -30,12 +27,7 @@ def bundle(tmp_path_factory):
 
 @pytest.fixture
 def window(qtbot, tmp_path, bundle, jack_server):
-    window = MainWindow(JACK, state_dir=tmp_path / "config", model=bundle, offer_reopen=False,
-                        output_device=jack_server.device, input_device=jack_server.device)  # fmt: skip
-    qtbot.addWidget(window)
-    with qtbot.waitExposed(window):
-        window.show()
-    qtbot.waitUntil(lambda: window._model is not None, timeout=JOB_MS)
+    window = open_window(qtbot, tmp_path / "config", bundle, jack_server=jack_server)
     assert window._model.can_upsample and window.upsample_action.isEnabled()
     new_song(qtbot, window, tmp_path / "song.cocompose")
     yield window
