@@ -12,10 +12,12 @@ import torch
 
 from cocompose.cli import main
 from engine.bundle import ModelBundle
+from engine.data.metadata import read_metadata
 from engine.data.synth import write_corpus
+from engine.data.vocabulary import vocabulary_from_data
 from engine.evaluation import evaluate_model
 from engine.evaluation.heldout import iter_songs, open_corpus
-from engine.evaluation.prior_metrics import window_starts
+from engine.evaluation.prior_metrics import partner_songs, window_starts
 from engine.prior.labels import label_from_ids
 from engine.prior.text import lyrics_vocab
 from engine.vqvae.losses import codebook_entropy_bits, spectral_convergence_db
@@ -27,8 +29,10 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("evaluate")
-    model = write_tiny_bundle(root / "model")
     write_corpus(root / "corpus", songs=3, seconds=12.0, seed=7)
+    # The priors know the corpus's artists and genres, so wrong-label scores have real ids to swap in.
+    vocabulary = vocabulary_from_data(read_metadata(root / "corpus"))
+    model = write_tiny_bundle(root / "model", vocabulary=vocabulary)
     return model, root / "corpus"
 
 
@@ -68,8 +72,10 @@ def test_cli_writes_every_metric(setup, tmp_path, capsys):
         ("upsampler", 1),
         ("upsampler", 0),
     ]
+    assert "wrong artist" in text
     for prior in card["priors"]:
         assert prior["windows"] == 3 * 2
+        assert math.isfinite(prior["artist_gain_bits"]) and math.isfinite(prior["genre_gain_bits"])
         assert 0.0 < prior["bits_per_token"] < 20.0
         assert 0.0 <= prior["unigram_bits"] <= math.log2(64)
 
@@ -100,6 +106,40 @@ def test_numbers_equal_the_batch_formulas(setup):
     with torch.no_grad():
         bits = bundle.top.loss(tokens, labels)["gen_loss"].double().mean()
     assert top.bits_per_token == pytest.approx(float(bits), abs=1e-5)
+
+
+@pytest.mark.parametrize("what, slots", [("artist", slice(3, 4)), ("genre", slice(4, 5))])
+def test_label_gain_is_what_another_songs_label_costs(setup, what, slots):
+    """The card's wrong-label figure must equal scoring every window again with the label slot of the
+    next song whose artist (genre) differs, minus the true score, averaged over windows."""
+    model, corpus = setup
+    card = evaluate_model(model, corpus, say=lambda _: None)
+    bundle = ModelBundle.load(model)
+    songs = [audio for _, audio in iter_songs(open_corpus(corpus, bundle.sample_rate))]
+    codes = bundle.vqvae.encode(torch.cat(songs))[2]
+    n_ctx, hop = bundle.top.config.n_ctx, bundle.vqvae.hop_lengths[2]
+    starts = window_starts(codes.shape[1], n_ctx, None)
+    firsts = [_label(bundle, corpus, i, 0) for i in range(3)]
+    assert len({tuple(label[slots].tolist()) for label in firsts}) == 3  # the test corpus has 3 of each
+    gains = []
+    with torch.no_grad():
+        for i in range(3):
+            tokens = torch.stack([codes[i, s : s + n_ctx] for s in starts])
+            labels = torch.stack([_label(bundle, corpus, i, s * hop) for s in starts])
+            wrong = labels.clone()
+            wrong[:, slots] = firsts[(i + 1) % 3][slots]
+            true_bits = bundle.top.loss(tokens, labels)["gen_loss"].double()
+            gains.append(bundle.top.loss(tokens, wrong)["gen_loss"].double() - true_bits)
+    expected = float(torch.cat(gains).mean())
+    assert getattr(card.priors[0], f"{what}_gain_bits") == pytest.approx(expected, abs=1e-5)
+    assert expected != 0.0  # the tiny prior's random label embeddings do change its predictions
+
+
+def test_partner_songs_skip_songs_with_the_same_label():
+    labels = torch.tensor([[0, 0, 0, 1, 5], [0, 0, 0, 1, 6], [0, 0, 0, 2, 6]])
+    assert partner_songs(labels, slice(3, 4)) == [2, 2, 0]
+    assert partner_songs(labels, slice(4, 5)) == [1, 0, 0]
+    assert partner_songs(labels[:2], slice(3, 4)) == [None, None]
 
 
 def _label(bundle: ModelBundle, corpus: Path, song: int, offset: int) -> torch.Tensor:

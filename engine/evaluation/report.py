@@ -57,6 +57,10 @@ class PriorMetrics:
     bits_per_token: float | None  # None when no song was long enough for one window
     unigram_bits: float | None
     windows: int
+    # Extra bits per code when a window gets another song's artist / genre (prior_metrics.py); None for
+    # a prior without labels or a held-out set with a single artist / genre.
+    artist_gain_bits: float | None = None
+    genre_gain_bits: float | None = None
 
 
 @dataclass(frozen=True)
@@ -94,17 +98,26 @@ class ModelCard:
                 f"  {m.name:<9} {m.spectral_convergence_db:7.2f}  {target}  {sc_pass:<5}  "
                 f"{m.entropy_bits:5.2f} / {m.max_entropy_bits:5.2f}  {m.usage:5.1%}  {_yes(m.usage_pass)}"
             )
-        lines += ["", "priors                    level  bits/token  unigram bits  windows"]
+        lines += [
+            "",
+            "priors                    level  bits/token  unigram bits  windows  wrong artist  wrong genre",
+        ]
         for p in self.priors:
             lines.append(
                 f"  {p.role + ' ' + p.name:<23} {p.level:>5}  {_num(p.bits_per_token):>10}  "
-                f"{_num(p.unigram_bits):>12}  {p.windows:>7}"
+                f"{_num(p.unigram_bits):>12}  {p.windows:>7}  {_gain(p.artist_gain_bits):>12}  "
+                f"{_gain(p.genre_gain_bits):>11}"
             )
+        lines.append("  (wrong artist / genre: bits per code added when a window gets another song's label)")
         return "\n".join(lines)
 
 
 def _yes(ok: bool) -> str:
     return "pass" if ok else "FAIL"
+
+
+def _gain(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.3f}"
 
 
 def _num(value: float | None) -> str:

@@ -74,7 +74,14 @@ def evaluate_model(
     )
     prior_rows = tuple(
         PriorMetrics(
-            role, name, prior.config.level, s.tally.bits_per_token(), s.unigram_bits(), s.tally.windows
+            role,
+            name,
+            prior.config.level,
+            s.tally.bits_per_token(),
+            s.unigram_bits(),
+            s.tally.windows,
+            None if s.tally.artist_gain is None else s.tally.artist_gain.mean(),
+            None if s.tally.genre_gain is None else s.tally.genre_gain.mean(),
         )
         for (role, name, prior), s in zip(priors, scorers, strict=True)
     )
