@@ -40,6 +40,14 @@ class Recipe:
     prior_steps: int = 6000
     upsampler_steps: int = 3000
     batch_size: int | None = None  # None: the preset's
+    # Stages that train on the corpus's first N songs only (None: all of them). Songs are synthesised
+    # one by one from (seed, index), so the first N songs of a larger corpus are exactly the N-song corpus.
+    vqvae_songs: int | None = None
+    upsampler_songs: int | None = None
+
+    def songs_for(self, kind: str) -> int | None:
+        subset = {"vqvae": self.vqvae_songs, "upsampler": self.upsampler_songs}.get(kind)
+        return None if subset is None or subset >= self.songs else subset
 
 
 RECIPES = {
@@ -47,6 +55,12 @@ RECIPES = {
     # The same pipeline in seconds, for the test suite: tiny models, a handful of short songs.
     "tiny": Recipe("tiny", 4, 12.0, 0, 22050, vqvae_steps=2, prior_steps=2, upsampler_steps=2, batch_size=2),
 }
+
+
+def _names(rows: list[str]) -> set[str]:
+    """Every artist and genre a list of metadata.jsonl lines names."""
+    records = [json.loads(row) for row in rows if row.strip()]
+    return {f"artist {r['artist']}" for r in records} | {f"genre {r['genre']}" for r in records}
 
 
 def _trained_step(run_dir: Path) -> int:
@@ -139,6 +153,26 @@ class DefaultModelPipeline:
         except (OSError, json.JSONDecodeError):
             return False
 
+    def _metadata_for(self, kind: str) -> Path | None:
+        """The metadata file of the songs this kind of stage trains on: None for the whole corpus, else a
+        file of the corpus's first N rows, written beside metadata.jsonl (atomically, so a stopped pipeline
+        never leaves half of one)."""
+        subset = self.recipe.songs_for(kind)
+        if subset is None:
+            return None
+        path = self.corpus / f"metadata-first-{subset}.jsonl"
+        every = (self.corpus / "metadata.jsonl").read_text().splitlines(keepends=True)
+        rows = every[:subset]
+        if kind != "vqvae":  # a prior's label ids come from its songs: the subset must name everyone
+            missing = _names(every) - _names(rows)
+            if missing:
+                raise ValueError(
+                    f"the corpus's first {subset} songs lack {', '.join(sorted(missing))}; the {kind} "
+                    "would not know them: train it on more songs"
+                )
+        checkpoint.atomic_write(path, lambda tmp: tmp.write_text("".join(rows)))
+        return path
+
     def _train(self, stage: str, kind: str, steps: int, level: int | None = None) -> int:
         run_dir = self.runs / stage
         done = _trained_step(run_dir)
@@ -148,6 +182,7 @@ class DefaultModelPipeline:
         vqvae = None if kind == "vqvae" else self.runs / "vqvae" / "model"
         if vqvae is not None and _trained_step(self.runs / "vqvae") < self.recipe.vqvae_steps:
             raise ValueError(f"{stage} needs the trained VQ-VAE first (stage vqvae)")
+        metadata = self._metadata_for(kind)
         request = TrainRequest(
             kind=kind,
             data_dir=self.corpus,
@@ -158,6 +193,7 @@ class DefaultModelPipeline:
             resume=done > 0,
             vqvae=vqvae,
             level=level,
+            metadata=metadata,
             device=self.device,
         )
         command = f"cocompose train {kind} --data {self.corpus} --run {run_dir} --preset {self.recipe.preset}"
@@ -165,6 +201,8 @@ class DefaultModelPipeline:
             command += f" --vqvae {vqvae}"
         if level is not None:
             command += f" --level {level}"
+        if metadata is not None:
+            command += f" --metadata {metadata}"
         self.say(
             f"{stage}: {'resuming at step ' + str(done) if done else 'training'} to step {steps}: {command}"
         )
