@@ -1,17 +1,14 @@
 """What the desktop app holds open: a project, a lazily loaded engine, and the engine service. Qt-free.
 
 The app's GUI thread must never wait on the engine, the disk or audio, so everything here that touches
-them runs on one of three background threads and returns a `concurrent.futures.Future`:
+them runs on a background thread and returns a `concurrent.futures.Future`:
 
 * the io thread: opening, creating, saving and closing projects, every edit, submitting jobs. One thread,
   so edits happen in the order they were asked for (a pick before the continue that follows it);
-* the model thread: loading a model (seconds to minutes); the finished engine is then handed to the io
-  thread, which starts the service on it;
+* the model thread: loading a model (seconds to minutes); the io thread then starts the service on it;
 * the export thread: waits for a render job, then writes the file;
-* the audio thread: gathers the audio of the song up to a take for the player (`play_path`), which may
-  wait for a preview to be decoded;
-* the lyrics thread: where in its lyrics the song up to a take sings (`lyric_progress`), beside a
-  generation that may be growing that take (the alignment only reads the model).
+* the audio thread: the song up to a take for the player (`play_path`), waiting for previews if need be;
+* the lyrics thread: where that song sings in its lyrics (`lyric_progress`; reads the model only).
 
 Whatever happens is also reported through `notify(kind, payload)`, called on whichever thread it happened
 on (the app forwards it to the GUI thread):
@@ -32,7 +29,6 @@ under it too). The GUI reads the tree with `snapshot()`, which never waits for t
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import secrets
 import threading
@@ -44,8 +40,12 @@ from pathlib import Path
 from typing import Any
 
 from cocompose import timeline
+from cocompose.app_model_folder import NO_MODEL_HELP, ModelMissing, resolve_model_folder
 from cocompose.app_reports import ModelSummary, ProjectSummary, describe_error, unused_path
 from cocompose.app_state import AppState, config_dir, load_state, save_state
+from cocompose.export_metadata import track_metadata
+from cocompose.lyric_progress_cache import LyricProgressCache
+from cocompose.models import DEFAULT_MODEL_DIR, model_reference
 from cocompose.service.jobs import DONE, FINISHED, PREVIEW_AUDIO, JobEvent, JobHandle, JobStateError
 from cocompose.service.requests import GenerateRequest, Priority, RenderRequest, SamplingParams
 from cocompose.settings import Settings, load_settings
@@ -54,46 +54,12 @@ from cocompose.store import Project, ProjectError
 from cocompose.take_audio import PathAudio, SongAudio
 from cocompose.tree_mirror import TreeSnapshot
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = REPO_ROOT / "assets" / "default-model"
-NO_MODEL_HELP = (
-    "No model is installed yet, so the app cannot sample music (projects still open, play and export).\n"
-    "Get the default model with:\n"
-    "    cocompose train-default --install\n"
-    "(see docs/TRAINING.md), or choose a model folder with Model > Open Model Folder…"
-)
+DEFAULT_MODEL = DEFAULT_MODEL_DIR  # module-level so that tests can point it elsewhere
 PRIORITY_OF_KIND = {"generate": Priority.INTERACTIVE, "preview": Priority.INTERACTIVE,
                     "upsample": Priority.BACKGROUND, "export": Priority.BACKGROUND}  # fmt: skip
 RECORDINGS_FOLDER = "recordings"  # under the state folder: every riff primed from is kept there
-LYRIC_CACHE_SIZE = 32  # paths whose lyric progress is kept (a window repaints and asks again often)
 
 Notify = Callable[[str, Any], None]
-
-
-class ModelMissing(ValueError):
-    """No model where one was asked for; the message says how to get one."""
-
-
-def resolve_model_folder(name_or_folder: str | Path | None) -> Path:
-    """A model folder from a folder path or a model name (through cocompose.models when it exists);
-    None means the embedded default model."""
-    if name_or_folder is None:
-        if (DEFAULT_MODEL / "bundle.json").is_file():
-            return DEFAULT_MODEL
-        raise ModelMissing(NO_MODEL_HELP)
-    path = Path(name_or_folder).expanduser()
-    if path.is_dir():
-        return path
-    from cocompose.models import resolve_model
-
-    try:
-        return resolve_model(str(name_or_folder))
-    except ValueError as exc:
-        raise ModelMissing(f"{exc}\n\n{NO_MODEL_HELP}") from None
-
-
-def model_reference(folder: Path, top: str) -> str:
-    return f"{folder.resolve()}#{top}"
 
 
 class AppSession:
@@ -107,7 +73,7 @@ class AppSession:
         self._exporter = ThreadPoolExecutor(1, "cocompose-export")
         self._audio_pool = ThreadPoolExecutor(1, "cocompose-audio")
         self._lyrics_pool = ThreadPoolExecutor(1, "cocompose-lyrics")
-        self._lyric_cache: dict[tuple, Any] = {}  # (model hash, codes digest, specs) -> LyricProgress
+        self._lyrics = LyricProgressCache()
         self.settings: Settings = load_settings(self.state_dir).settings
         self.project: Project | None = None
         self.engine: Any = None  # engine.api.ComposeEngine, imported only on the model thread
@@ -228,7 +194,7 @@ class AppSession:
         """Load a model on the model thread (None: the default one), then run the service on it."""
 
         def load() -> ModelSummary:
-            folder = resolve_model_folder(name_or_folder)
+            folder = resolve_model_folder(name_or_folder, DEFAULT_MODEL)
             self._notify("model_loading", f"Loading the model in {folder}…")
             settings = self.settings
             try:
@@ -265,7 +231,7 @@ class AppSession:
     def _attach_engine(self, engine: Any, summary: ModelSummary) -> None:
         self._stop_service()
         self.engine, self.model = engine, summary
-        self._lyric_cache.clear()
+        self._lyrics.clear()
         if self.project is not None:
             self._start_service()
         self._notify("model", summary)
@@ -471,33 +437,7 @@ class AppSession:
         changed costs nothing. A failure is left in the future and not reported: the caller shows it."""
 
         def run() -> Any:
-            from cocompose.service.runners import label_spec
-            from cocompose.service.upsampling import conditioning_changes
-
-            engine, project = self._need_engine(), self.project
-            if project is None:
-                raise ProjectError("Open or create a song first.")
-            if not engine.sings_lyrics:
-                return None
-            with self.lock:
-                tree = project.tree
-                if node_id not in tree:
-                    raise ProjectError(f"Take {node_id} is not in this song (it may have been deleted).")
-                codes = tree.path_codes(node_id).to_numpy()
-                changes = conditioning_changes(tree, node_id, 0, len(codes))
-                changes = changes or [(0, tree.conditioning_at(node_id))]
-                planned = project.song.planned_seconds
-            # The song length the labels are built with, as for upsampling the path.
-            seconds = max(planned, len(codes) / engine.codes_per_second)
-            specs = tuple((at, label_spec(c, seconds)) for at, c in changes)
-            key = (engine.model_hash, hashlib.sha256(codes.tobytes()).hexdigest(), specs)
-            found = self._lyric_cache.get(key)
-            if found is None:
-                found = engine.lyric_progress(codes, specs)
-                while len(self._lyric_cache) >= LYRIC_CACHE_SIZE:
-                    self._lyric_cache.pop(next(iter(self._lyric_cache)))
-                self._lyric_cache[key] = found
-            return found
+            return self._lyrics.progress(self._need_engine(), self.project, self.lock, node_id)
 
         return self._lyrics_pool.submit(run)
 
@@ -616,7 +556,9 @@ class AppSession:
             self._notify("job", JobEvent(job_id, "export", "queued", message=f"waiting for job {handle.id}"))
             try:
                 audio, rate = handle.wait()
-                tags, sidecar = self._export_metadata(quality)
+                with self.lock:
+                    project = self.project
+                    tags, sidecar = track_metadata(project, project.song.model.codes_per_second, quality)
 
                 def progress(fraction: float, stage: str) -> None:
                     self._notify("job", JobEvent(job_id, "export", "running", fraction, message=stage))
@@ -630,20 +572,6 @@ class AppSession:
             return result
 
         return self._call(self._exporter, run)
-
-    def _export_metadata(self, quality: str) -> tuple[dict, dict]:
-        with self.lock:
-            project = self.project
-            tree = project.tree
-            path = tree.current_path
-            cps = project.song.model.codes_per_second
-            seeds = [tree.node(i).sampling.seed for i in path if tree.node(i).sampling]
-            sidecar = {"title": project.song.title, "model": project.song.model.name, "quality": quality,
-                       "lineage": list(path), "seeds": seeds,
-                       "sections": timeline.sections_json(tree, path, cps)}  # fmt: skip
-            artist, genre = timeline.credits(tree, path, cps)
-            tags = {"title": project.song.title, "artist": artist, "genre": genre}
-        return tags, sidecar
 
     # -- the end -------------------------------------------------------------------------------------
     def shutdown(self, timeout: float = 30.0) -> None:

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING
 
 # The service pulls in torch; it is imported only by the commands that run a model, so that
 # `cocompose new/info/pick` stay instant.
-from cocompose import timeline
+from cocompose.export_metadata import track_metadata
+from cocompose.models import model_reference
 from cocompose.service.requests import (
     MAX_SEED,
     GenerateRequest,
@@ -35,11 +36,6 @@ if TYPE_CHECKING:
     from engine.api import ComposeEngine
 
 PRINT_EVERY_S = 0.5
-
-
-def model_reference(folder: Path, top: str) -> str:
-    """What the project records to find its model again: the folder and the top prior's name."""
-    return f"{folder.resolve()}#{top}"
 
 
 def load_engine(args: argparse.Namespace, project: Project) -> ComposeEngine:
@@ -339,20 +335,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     with session(args) as (project, service):
         request = RenderRequest(None, start, end, args.quality, args.seed or 0)
         audio, rate = run_job(service, request, f"rendering ({args.quality})")
-        tree = project.tree
-        path = tree.current_path
-        cps = service.engine.codes_per_second
-        sidecar = {
-            "title": project.song.title,
-            "model": project.song.model.name,
-            "quality": args.quality,
-            "range_s": [start, end],
-            "lineage": list(path),
-            "seeds": [tree.node(i).sampling.seed for i in path if tree.node(i).sampling],
-            "sections": timeline.sections_json(tree, path, cps),
-        }
-        artist, genre = timeline.credits(tree, path, cps)
-        tags = TrackTags(title=project.song.title, artist=artist, genre=genre)
+        data, sidecar = track_metadata(project, service.engine.codes_per_second, args.quality, [start, end])
+        tags = TrackTags(**data)
         result = export_track(audio, rate, args.out, settings, tags=tags, sidecar_data=sidecar,
                               progress=lambda fraction, stage: None)  # fmt: skip
         loudness = "n/a" if result.integrated_lufs is None else f"{result.integrated_lufs:.1f} LUFS"

@@ -22,6 +22,11 @@ DEFAULT_MODEL = "default"
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "default-model"
 
 
+def model_reference(folder: Path, top: str) -> str:
+    """What a project records to find its model again: the folder and the top prior's name."""
+    return f"{folder.resolve()}#{top}"
+
+
 def models_home() -> Path:
     """The folder that holds installed models, one sub-folder per name.
 

@@ -5,6 +5,9 @@ there on; windows saved under another conditioning are never used."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import pytest
 
@@ -56,15 +59,22 @@ def _copy(bare, path):
         return project.copy_to(path)
 
 
+@contextmanager
+def _with_windows(path, windows: list[UpsampleWindow]) -> Iterator[Project]:
+    """The project at `path`, open, with every one of `windows` saved in it."""
+    with Project.open(path) as project:
+        for window in windows:
+            project.save_upsample_window(window)
+        yield project
+
+
 def _preview(service, take: int) -> np.ndarray:
     return SongAudio(service).path(take).source.audio()
 
 
 def test_with_every_window_saved_it_is_the_upsampled_render(tmp_path, engine, song):
     bare, take, render, rate, windows = song
-    with Project.open(_copy(bare, tmp_path / "all.cocompose")) as project:
-        for window in windows:
-            project.save_upsample_window(window)
+    with _with_windows(_copy(bare, tmp_path / "all.cocompose"), windows) as project:
         with ComposeService(project, engine) as service:
             preview = _preview(service, take)
             audio, seconds = service.read(lambda p: rendered_audio(p, engine, take, preview))
@@ -134,9 +144,7 @@ def test_the_seam_crossfades_from_render_to_preview():
 
 def test_windows_saved_under_another_voice_are_not_used(tmp_path, engine, song):
     bare, take, render, _, windows = song
-    with Project.open(_copy(bare, tmp_path / "stale.cocompose")) as project:
-        for window in windows:
-            project.save_upsample_window(window)
+    with _with_windows(_copy(bare, tmp_path / "stale.cocompose"), windows) as project:
         with ComposeService(project, engine) as service:
             preview = _preview(service, take)
             service.read(lambda p: p.set_conditioning(take, Conditioning("Bo Noise", "jazz")))
