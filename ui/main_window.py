@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelection, Qt, QTimer
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QSplitter,
     QTabWidget,
-    QToolBar,
     QVBoxLayout,
     QWidget,
 )
@@ -37,11 +36,11 @@ from cocompose.store import FILE_SUFFIX
 from cocompose.timeline import conditioning_sections, voice_label
 from cocompose.tree_mirror import sync
 from ui.conditioning_panel import ConditioningPanel
-from ui.dialog_actions import models_action, settings_action
 from ui.export_dialog import ExportDialog
 from ui.generate_panel import GeneratePanel, GenerateSettings
 from ui.jobs_panel import JobsPanel
 from ui.lyrics_follower import LyricsFollower
+from ui.main_menus import build_menus, new_action
 from ui.new_song_dialog import NewSongDialog
 from ui.playback_panel import PlaybackPanel
 from ui.project_view import ProjectView
@@ -93,7 +92,7 @@ class MainWindow(QMainWindow):
         self._audio_available = audio.available
 
         self._build_widgets()
-        self._build_menus()
+        build_menus(self)
         self._build_status_bar(audio)
         self._connect()
         self._use_defaults(settings)
@@ -146,74 +145,6 @@ class MainWindow(QMainWindow):
         # cursor among the siblings of the take under it, and what plays follows it at the same moment
         # (A/B by ear). An application filter: the tree's type-to-search would otherwise take the digit.
         self.playback.install_keys(self, self.select_sibling)
-
-    def _action(self, text: str, slot, shortcut: str | None = None) -> QAction:
-        action = QAction(text, self)
-        if shortcut:
-            action.setShortcut(QKeySequence(shortcut))  # spelled out: some StandardKeys are empty on Windows
-        action.triggered.connect(lambda _=False: slot())
-        return action
-
-    def _build_menus(self) -> None:
-        file_menu = self.menuBar().addMenu("&File")
-        file_menu.addAction(self._action("&New Song…", self.new_song_dialog, "Ctrl+N"))
-        file_menu.addAction(self._action("&Open…", self._choose_project, "Ctrl+O"))
-        self.recent_menu = file_menu.addMenu("Open &Recent")
-        self.save_as_action = self._action("Save &As…", self._choose_save_as, "Ctrl+Shift+S")
-        self.export_action = self._action("&Export…", self.export_dialog, "Ctrl+E")
-        self.close_action = self._action("&Close Song", self.close_project, "Ctrl+W")
-        for action in (self.save_as_action, self.export_action, self.close_action):
-            file_menu.addAction(action)
-        file_menu.addSeparator()
-        self.record_action = self._action("&Record a Riff…", self.record_dialog, "Ctrl+R")
-        self.record_action.setToolTip("Record from the sound input, listen to it, and start the song from it")
-        file_menu.addAction(self.record_action)
-        file_menu.addSeparator()
-        file_menu.addAction(self._action("&Quit", self.close, "Ctrl+Q"))
-
-        edit_menu = self.menuBar().addMenu("&Edit")
-        self.undo_action = self._action("&Undo", self.session.undo, "Ctrl+Z")
-        self.redo_action = self._action("&Redo", self.session.redo, "Ctrl+Shift+Z")
-        edit_menu.addAction(self.undo_action)
-        edit_menu.addAction(self.redo_action)
-        edit_menu.addSeparator()
-        edit_menu.addAction(self.tree_view.show_hidden_action)
-        edit_menu.addSeparator()
-        self.settings_action = settings_action(self, self.apply_settings, config_dir=self.session.state_dir)
-        edit_menu.addAction(self.settings_action)
-
-        model_menu = self.menuBar().addMenu("&Model")
-        self.models_action = models_action(self, self.load_model)
-        model_menu.addAction(self.models_action)
-        model_menu.addAction(self._action("Open Model &Folder…", self._choose_model))
-        model_menu.addAction(self._action("Load the &Default Model", lambda: self.load_model(None)))
-        self.upsample_action = self._action("&Upsample the Song", self.upsample, "Ctrl+U")
-        model_menu.addAction(self.upsample_action)
-
-        play_menu = self.menuBar().addMenu("&Play")
-        self.play_action = self._action("Play", lambda: self.playback.bar.play_pause())
-        self.play_action.setToolTip("Play / pause the song up to the take under the cursor (Space)")
-        self.render_action = QAction("Hear the &Upsampled Render", self, checkable=True)
-        self.render_action.setShortcut(QKeySequence("U"))
-        self.render_action.setIconText("Upsampled")  # the toolbar's short name
-        self.render_action.setToolTip(
-            "Play the upsampled render as far as it goes (Model > Upsample the Song), then the preview; "
-            "while the song is upsampled the render is heard growing (U)"
-        )
-        self.render_action.toggled.connect(self.playback.set_rendered)
-        play_menu.addAction(self.play_action)
-        play_menu.addAction(self.render_action)
-
-        help_menu = self.menuBar().addMenu("&Help")
-        help_menu.addAction(self._action("&About Cocompose", self.show_about))
-        self._rebuild_recent()
-
-        toolbar = QToolBar("Song", objectName="songToolbar", movable=False)
-        toolbar.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        for action in (self.play_action, self.render_action, self.record_action, self.export_action,
-                       self.models_action, self.settings_action):  # fmt: skip
-            toolbar.addAction(action)
-        self.addToolBar(toolbar)
 
     def _build_status_bar(self, audio: AudioStatus) -> None:
         # Permanent widgets, not showMessage(): menu hover tips would overwrite a plain message.
@@ -596,7 +527,7 @@ class MainWindow(QMainWindow):
         self.recent_menu.clear()
         recent = self.session.state.existing_recent()
         for path in recent:
-            action = self._action(Path(path).name, lambda path=path: self.open_project(path))
+            action = new_action(self, Path(path).name, lambda path=path: self.open_project(path))
             action.setToolTip(path)
             self.recent_menu.addAction(action)
         self.recent_menu.setEnabled(bool(recent))
