@@ -42,8 +42,9 @@ def add_train_default_command(commands) -> None:
 
     parser = commands.add_parser(
         "train-default",
-        help="rebuild the embedded default model end to end (corpus, VQ-VAE, prior, upsamplers)",
-        description="Synthesize the corpus, train the VQ-VAE, the top prior and both upsamplers with the "
+        help="rebuild the embedded default model end to end (corpus, VQ-VAE, decoders, prior, upsamplers)",
+        description="Synthesize the corpus, train the VQ-VAE, fine-tune its decoders, train the top prior "
+        "and both upsamplers with the "
         "default preset, and bundle them into WORK/model. Stopped runs resume where they were. "
         "See docs/MODELS.md for how long each stage takes.",
     )
@@ -51,8 +52,8 @@ def add_train_default_command(commands) -> None:
                         "./default-model-work)")  # fmt: skip
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="default",
                         help="'default' is the shipped model; 'tiny' runs it in seconds")  # fmt: skip
-    parser.add_argument("--only", choices=STAGES, help="run one stage (the three prior stages may run at "
-                        "the same time in separate processes)")  # fmt: skip
+    parser.add_argument("--only", choices=STAGES, help="run one stage (the decoder and prior stages may "
+                        "run at the same time in separate processes)")  # fmt: skip
     parser.add_argument(
         "--install", action="store_true", help="copy the finished model to assets/default-model"
     )

@@ -8,8 +8,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import torch
 
 from cocompose.cli import main
+from engine import checkpoint
 from engine.api import ComposeEngine, LabelSpec
 from engine.prior.labels import normalise_v2
 from engine.prior.sampler import SamplingSettings
@@ -42,7 +44,7 @@ def test_the_tiny_recipe_builds_an_installable_model_that_generates(tmp_path, ca
     # A rerun finds every stage done; asking for more prior steps resumes only that stage.
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert out.count("already") == 5 and "training to step" not in out
+    assert out.count("already") == 6 and "training to step" not in out
 
 
 def test_stages_can_train_on_the_first_songs_only(tmp_path, capsys):
@@ -65,6 +67,39 @@ def test_stages_can_train_on_the_first_songs_only(tmp_path, capsys):
     narrow = DefaultModelPipeline(tmp_path, replace(recipe, upsampler_songs=1), say=print)
     with pytest.raises(ValueError, match="first 1 songs lack artist"):
         narrow.run(only="upsampler0")
+
+
+def test_the_decoder_stage_fine_tunes_the_vqvae_which_ships_with_its_codes_unchanged(tmp_path, capsys):
+    recipe = replace(RECIPES["tiny"], decoder_steps=3, decoder_warmup=1)
+    pipeline = DefaultModelPipeline(tmp_path, recipe, say=print)
+    for stage in ("corpus", "vqvae"):
+        assert pipeline.run(only=stage) == 0
+    with pytest.raises(ValueError, match="needs the fine-tuned decoders first"):
+        pipeline.run(only="bundle")
+    # A run of 2 steps, then a recipe of 3: the stage resumes with the run's own settings.
+    assert (
+        DefaultModelPipeline(tmp_path, replace(recipe, decoder_steps=2), say=print).run(only="decoders") == 0
+    )
+    for stage in ("decoders", "prior", "upsampler1", "upsampler0", "bundle"):
+        assert pipeline.run(only=stage) == 0
+    out = capsys.readouterr().out
+    command = next(line for line in out.splitlines() if line.startswith("decoders: training"))
+    base = tmp_path / "runs" / "vqvae" / "model"
+    assert f"--from {base} --set decoders_only=true --set seed=1" in command
+    assert "--set warmup_steps=1 --set decay_start=1 --set decay_steps=1" in command
+    assert "decoders: resuming at step 2 to step 3" in out
+
+    run = json.loads((tmp_path / "runs" / "decoders" / "run.json").read_text())
+    assert run["train"]["decoders_only"] and run["train"]["decay_steps"] == 1
+    shipped = ComposeEngine.load(tmp_path / "model").bundle.vqvae
+    trained, tuned = (
+        checkpoint.load_model(tmp_path / "runs" / r / "model", "vqvae") for r in ("vqvae", "decoders")
+    )
+    assert torch.equal(shipped.decoders[0].out.weight, tuned.decoders[0].out.weight)
+    assert not torch.equal(shipped.decoders[0].out.weight, trained.decoders[0].out.weight)
+    audio = torch.randn(1, 8192, generator=torch.Generator().manual_seed(3)) * 0.3
+    for a, b in zip(shipped.encode(audio), trained.encode(audio), strict=True):
+        assert torch.equal(a, b)  # so the priors, trained on the VQ-VAE stage's codes, still fit
 
 
 def test_a_prior_stage_before_the_vqvae_is_refused(tmp_path, capsys):

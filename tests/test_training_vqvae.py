@@ -1,7 +1,9 @@
-"""`cocompose train vqvae`: trains and saves, resumes bit-exactly, and saves on Ctrl-C."""
+"""`cocompose train vqvae`: trains and saves, resumes bit-exactly, saves on Ctrl-C, and fine-tunes the
+decoders alone without moving a single code."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -58,6 +60,56 @@ def test_n_steps_then_resume_then_m_steps_equals_n_plus_m_steps(corpus, tmp_path
     ]
     for key in moments[0]:
         assert torch.equal(moments[0][key], moments[1][key]), key
+
+
+def _trained(corpus, tmp_path):
+    """A tiny VQ-VAE after a few full steps: codebooks initialised and encoders no longer random."""
+    assert _train(corpus, tmp_path / "base", "--steps", "3") == 0
+    return tmp_path / "base" / "model"
+
+
+def test_a_decoder_fine_tune_keeps_every_code_and_trains_every_decoder(corpus, tmp_path):
+    base = _trained(corpus, tmp_path)
+    run = tmp_path / "decoders"
+    assert _train(corpus, run, "--from", str(base), "--steps", "3", "--set", "decoders_only=true") == 0
+    before, after = _tensors(f"{base}.safetensors"), _tensors(run / "model.safetensors")
+    frozen = [k for k in before if not k.startswith("decoders.")]
+    assert any(k.startswith("encoders.") for k in frozen) and any(k.startswith("bottleneck.") for k in frozen)
+    for key in frozen:
+        assert torch.equal(before[key], after[key]), key
+    for level in range(3):
+        keys = [k for k in before if k.startswith(f"decoders.{level}.")]
+        assert any(not torch.equal(before[k], after[k]) for k in keys), f"decoder {level} did not train"
+    # So the codes of any audio, and every prior trained on them, are those of the base model.
+    audio = torch.randn(2, 4096, generator=torch.Generator().manual_seed(0)) * 0.3
+    old, new = checkpoint.load_model(base, "vqvae"), checkpoint.load_model(run / "model", "vqvae")
+    for a, b in zip(old.encode(audio), new.encode(audio), strict=True):
+        assert torch.equal(a, b)
+    # The fine-tune keeps the base model's loss normalisers, so its objective is the one it was trained on.
+    run_bandwidth = json.loads((run / "run.json").read_text())["bandwidth"]
+    assert run_bandwidth == checkpoint.read_settings(base)["bandwidth"]
+    # The optimizer holds moments for the decoders' parameters alone.
+    moments = _tensors(run / "checkpoints" / "step_00000003" / "state.safetensors")
+    n_decoder_params = sum(1 for _ in new.decoders.parameters())
+    assert len([k for k in moments if k.endswith(".exp_avg")]) == n_decoder_params
+
+
+def test_a_decoder_fine_tune_resumes_exactly(corpus, tmp_path):
+    base = _trained(corpus, tmp_path)
+    tune = ("--from", str(base), "--set", "decoders_only=true")
+    assert _train(corpus, tmp_path / "straight", *tune, "--steps", "4") == 0
+    assert _train(corpus, tmp_path / "resumed", *tune, "--steps", "2") == 0
+    assert main(["train", "vqvae", "--data", str(corpus), "--run", str(tmp_path / "resumed"),
+                 "--resume", "--steps", "4"]) == 0  # fmt: skip
+    straight = _tensors(tmp_path / "straight" / "model.safetensors")
+    resumed = _tensors(tmp_path / "resumed" / "model.safetensors")
+    for key, value in straight.items():
+        assert torch.equal(resumed[key], value), key
+
+
+def test_a_decoder_fine_tune_needs_a_trained_model(corpus, tmp_path, capsys):
+    assert _train(corpus, tmp_path / "run", "--set", "decoders_only=true") == 2
+    assert "pass --from MODEL" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -22,6 +22,11 @@ class TrainConfig:
     # The paper trains with lr 3e-4 at large batches; each preset picks a rate for its batch and model.
     lr: float = 3e-4
     warmup_steps: int = 100  # linear warm-up from 0, then constant
+    # Optional linear decay to zero over `decay_steps` steps from step `decay_start` (the reference's
+    # lr_use_linear_decay, lr_start_linear_decay and lr_decay); None keeps the rate flat after warm-up.
+    # A run trained at a flat rate ends on a noisy point; annealing it settles into a lower loss.
+    decay_start: int | None = None
+    decay_steps: int = 0
     weight_decay: float = 0.0
     beta1: float = 0.9
     beta2: float = 0.999
@@ -34,6 +39,10 @@ class TrainConfig:
     # Priors: encode every song once and slice crops from the codes (engine/data/code_cache.py) instead of
     # running the VQ-VAE on every batch. Much faster on a CPU; gives up the random stereo downmix.
     cache_codes: bool = False
+    # VQ-VAE only: train the decoders alone. The encoders and codebooks stay exactly as loaded, so every
+    # code, and every prior trained on those codes, stays valid while the audio the codes decode to
+    # improves (a decoder fine-tune, as latent-diffusion VAEs are fine-tuned).
+    decoders_only: bool = False
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "save_every", "log_every", "sample_every")
@@ -42,11 +51,15 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.lr <= 0 or self.warmup_steps < 0 or self.clip <= 0:
             raise ValueError("lr and clip must be positive and warmup_steps non-negative")
+        if self.decay_start is not None and (self.decay_start < 0 or self.decay_steps <= 0):
+            raise ValueError("a linear decay needs decay_start >= 0 and decay_steps > 0")
 
     def lr_at(self, step: int) -> float:
         """Learning rate of optimisation step `step` (0-based)."""
         if self.warmup_steps and step < self.warmup_steps:
             return self.lr * (step + 1) / self.warmup_steps
+        if self.decay_start is not None and step >= self.decay_start:
+            return self.lr * max(0.0, 1.0 - (step - self.decay_start) / self.decay_steps)
         return self.lr
 
 

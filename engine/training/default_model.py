@@ -1,13 +1,15 @@
 """`cocompose train-default`: the embedded default model, end to end, from nothing.
 
-The recipe is the whole story of the shipped model: synthesize the corpus, train the VQ-VAE, then the top
-prior and both upsamplers on its codes, and put the four into one model folder with a bundle.json. Each
+The recipe is the whole story of the shipped model: synthesize the corpus, train the VQ-VAE, fine-tune its
+decoders alone (its codes stay the same), train the top prior and both upsamplers on its codes, and put the
+four into one model folder with a bundle.json. Each
 stage is an ordinary `cocompose train` run in WORK/runs/, so a stopped pipeline picks up where it was
 (a finished stage is skipped, an unfinished one resumes exactly), and an ML engineer can rerun or tune any
 stage by hand with the same command the pipeline prints.
 
-The three prior stages depend only on the VQ-VAE, so on a machine with spare cores they can run at the
-same time (`--only prior`, `--only upsampler1`, `--only upsampler0` in three processes).
+The decoder and prior stages depend only on the VQ-VAE stage (the decoder fine-tune leaves every code as
+it was), so on a machine with spare cores they can run at the same time (`--only decoders`, `--only
+prior`, `--only upsampler1`, `--only upsampler0` in four processes).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from engine import checkpoint
 from engine.bundle import BundleManifest
 from engine.training.entry import TrainRequest, train
 
-STAGES = ("corpus", "vqvae", "prior", "upsampler1", "upsampler0", "bundle")
+STAGES = ("corpus", "vqvae", "decoders", "prior", "upsampler1", "upsampler0", "bundle")
 MODEL_NAME = "cocompose-default"
 TOP_NAME = "default"
 
@@ -39,6 +41,11 @@ class Recipe:
     vqvae_steps: int = 3500
     prior_steps: int = 23355  # where the run was stopped (the learning rate is flat after warm-up)
     upsampler_steps: int = 3000
+    # Then the VQ-VAE's decoders alone, on every song, with the rate decayed linearly to zero after a
+    # warm-up: better audio from the same codes (0: no such stage, the VQ-VAE ships as trained).
+    decoder_steps: int = 5000
+    decoder_warmup: int = 100
+    decoder_seed: int = 1  # its own crops, not a replay of the VQ-VAE run's
     batch_size: int | None = None  # None: the preset's
     # Stages that train on the corpus's first N songs only (None: all of them). Songs are synthesised
     # one by one from (seed, index), so the first N songs of a larger corpus are exactly the N-song corpus.
@@ -47,15 +54,28 @@ class Recipe:
     vqvae_songs: int | None = 180
     upsampler_songs: int | None = 180
 
-    def songs_for(self, kind: str) -> int | None:
-        subset = {"vqvae": self.vqvae_songs, "upsampler": self.upsampler_songs}.get(kind)
+    def songs_for(self, stage_kind: str) -> int | None:
+        subset = {"vqvae": self.vqvae_songs, "upsampler": self.upsampler_songs}.get(stage_kind)
         return None if subset is None or subset >= self.songs else subset
 
 
 RECIPES = {
     "default": Recipe(),
     # The same pipeline in seconds, for the test suite: tiny models, a handful of short songs.
-    "tiny": Recipe("tiny", 4, 12.0, 0, 22050, 2, 2, 2, batch_size=2, vqvae_songs=None, upsampler_songs=None),
+    "tiny": Recipe(
+        preset="tiny",
+        songs=4,
+        seconds=12.0,
+        sample_rate=22050,
+        vqvae_steps=2,
+        prior_steps=2,
+        upsampler_steps=2,
+        decoder_steps=2,
+        decoder_warmup=1,
+        batch_size=2,
+        vqvae_songs=None,
+        upsampler_songs=None,
+    ),
 }
 
 
@@ -109,6 +129,22 @@ class DefaultModelPipeline:
     def _stage_vqvae(self) -> int:
         return self._train("vqvae", "vqvae", self.recipe.vqvae_steps)
 
+    def _stage_decoders(self) -> int:
+        r = self.recipe
+        if r.decoder_steps <= 0:
+            self.say("decoders: none in this recipe; the VQ-VAE ships as trained")
+            return 0
+        settings = (
+            "decoders_only=true",
+            f"seed={r.decoder_seed}",
+            f"warmup_steps={r.decoder_warmup}",
+            f"decay_start={r.decoder_warmup}",
+            f"decay_steps={r.decoder_steps - r.decoder_warmup}",
+        )
+        return self._train(
+            "decoders", "vqvae", r.decoder_steps, settings=settings, base=self._vqvae_run("decoders")
+        )
+
     def _stage_prior(self) -> int:
         return self._train("prior", "prior", self.recipe.prior_steps)
 
@@ -126,7 +162,7 @@ class DefaultModelPipeline:
         parts = {"vqvae": "vqvae", f"prior_{TOP_NAME}": "prior", "upsampler_level_1": "upsampler1",
                  "upsampler_level_0": "upsampler0"}  # fmt: skip
         for stem, run in parts.items():
-            source = self.runs / run / "model"
+            source = (self._final_vqvae_run() if run == "vqvae" else self.runs / run) / "model"
             checkpoint.load_model(source)  # refuse to bundle anything that does not load
             for suffix in (".safetensors", ".json"):
                 shutil.copyfile(source.with_suffix(suffix), staging / f"{stem}{suffix}")
@@ -145,6 +181,22 @@ class DefaultModelPipeline:
         return 0
 
     # -- helpers ----------------------------------------------------------------------------------
+    def _vqvae_run(self, stage: str) -> Path:
+        """The VQ-VAE stage's run; the priors train on its codes (the decoder stage keeps them)."""
+        run = self.runs / "vqvae"
+        if _trained_step(run) < self.recipe.vqvae_steps:
+            raise ValueError(f"{stage} needs the trained VQ-VAE first (stage vqvae)")
+        return run
+
+    def _final_vqvae_run(self) -> Path:
+        """The VQ-VAE that ships: the decoder fine-tune's, when the recipe has one."""
+        if self.recipe.decoder_steps <= 0:
+            return self._vqvae_run("bundle")
+        run = self.runs / "decoders"
+        if _trained_step(run) < self.recipe.decoder_steps:
+            raise ValueError("the bundle needs the fine-tuned decoders first (stage decoders)")
+        return run
+
     def _corpus_key(self) -> dict:
         r = self.recipe
         return {"songs": r.songs, "seconds": r.seconds, "seed": r.corpus_seed, "sample_rate": r.sample_rate}
@@ -175,30 +227,43 @@ class DefaultModelPipeline:
         checkpoint.atomic_write(path, lambda tmp: tmp.write_text("".join(rows)))
         return path
 
-    def _train(self, stage: str, kind: str, steps: int, level: int | None = None) -> int:
+    def _train(
+        self,
+        stage: str,
+        kind: str,
+        steps: int,
+        level: int | None = None,
+        settings: tuple[str, ...] = (),
+        base: Path | None = None,
+    ) -> int:
+        """Train (or resume) stage `stage`; `base` is a run whose model it fine-tunes with `settings`."""
         run_dir = self.runs / stage
         done = _trained_step(run_dir)
         if done >= steps:
             self.say(f"{stage}: trained for {done} steps already")
             return 0
-        vqvae = None if kind == "vqvae" else self.runs / "vqvae" / "model"
-        if vqvae is not None and _trained_step(self.runs / "vqvae") < self.recipe.vqvae_steps:
-            raise ValueError(f"{stage} needs the trained VQ-VAE first (stage vqvae)")
-        metadata = self._metadata_for(kind)
+        vqvae = None if kind == "vqvae" else self._vqvae_run(stage) / "model"
+        from_model = None if base is None or done else base / "model"
+        metadata = self._metadata_for(stage if stage == "decoders" else kind)
         request = TrainRequest(
             kind=kind,
             data_dir=self.corpus,
             run_dir=run_dir,
-            preset=self.recipe.preset,
+            preset=None if done else self.recipe.preset,
+            settings=() if done else settings,
             steps=steps,
             batch_size=None if done else self.recipe.batch_size,
             resume=done > 0,
+            from_model=from_model,
             vqvae=vqvae,
             level=level,
             metadata=metadata,
             device=self.device,
         )
         command = f"cocompose train {kind} --data {self.corpus} --run {run_dir} --preset {self.recipe.preset}"
+        if from_model is not None:
+            command += f" --from {from_model}"
+        command += "".join(f" --set {setting}" for setting in settings)
         if vqvae is not None:
             command += f" --vqvae {vqvae}"
         if level is not None:

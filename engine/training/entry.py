@@ -101,13 +101,26 @@ def _new_vqvae_task(request, context, say):
     loaded = checkpoint.load_model(request.from_model, "vqvae") if request.from_model else None
     shape = loaded.config if loaded is not None else model_preset
     train, config = _resolve_settings(request, shape, train, fixed_shape=loaded is not None)
+    if train.decoders_only and loaded is None:
+        raise ValueError(
+            "decoders_only=true fine-tunes the decoders of a trained VQ-VAE; pass --from MODEL as well"
+        )
     _seed_everything(train.seed)
     model = (loaded or VQVAE(config)).to(context.device)
     dataset = CropDataset(request.data_dir, config.sample_rate, config.sample_length, request.metadata, say)
-    bandwidth = estimate_bandwidth(dataset, train.seed)
     if loaded is None:
+        bandwidth = estimate_bandwidth(dataset, train.seed)
         init_codebooks_(model, dataset, train, context.device)
+    else:
+        bandwidth = _saved_bandwidth(request.from_model) or estimate_bandwidth(dataset, train.seed)
     return VQVAETask(model, dataset, train, context, bandwidth), {"model": config.to_dict()}
+
+
+def _saved_bandwidth(model_path) -> losses.Bandwidth | None:
+    """The loss normalisers a model was trained with, so that fine-tuning keeps its objective's balance
+    (the l2, spectral and commitment terms are each divided by them). Official checkpoints have none."""
+    saved = checkpoint.read_settings(model_path).get("bandwidth")
+    return losses.Bandwidth(**saved) if isinstance(saved, dict) else None
 
 
 def _level(request: TrainRequest, levels: int) -> int:

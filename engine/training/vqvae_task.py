@@ -47,6 +47,11 @@ class VQVAETask:
     bandwidth: losses.Bandwidth
     kind: str = "vqvae"
 
+    def __post_init__(self) -> None:
+        if self.train.decoders_only:
+            # Before the optimizer is built: it takes only parameters that require gradients.
+            self.model.encoders.requires_grad_(False)
+
     @property
     def module(self) -> VQVAE:
         return self.model
@@ -58,7 +63,7 @@ class VQVAETask:
         return audio.to(self.context.device)
 
     def forward(self, module, audio: torch.Tensor) -> tuple[torch.Tensor, VQVAEOutput]:
-        out = module(audio, self.bandwidth)
+        out = module(audio, self.bandwidth, frozen_codes=self.train.decoders_only)
         return out.loss, out
 
     def metrics(self, audio: torch.Tensor, out: VQVAEOutput) -> dict[str, float]:

@@ -165,10 +165,14 @@ class VQVAE(nn.Module):
 
     # --- training --------------------------------------------------------------------------------
 
-    def forward(self, x: torch.Tensor, bandwidth: losses.Bandwidth) -> VQVAEOutput:
+    def forward(
+        self, x: torch.Tensor, bandwidth: losses.Bandwidth, frozen_codes: bool = False
+    ) -> VQVAEOutput:
         """Encode, quantize and decode every level; return the reference's training loss and metrics.
 
-        In training mode the codebooks take an EMA step; in eval mode they are left untouched.
+        In training mode the codebooks take an EMA step; in eval mode they are left untouched. With
+        `frozen_codes` the encoders run without gradients and the codebooks never move, so only the
+        decoders learn (and the commitment loss, which trains the encoders alone, is a constant).
         """
         c = self.config
         audio = self._as_batch(x)
@@ -177,9 +181,11 @@ class VQVAE(nn.Module):
         x_hat: list[torch.Tensor] = [audio] * c.levels
         codes: list[torch.Tensor] = [audio] * c.levels
         commit_total = target.new_zeros(())
+        update = self.training and not frozen_codes
         for level in range(c.levels):
-            z_e = self.encoders[level](audio)
-            q = self.bottleneck.level_blocks[level](z_e, update=self.training)
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen_codes):
+                z_e = self.encoders[level](audio)
+                q = self.bottleneck.level_blocks[level](z_e, update=update)
             z_q = q.z_q if self.training else q.z_q.detach()
             x_hat[level] = self.decoders[level](z_q)[:, 0]
             codes[level] = q.codes
