@@ -4,16 +4,19 @@ makes audible music (not silence, not noise at full scale) from nothing, through
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
 
 from cocompose.cli import main
 from cocompose.models import DEFAULT_MODEL_DIR, resolve_model
+from engine import checkpoint
 from engine.api import ComposeEngine, LabelSpec
 from engine.data.synth.artists import ARTISTS
 from engine.prior.labels import normalise_v2
 from engine.prior.sampler import SamplingSettings
+from engine.training.default_model import RECIPES
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),
@@ -49,3 +52,15 @@ def test_one_shot_generate_with_the_default_model(tmp_path, capsys):
     assert main(args) == 0
     manifest = json.loads((out / "manifest.json").read_text())
     assert len(manifest["branches"]) == 2
+
+
+def test_the_shipped_model_is_the_one_train_default_builds():
+    """Its recipe.json is the `default` recipe and each part was trained for the recipe's steps, so
+    `cocompose train-default` rebuilds this model and docs/MODELS.md describes it."""
+    recipe = RECIPES["default"]
+    assert json.loads((DEFAULT_MODEL_DIR / "recipe.json").read_text()) == asdict(recipe)
+    vqvae_steps = recipe.decoder_steps if recipe.decoder_steps > 0 else recipe.vqvae_steps
+    steps = {"vqvae": vqvae_steps, "prior_default": recipe.prior_steps}
+    steps.update(dict.fromkeys(("upsampler_level_1", "upsampler_level_0"), recipe.upsampler_steps))
+    for stem, expected in steps.items():
+        assert checkpoint.read_settings(DEFAULT_MODEL_DIR / stem)["step"] == expected, stem
