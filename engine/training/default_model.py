@@ -54,8 +54,12 @@ class Recipe:
     vqvae_songs: int | None = 180
     upsampler_songs: int | None = 180
 
-    def songs_for(self, stage_kind: str) -> int | None:
-        subset = {"vqvae": self.vqvae_songs, "upsampler": self.upsampler_songs}.get(stage_kind)
+    def songs_for(self, stage: str) -> int | None:
+        """How many of the corpus's first songs a stage trains on; None: all of them (the decoder
+        fine-tune and the top prior)."""
+        subsets = {"vqvae": self.vqvae_songs, "upsampler1": self.upsampler_songs,
+                   "upsampler0": self.upsampler_songs}  # fmt: skip
+        subset = subsets.get(stage)
         return None if subset is None or subset >= self.songs else subset
 
 
@@ -181,21 +185,24 @@ class DefaultModelPipeline:
         return 0
 
     # -- helpers ----------------------------------------------------------------------------------
-    def _vqvae_run(self, stage: str) -> Path:
-        """The VQ-VAE stage's run; the priors train on its codes (the decoder stage keeps them)."""
-        run = self.runs / "vqvae"
-        if _trained_step(run) < self.recipe.vqvae_steps:
-            raise ValueError(f"{stage} needs the trained VQ-VAE first (stage vqvae)")
+    def _finished_run(self, stage: str, steps: int, what: str, needed_by: str) -> Path:
+        """The run of `stage`, refused unless it has trained its `steps`."""
+        run = self.runs / stage
+        if _trained_step(run) < steps:
+            raise ValueError(f"{needed_by} needs {what} first (stage {stage})")
         return run
+
+    def _vqvae_run(self, needed_by: str) -> Path:
+        """The VQ-VAE stage's run; the priors train on its codes (the decoder stage keeps them)."""
+        return self._finished_run("vqvae", self.recipe.vqvae_steps, "the trained VQ-VAE", needed_by)
 
     def _final_vqvae_run(self) -> Path:
         """The VQ-VAE that ships: the decoder fine-tune's, when the recipe has one."""
         if self.recipe.decoder_steps <= 0:
-            return self._vqvae_run("bundle")
-        run = self.runs / "decoders"
-        if _trained_step(run) < self.recipe.decoder_steps:
-            raise ValueError("the bundle needs the fine-tuned decoders first (stage decoders)")
-        return run
+            return self._vqvae_run("the bundle")
+        return self._finished_run(
+            "decoders", self.recipe.decoder_steps, "the fine-tuned decoders", "the bundle"
+        )
 
     def _corpus_key(self) -> dict:
         r = self.recipe
@@ -207,11 +214,11 @@ class DefaultModelPipeline:
         except (OSError, json.JSONDecodeError):
             return False
 
-    def _metadata_for(self, kind: str) -> Path | None:
-        """The metadata file of the songs this kind of stage trains on: None for the whole corpus, else a
-        file of the corpus's first N rows, written beside metadata.jsonl (atomically, so a stopped pipeline
-        never leaves half of one)."""
-        subset = self.recipe.songs_for(kind)
+    def _metadata_for(self, stage: str, kind: str) -> Path | None:
+        """The metadata file of the songs `stage` trains on: None for the whole corpus, else a file of
+        the corpus's first N rows, written beside metadata.jsonl (atomically, so a stopped pipeline never
+        leaves half of one)."""
+        subset = self.recipe.songs_for(stage)
         if subset is None:
             return None
         path = self.corpus / f"metadata-first-{subset}.jsonl"
@@ -244,7 +251,7 @@ class DefaultModelPipeline:
             return 0
         vqvae = None if kind == "vqvae" else self._vqvae_run(stage) / "model"
         from_model = None if base is None or done else base / "model"
-        metadata = self._metadata_for(stage if stage == "decoders" else kind)
+        metadata = self._metadata_for(stage, kind)
         request = TrainRequest(
             kind=kind,
             data_dir=self.corpus,
