@@ -68,6 +68,7 @@ COND_OPTIONS = (
     "cond_clip",
     "cond_after_change",
     "cond_reference_songs",
+    "cond_guidance",
 )
 
 
@@ -94,9 +95,12 @@ def _conditioning_setup(args: argparse.Namespace):
         "clip_seconds": args.cond_clip,
         "after_change_seconds": args.cond_after_change,
         "reference_songs": args.cond_reference_songs,
+        "guidance": args.cond_guidance,
     }
     config = replace(config, **{key: value for key, value in changes.items() if value is not None})
     engine = ComposeEngine.load(args.model, top=args.top, device=args.device)
+    if args.cond_guidance is None:  # measure what `generate` and the app do with this model
+        config = replace(config, guidance=engine.recommended_guidance)
     corpus_labels(engine)
     return engine, config
 
@@ -157,6 +161,12 @@ def add_evaluate_command(commands) -> None:
         help="clips are heard from here on, past the intro, and the artist changes here (default 8)",
     )
     cond.add_argument("--cond-clip", type=float, metavar="S", help="seconds per classified clip (default 3)")
+    cond.add_argument(
+        "--cond-guidance",
+        type=float,
+        metavar="G",
+        help="label guidance strength when sampling (default: the model's recommendation, as generate)",
+    )
     cond.add_argument(
         "--cond-after-change",
         type=float,

@@ -189,6 +189,12 @@ class ComposeEngine:
         return self.bundle.top.config.n_ctx
 
     @property
+    def recommended_guidance(self) -> float:
+        """The label guidance the model was measured with (its bundle.json), 0 when it names none: the
+        strength to sample the top level with unless the musician chooses another."""
+        return self.bundle.recommended_guidance
+
+    @property
     def can_upsample(self) -> bool:
         return self.bundle.upsamplers is not None
 

@@ -27,6 +27,7 @@ from engine import checkpoint
 from engine.errors import CheckpointError
 from engine.prior.labels import ArtistGenreIds, LabelConfig, NameTable, load_artist_genre_ids, normalise_v2
 from engine.prior.model import JukeboxPrior
+from engine.prior.sampler import MAX_GUIDANCE
 from engine.vqvae import VQVAE
 
 MANIFEST_NAME = "bundle.json"
@@ -46,6 +47,14 @@ class BundleManifest:
     upsamplers: dict[int, str] = field(default_factory=dict)  # level -> file stem
     vocabulary: str | None = None  # "model" (names in the prior's JSON) or a folder of id lists
     sample_rate: int | None = None
+    # The label guidance its makers measured the model with (`engine.prior.sampler`): the strength the
+    # app and `cocompose generate` sample the top level with unless told otherwise. 0 = none.
+    guidance: float = 0.0
+
+    def __post_init__(self) -> None:
+        g = self.guidance
+        if isinstance(g, bool) or not isinstance(g, int | float) or not 0.0 <= g <= MAX_GUIDANCE:
+            raise ValueError(f"guidance must be a number from 0 to {MAX_GUIDANCE:g}, got {g!r}")
 
     def to_json(self) -> str:
         data = {
@@ -58,6 +67,7 @@ class BundleManifest:
             "upsamplers": {str(k): v for k, v in self.upsamplers.items()},
             "vocabulary": self.vocabulary,
             "sample_rate": self.sample_rate,
+            "guidance": self.guidance,
         }
         return json.dumps(data, indent=2, sort_keys=True)
 
@@ -80,6 +90,7 @@ class BundleManifest:
                 upsamplers={int(k): str(v) for k, v in (data.get("upsamplers") or {}).items()},
                 vocabulary=data.get("vocabulary"),
                 sample_rate=data.get("sample_rate"),
+                guidance=data.get("guidance", 0.0),
             )
         except (TypeError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"{path}: malformed bundle manifest ({exc})") from None
@@ -217,6 +228,10 @@ class ModelBundle:
     @property
     def sample_rate(self) -> int:
         return self.vqvae.sample_rate
+
+    @property
+    def recommended_guidance(self) -> float:
+        return float(self.manifest.guidance)
 
     @property
     def codes_per_second(self) -> float:

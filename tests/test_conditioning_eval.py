@@ -6,6 +6,7 @@ the tiny random model, and clear refusals for models that do not know the corpus
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from dataclasses import replace
 
@@ -209,6 +210,20 @@ def test_the_evaluation_counts_every_clip_and_the_cli_reports_the_same_figures(e
     assert cli["artist"]["pass"] == (cli["artist"]["accuracy"] >= 0.8)
 
 
+def test_the_cli_samples_with_the_models_recommended_guidance_unless_told(engine, tmp_path, capsys):
+    folder = shutil.copytree(engine.bundle.folder, tmp_path / "guided")
+    manifest = json.loads((folder / "bundle.json").read_text())
+    (folder / "bundle.json").write_text(json.dumps({**manifest, "guidance": 1.5}))
+    corpus = tmp_path / "corpus"
+    write_corpus(corpus, songs=1, seconds=12.0, seed=7)
+    args = ["evaluate", "--model", str(folder), "--data", str(corpus), "--max-windows", "1", "--conditioning"]
+    for extra, expected in (([], 1.5), (["--cond-guidance", "0"], 0.0)):
+        out = tmp_path / f"card{expected}.json"
+        assert main([*args, *TINY_FLAGS, *extra, "--json", str(out)]) == 0
+        assert f"label guidance {expected:g}" in capsys.readouterr().out
+        assert json.loads(out.read_text())["conditioning"]["settings"]["guidance"] == expected
+
+
 def test_models_that_do_not_know_the_corpus_names_are_refused_clearly(tmp_path, capsys):
     folder = write_tiny_bundle(tmp_path / "model", upsamplers=False)  # artists Ada Tone, Bo Noise, Cleo Hum
     with pytest.raises(ValueError, match="synthetic corpus's artists") as error:
@@ -233,6 +248,7 @@ def test_models_that_do_not_know_the_corpus_names_are_refused_clearly(tmp_path, 
         (["--conditioning", "--cond-genres", "0"], "at least 1"),
         (["--conditioning", "--cond-seconds", "9"], "at least 11"),
         (["--conditioning", "--cond-listen-from", "20"], "at least 23"),
+        (["--conditioning", "--cond-guidance", "-1"], "--cond-guidance must lie in [0, 10]"),
     ],
 )
 def test_bad_conditioning_options_exit_2(engine, capsys, extra, message):

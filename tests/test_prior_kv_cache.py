@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from engine.official.prior_loader import load_prior
+from engine.prior.decode_state import DecodeState
 from engine.prior.kv_cache import KVCache
 from tests.reference import (
     DOCUMENTED_SAMPLING_BASE,
@@ -141,6 +142,25 @@ def test_fork_continues_like_the_original(kind):
     # forking copies the cache: the original is untouched by the branches
     again = model.extend(one, follow[:1])
     assert torch.allclose(again[0], out[0], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ("prior_5b_lyrics", "prior_1b_lyrics", "upsampler_level_1"))
+def test_concatenated_states_step_like_each_state_alone(kind):
+    model, ref = _load(kind), arrays(f"{kind}_ref")
+    labels, upper = _conditioning(ref)
+    prefix = torch.from_numpy(ref["primed_tokens"][:2, :9])
+    a = model.start(labels[:1], None if upper is None else upper[:1])
+    b = model.start(labels[1:2], None if upper is None else upper[1:2])
+    model.extend(a, prefix[:1])
+    model.extend(b, prefix[1:2])
+    both = DecodeState.concat([a, b])
+    assert both.batch_size == 2 and both.position == a.position
+    follow = torch.tensor([[4, 5], [6, 7]]) % model.config.l_bins
+    out = model.extend(both, follow)
+    assert torch.allclose(out[:1], model.extend(a, follow[:1]), atol=1e-5, rtol=0)
+    assert torch.allclose(out[1:], model.extend(b, follow[1:]), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="same position"):
+        DecodeState.concat([a, model.start(labels[:1], None if upper is None else upper[:1])])
 
 
 @pytest.mark.parametrize("kind", PRIORS)

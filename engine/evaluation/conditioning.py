@@ -51,7 +51,7 @@ from engine.evaluation.conditioning_report import (
     ConditioningReport,
 )
 from engine.evaluation.features import FeatureConfig, feature_matrix
-from engine.prior.sampler import SamplingSettings
+from engine.prior.sampler import MAX_GUIDANCE, SamplingSettings
 from engine.vqvae.encdec import decoder_context_frames
 
 MIN_REFERENCE_SONGS = 2 * len(ARTISTS)  # every artist twice: once to fit on, once to test
@@ -75,6 +75,7 @@ class ConditioningConfig:
     after_change_seconds: float = 2.0
     song_seconds: float = 30.0  # song length the labels announce (timing conditioning)
     temperature: float = 0.98  # the app's default
+    guidance: float = 0.0  # --cond-guidance: label guidance strength (`engine.prior.sampler`)
     reference_songs: int = 48  # synthetic songs for the classifiers, half to fit and half to test
     reference_seconds: float = 20.0
 
@@ -104,6 +105,8 @@ class ConditioningConfig:
             )
         if self.reference_seconds < MIN_SONG_SECONDS:
             raise ValueError(f"reference songs must last at least {MIN_SONG_SECONDS} s")
+        if not 0.0 <= self.guidance <= MAX_GUIDANCE:
+            raise ValueError(f"--cond-guidance must lie in [0, {MAX_GUIDANCE:g}], got {self.guidance}")
 
 
 @dataclass(frozen=True)
@@ -371,7 +374,7 @@ def generate_songs(
     engine: ComposeEngine, jobs: Sequence[SongJob], config: ConditioningConfig, say: Callable[[str], None]
 ) -> list[np.ndarray]:
     """Each job's song, sampled from nothing, a batch per label."""
-    settings = SamplingSettings(config.temperature)
+    settings = SamplingSettings(config.temperature, guidance=config.guidance)
     n_new, total = frames(engine, config.seconds), max(config.song_seconds, config.seconds)
     songs: list[np.ndarray] = [np.zeros(0, np.int64)] * len(jobs)
     groups = label_groups(jobs)
@@ -395,7 +398,7 @@ def generate_changes(
 ) -> list[np.ndarray]:
     """Per label, its first song cut at the change and continued with the new artist by each of the
     label's jobs (their change seeds, one batch), up to the end of the clip heard after the change."""
-    settings = SamplingSettings(config.temperature)
+    settings = SamplingSettings(config.temperature, guidance=config.guidance)
     change_at = frames(engine, config.change_at_seconds)
     n_new = frames(engine, config.after_change_seconds) + frames(engine, config.clip_seconds)
     heard_until = config.change_at_seconds + config.after_change_seconds + config.clip_seconds

@@ -40,12 +40,16 @@ class LabelConditioner(nn.Module):
             self.absolute_pos_emb = _Table(cfg.t_bins, width)
             self.relative_pos_emb = _Table(cfg.t_bins, width)
 
-    def start_embedding(self, labels: torch.Tensor, blend: torch.Tensor | None = None) -> torch.Tensor:
+    def start_embedding(
+        self, labels: torch.Tensor, blend: torch.Tensor | None = None, neutral: bool = False
+    ) -> torch.Tensor:
         """(N, 1, W): the artist embedding plus the genre words' embeddings.
 
         blend: optional (N, 2) rows [other artist id, weight w] (see `engine.prior.labels.blend_rows`);
         the artist term becomes (1 - w) * e(artist) + w * e(other), exactly e(artist) at w = 0 and
         e(other) at w = 1.
+        neutral: every artist and genre word replaced by the mean of the known rows (label guidance's
+        contrast, `engine.prior.sampler`): a start token that names no artist and no genre in particular.
         """
         cfg = self.config
         artist = labels[:, 3:4]
@@ -53,6 +57,9 @@ class LabelConditioner(nn.Module):
         _check_ids("artist", artist, cfg.n_artists, allow_empty=False)
         _check_ids("genre", genres, cfg.n_genres, allow_empty=True)
         present = (genres >= 0).to(self.bow_genre_emb.emb.weight.dtype).unsqueeze(2)
+        if neutral:  # as many mean genre words as the label has words, and the mean artist
+            genre_sum = present.sum(dim=1, keepdim=True) * _known_mean(self.bow_genre_emb.emb.weight)
+            return genre_sum + _known_mean(self.artist_emb.emb.weight)
         genre_sum = (self.bow_genre_emb(genres.clamp(min=0)) * present).sum(dim=1, keepdim=True)
         artist_emb = self.artist_emb(artist)  # (N, 1, W)
         if blend is not None:
@@ -98,6 +105,13 @@ def mix_artists(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | float) 
     w = torch.as_tensor(weight, dtype=torch.float32, device=a.device)
     mixed = ((1.0 - w) * a.float() + w * b.float()).to(a.dtype)
     return torch.where(w == 0, a, torch.where(w == 1, b, mixed))
+
+
+def _known_mean(table: torch.Tensor) -> torch.Tensor:
+    """(W,) mean of an embedding table's rows, leaving out row 0 ("unknown" in every vocabulary, and never
+    trained in ours) when there are others."""
+    rows = table[1:] if table.shape[0] > 1 else table
+    return rows.float().mean(dim=0).to(table.dtype)
 
 
 def _check_ids(name: str, ids: torch.Tensor, rows: int, allow_empty: bool) -> None:

@@ -46,6 +46,22 @@ class DecodeState:
             music_offset=self.music_offset,
         )
 
+    @staticmethod
+    def concat(states: list[DecodeState]) -> DecodeState:
+        """One state running the streams of `states` in order, so they step in one forward call (label
+        guidance's conditioned and neutral streams). They must stand at the same position."""
+        first = states[0]
+        if any(s.position != first.position or s.music_offset != first.music_offset for s in states):
+            raise ValueError("only states at the same position can run as one batch")
+        conds = [s.x_cond for s in states]
+        return DecodeState(
+            cache=KVCache.concat([s.cache for s in states]),
+            position=first.position,
+            x_cond=None if conds[0] is None else torch.cat(conds),
+            next_logits=torch.cat([s.next_logits for s in states]),
+            music_offset=first.music_offset,
+        )
+
     def fork(self, n: int) -> DecodeState:
         """n branches of every stream (stream-major), sharing the already-computed prefix."""
         if n < 1:

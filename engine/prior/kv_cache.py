@@ -14,6 +14,8 @@ Rolling kinds store position p at slot p % capacity, so nothing is ever shifted 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from engine.prior.config import BLOCK, COLUMN, DENSE, ENC_DEC, PREV_BLOCK, PRIME, TransformerConfig
@@ -79,6 +81,15 @@ class LayerCache:
             self.keys.index_copy_(1, slots, k_new.to(self.keys.dtype))
             self.values.index_copy_(1, slots, v_new.to(self.values.dtype))
 
+    @staticmethod
+    def concat(caches: Sequence[LayerCache]) -> LayerCache:
+        """The streams of every cache, one after another (caches of the same layer of one prior)."""
+        first = caches[0]
+        keys = torch.cat([c.keys for c in caches])
+        return LayerCache(
+            first.kind, keys, torch.cat([c.values for c in caches]), first.block_ctx, first.limit
+        )
+
     def select(self, index: torch.Tensor) -> LayerCache:
         return LayerCache(
             self.kind,
@@ -141,6 +152,13 @@ class KVCache:
     def select(self, index: torch.Tensor) -> KVCache:
         """A new cache whose stream i is a copy of stream index[i] of this one (fork / reorder)."""
         return KVCache([layer.select(index) for layer in self.layers])
+
+    @staticmethod
+    def concat(caches: Sequence[KVCache]) -> KVCache:
+        """One cache holding the streams of `caches` in order (same prior, same window)."""
+        return KVCache(
+            [LayerCache.concat(layers) for layers in zip(*(c.layers for c in caches), strict=True)]
+        )
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for layer in self.layers for t in (layer.keys, layer.values))

@@ -70,11 +70,13 @@ class JukeboxPrior(nn.Module):
         labels: torch.Tensor | None,
         upper_tokens: torch.Tensor | None = None,
         blend: torch.Tensor | None = None,
+        neutral: bool = False,
     ) -> Conditioning:
         """Once-per-window work: start embedding, timing or upsampler conditioning, lyric encoder.
 
         blend: optional (N, 2) artist blend rows [other artist id, weight] mixed into the artist embedding
-        (`LabelConditioner.start_embedding`); ignored by a prior without labels."""
+        (`LabelConditioner.start_embedding`); ignored by a prior without labels. neutral: the start
+        embedding names no artist or genre (label guidance's contrast); timing and lyrics are kept."""
         cfg = self.config
         start = x_cond = encoder_kv = lyrics = None
         if cfg.labels is not None:
@@ -82,7 +84,7 @@ class JukeboxPrior(nn.Module):
                 shape = None if labels is None else tuple(labels.shape)
                 raise ValueError(f"labels must be (N, {cfg.label_len}) int64, got {shape}")
             labels = labels.long()
-            start = self.y_emb.start_embedding(labels, blend)
+            start = self.y_emb.start_embedding(labels, blend, neutral)
             if cfg.n_tokens:
                 lyrics = labels[:, labels.shape[1] - cfg.n_tokens :]
                 if bool((lyrics < 0).any() or (lyrics >= cfg.n_vocab).any()):
@@ -197,15 +199,20 @@ class JukeboxPrior(nn.Module):
     # ----------------------------------------------------------------- incremental decoding
     @torch.no_grad()
     def start(
-        self, labels: torch.Tensor | None, upper_tokens=None, batch_size: int | None = None, blend=None
+        self,
+        labels: torch.Tensor | None,
+        upper_tokens=None,
+        batch_size: int | None = None,
+        blend=None,
+        neutral: bool = False,
     ) -> DecodeState:
         """Begin a window: run the conditioning once, position 0 (and the lyrics for 1b_lyrics).
 
         N comes from labels (or upper_tokens / batch_size for a label-less prior). The returned
-        state's next_logits (N, bins) predict the first music token. blend: see `conditioning`.
+        state's next_logits (N, bins) predict the first music token. blend, neutral: see `conditioning`.
         """
         cfg = self.config
-        cond = self.conditioning(labels, upper_tokens, blend)
+        cond = self.conditioning(labels, upper_tokens, blend, neutral)
         n = _batch_of(labels, upper_tokens, batch_size)
         param = self.prior.x_emb.weight
         compute_dtype = self.prior.transformer.compute_dtype

@@ -13,6 +13,14 @@ recorded; those tokens depend on batch composition and call order.
 of them, feeds a lyric id drawn at a music position back as-is, and returns it as code 0 (FACTS 4.4).
 We deliberately sample over the music columns only; `SamplingSettings(reference_quirks=True)`
 restores the reference behaviour exactly.
+
+Label guidance (not in the reference; off by default). A small prior hears its artist and genre only
+through the start token, and the further a window runs from it the weaker the label's pull. With
+`guidance = g > 0` every branch runs beside a contrast stream with the same prefix, timing and lyrics but
+a neutral start token (the mean artist and genre embeddings), and tokens are drawn from
+`logits + g * (logits - contrast logits)`: what this artist and genre add to a song, made g + 1 times as
+strong (classifier-free guidance with the table's mean as the unconditional model). It costs a second
+stream per branch. Priors without labels (most upsamplers) ignore it.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ if TYPE_CHECKING:  # model.py imports this module for JukeboxPrior.sample
     from engine.prior.model import JukeboxPrior
 
 REFERENCE_RNG: Literal["reference"] = "reference"
+MAX_GUIDANCE = 10.0  # far past any useful strength: beyond a few, the draws collapse onto few codes
 
 Progress = Callable[[int, int], bool | None]
 Seeds = Sequence[int] | Sequence[torch.Generator] | Literal["reference"]
@@ -45,10 +54,13 @@ class SamplingSettings:
     top_p: float = 0.0
     chunk_size: int = 32
     reference_quirks: bool = False
+    guidance: float = 0.0  # label guidance strength g (module doc); 0 samples the model as it is
 
     def __post_init__(self) -> None:
         if self.temperature <= 0.0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if not 0.0 <= self.guidance <= MAX_GUIDANCE:
+            raise ValueError(f"guidance must lie in [0, {MAX_GUIDANCE:g}], got {self.guidance}")
         if self.top_k < 0 or not 0.0 <= self.top_p <= 1.0:
             raise ValueError(f"need top_k >= 0 and top_p in [0, 1], got {self.top_k}, {self.top_p}")
         if self.chunk_size < 1:
@@ -73,10 +85,12 @@ def report(progress: Progress | None, done: int, total: int) -> None:
 @dataclass
 class Resume:
     """Where a window stopped: `state` has every code fed except `pending` (N, k), the k <= 1 codes
-    drawn last (feeding them is deferred so a full window never needs an extra position)."""
+    drawn last (feeding them is deferred so a full window never needs an extra position). `contrast`:
+    the neutral-label streams of a guided window, fed the same codes, or None."""
 
     state: DecodeState
     pending: torch.Tensor
+    contrast: DecodeState | None = None
 
     @property
     def batch_size(self) -> int:
@@ -90,7 +104,9 @@ class Resume:
     def select(self, index: torch.Tensor | Sequence[int]) -> Resume:
         """Keep, reorder or repeat branches (e.g. `[b]` to continue from the branch the user chose)."""
         index = torch.as_tensor(index, dtype=torch.long).view(-1)
-        return Resume(self.state.select(index), self.pending.index_select(0, index.to(self.pending.device)))
+        pending = self.pending.index_select(0, index.to(self.pending.device))
+        contrast = None if self.contrast is None else self.contrast.select(index)
+        return Resume(self.state.select(index), pending, contrast)
 
 
 @dataclass
@@ -134,8 +150,10 @@ def prefill(
     n_branches: int,
     chunk_size: int,
     blend: torch.Tensor | None = None,
+    neutral: bool = False,
 ) -> DecodeState:
-    """Start a window for n_branches streams and push the prefix (blend: optional artist blend rows).
+    """Start a window for n_branches streams and push the prefix (blend: optional artist blend rows;
+    neutral: the contrast streams of label guidance).
 
     When every input is shared (one row, or identical rows) the conditioning and the prefix run once at
     batch 1 and the cache is forked, instead of computing the same prefix n_branches times.
@@ -152,7 +170,7 @@ def prefill(
     upper_tokens = _expand(upper_tokens, rows, "upper_tokens")
     prefix = _expand(prefix, rows, "prefix")
     blend = _expand(blend, rows, "blend")
-    state = prior.start(labels, upper_tokens, batch_size=rows, blend=blend)
+    state = prior.start(labels, upper_tokens, batch_size=rows, blend=blend, neutral=neutral)
     if prefix is not None and prefix.shape[1]:
         push(prior, state, prefix, chunk_size)
     return state.fork(n_branches) if shared else state
@@ -183,6 +201,14 @@ def draw(logits: torch.Tensor, generators: list[torch.Generator] | None, setting
     if generators is None:
         return reference_order_sample(logits, t, k, p)
     return sample_tokens_per_branch(logits.float().cpu(), generators, t, k, p).to(logits.device)
+
+
+def guide(logits: torch.Tensor, neutral: torch.Tensor, strength: float) -> torch.Tensor:
+    """Label guidance on one step's logits, in float32: each stream's log-softmax moved `strength` times
+    further from the neutral stream's. Log-softmax first, so the two streams' arbitrary logit offsets
+    cancel; strength 0 gives the conditioned distribution itself."""
+    own = torch.log_softmax(logits.float(), dim=-1)
+    return own + strength * (own - torch.log_softmax(neutral.float(), dim=-1))
 
 
 def sample(
@@ -217,35 +243,50 @@ def sample(
         raise ValueError(f"{len(generators)} seeds for {n} branches")
     if n_new < 1:
         raise ValueError(f"n_new must be >= 1, got {n_new}")
+    guided = settings.guidance > 0 and cfg.labels is not None
     report(progress, 0, n_new)
     if resume is None:
         have = 0 if prefix is None else prefix.shape[1]
         if have + n_new > cfg.n_ctx:
             raise ValueError(f"prefix {have} + {n_new} new codes exceed the window of {cfg.n_ctx}")
         state = prefill(prior, labels, upper_tokens, prefix, n, settings.chunk_size, blend)
+        contrast, extra = None, None
+        if guided:
+            contrast = prefill(
+                prior, labels, upper_tokens, prefix, n, settings.chunk_size, blend, neutral=True
+            )
     else:
+        if guided and resume.contrast is None:
+            raise ValueError("this window was sampled without label guidance; continue it without, too")
         extra = (
             resume.pending if prefix is None else torch.cat([resume.pending, prefix.to(resume.pending)], 1)
         )
         if resume.state.music_tokens + extra.shape[1] + n_new > cfg.n_ctx:
             raise ValueError(f"resuming would run past the window of {cfg.n_ctx} codes")
-        state = resume.state
+        state, contrast = resume.state, resume.contrast if guided else None
         if state.batch_size == 1 and n > 1:
             state, extra = state.fork(n), extra.expand(n, -1)
+            contrast = None if contrast is None else contrast.fork(n)
         elif state.batch_size != n:
             raise ValueError(f"resume has {state.batch_size} branches, asked for {n}; use Resume.select")
-        else:  # never mutate the caller's resume state in place
+        elif contrast is None:  # never mutate the caller's resume state in place (concat copies)
             state = state.select(torch.arange(n))
-        if extra.shape[1]:
-            push(prior, state, extra, settings.chunk_size)
+    # A guided window steps its conditioned and neutral streams as one batch: rows [0, n) and [n, 2n).
+    streams = state if contrast is None else DecodeState.concat([state, contrast])
+    copies = streams.batch_size // n
+    if extra is not None and extra.shape[1]:
+        push(prior, streams, extra.repeat(copies, 1), settings.chunk_size)
     # Music columns only, unless the reference's joint-vocabulary draw is wanted (1b_lyrics quirk).
     joint = settings.reference_quirks and cfg.vocab_shift > 0
+    feed = prior.extend_raw if joint else prior.extend
     drawn: list[torch.Tensor] = []
     last = None
     for j in range(n_new):
         if last is not None:
-            (prior.extend_raw if joint else prior.extend)(state, last.view(n, 1))
-        logits = state.next_logits if joint else prior.music_logits(state.next_logits)
+            feed(streams, last.view(n, 1).repeat(copies, 1))
+        logits = streams.next_logits if joint else prior.music_logits(streams.next_logits)
+        if contrast is not None:
+            logits = guide(logits[:n], logits[n:], settings.guidance)
         last = draw(logits, generators, settings)
         drawn.append(prior.codes_from_ids(last) if joint else last)
         try:
@@ -253,5 +294,8 @@ def sample(
         except Cancelled as stop:
             raise Cancelled(str(stop), torch.stack(drawn, 1)) from None
     codes = torch.stack(drawn, dim=1)
+    if contrast is not None:
+        rows = torch.arange(2 * n, device=streams.next_logits.device)
+        state, contrast = streams.select(rows[:n]), streams.select(rows[n:])
     # A lyric id drawn last stays pending as code 0: the reference primes later windows with codes.
-    return SampleResult(codes, Resume(state, codes[:, -1:]))
+    return SampleResult(codes, Resume(state, codes[:, -1:], contrast))
