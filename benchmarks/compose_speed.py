@@ -2,6 +2,7 @@
 
     python benchmarks/compose_speed.py                    # the default model, 4 branches x 10 s, 1 thread
     python benchmarks/compose_speed.py --model DIR --branches 4 --seconds 10 --threads 2 --json out.json
+    python benchmarks/compose_speed.py --guidance 0        # without label guidance (default: the model's)
 
 Measures, from the moment the request is submitted:
   first_audible_s  the first second of some branch is decoded and in the player's hands (service.live);
@@ -24,14 +25,16 @@ from pathlib import Path
 import torch
 
 from cocompose.models import resolve_model
-from cocompose.service import ComposeService, GenerateRequest
+from cocompose.service import ComposeService, GenerateRequest, SamplingParams
 from cocompose.service.jobs import PREVIEW_AUDIO
 from cocompose.song import Conditioning, ModelInfo
 from cocompose.store import Project
 from engine.api import ComposeEngine
 
 
-def one_run(engine: ComposeEngine, folder: Path, branches: int, seconds: float, seed: int) -> dict:
+def one_run(
+    engine: ComposeEngine, folder: Path, branches: int, seconds: float, seed: int, guidance: float
+) -> dict:
     info = ModelInfo(engine.name, engine.model_hash, engine.sample_rate, engine.codes_per_second)
     artist, genre = engine.artists()[-1], engine.genres()[-1]
     project = Project.create(folder / f"bench-{seed}.cocompose", conditioning=Conditioning(artist, genre),
@@ -49,7 +52,10 @@ def one_run(engine: ComposeEngine, folder: Path, branches: int, seconds: float, 
 
     with ComposeService(project, engine, on_event=on_event) as service:
         start = time.perf_counter()
-        ids = service.submit(GenerateRequest.branches(1, branches, seconds, seed)).wait(600)
+        sampling = SamplingParams(guidance=guidance)
+        ids = service.submit(GenerateRequest.branches(1, branches, seconds, seed, sampling=sampling)).wait(
+            600
+        )
         done = time.perf_counter()
         assert all(service.read(lambda p, n=n: p.preview(n, engine.decoder_hash)) is not None for n in ids)
     project.close()
@@ -65,23 +71,26 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--guidance", type=float, help="label guidance (default: the model's, as the app)")
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     loaded = time.perf_counter()
     engine = ComposeEngine.load(resolve_model(args.model), threads=args.threads)
     load_s = time.perf_counter() - loaded
+    guidance = engine.recommended_guidance if args.guidance is None else args.guidance
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
-        one_run(engine, Path(tmp), args.branches, args.seconds, seed=999)  # warm-up
+        one_run(engine, Path(tmp), args.branches, args.seconds, 999, guidance)  # warm-up
         for i in range(args.repeats):
-            runs.append(one_run(engine, Path(tmp), args.branches, args.seconds, seed=i))
+            runs.append(one_run(engine, Path(tmp), args.branches, args.seconds, i, guidance))
     result = {
         "model": engine.name,
         "load_s": round(load_s, 3),
         "branches": args.branches,
         "seconds": args.seconds,
         "threads": args.threads,
+        "guidance": guidance,
         "first_audible_s": round(statistics.median(r["first_audible_s"] for r in runs), 3),
         "all_playable_s": round(statistics.median(r["all_playable_s"] for r in runs), 3),
         "runs": runs,

@@ -25,6 +25,7 @@ class ModelSummary:
     genres: tuple[str, ...]
     can_upsample: bool
     weights_bytes: int
+    recommended_guidance: float  # the label strength its bundle.json names (0: none)
 
 
 @dataclass(frozen=True)

@@ -220,6 +220,7 @@ class AppSession:
                 genres=tuple(engine.genres()),
                 can_upsample=engine.can_upsample,
                 weights_bytes=engine.weights_bytes(),
+                recommended_guidance=engine.recommended_guidance,
             )
             self._io.submit(self._attach_engine, engine, summary).result()
             if name_or_folder is not None:

@@ -105,8 +105,15 @@ def run_job(service: ComposeService, request, what: str):
     return result
 
 
-def sampling_params(args: argparse.Namespace) -> SamplingParams:
-    return SamplingParams(args.temperature, args.top_k, args.top_p)
+def sampling_params(args: argparse.Namespace, recommended_guidance: float = 0.0) -> SamplingParams:
+    """The sampling options; without --guidance, the label guidance the model recommends."""
+    guidance = recommended_guidance if args.guidance is None else args.guidance
+    return SamplingParams(args.temperature, args.top_k, args.top_p, guidance=guidance)
+
+
+def _say_guidance(args: argparse.Namespace, sampling: SamplingParams) -> None:
+    if args.guidance is None and sampling.guidance:  # chosen for the user: say so, and how to change it
+        print(f"label guidance {sampling.guidance:g}, as the model recommends (--guidance G to change it)")
 
 
 def _seed(args: argparse.Namespace) -> int:
@@ -117,8 +124,10 @@ def _seed(args: argparse.Namespace) -> int:
 
 
 def _generate(args, project, service, parent: int, conditioning=None) -> tuple[int, ...]:
+    sampling = sampling_params(args, service.engine.recommended_guidance)
     request = GenerateRequest.branches(parent, args.branches, args.seconds, _seed(args),
-                                       sampling=sampling_params(args), conditioning=conditioning)  # fmt: skip
+                                       sampling=sampling, conditioning=conditioning)  # fmt: skip
+    _say_guidance(args, sampling)
     ids = run_job(service, request, f"sampling {args.branches} x {args.seconds:g} s")
     for node_id in ids:
         node = project.tree.node(node_id)
@@ -226,6 +235,9 @@ def cmd_generate_oneshot(args: argparse.Namespace) -> int:
 
     check_out_folder(request.out, request.overwrite)  # before the model loads
     engine = ComposeEngine.load(folder, top=args.top)
+    # The request was checked before the model loaded; only now is its recommended guidance known.
+    request = replace(request, sampling=sampling_params(args, engine.recommended_guidance))
+    _say_guidance(args, request.sampling)
     result = generate_oneshot(request, engine, runner=run_job, say=lambda m: print(m, flush=True))
     print(f"{len(result.branches)} song(s) and {result.manifest.name} in {request.out}")
     return 0
@@ -380,6 +392,10 @@ def _sampling_options(parser: argparse.ArgumentParser, branches: int) -> None:
     parser.add_argument("--temperature", type=float, default=0.98, help="default 0.98")
     parser.add_argument("--top-k", type=int, default=0, help="keep the k likeliest codes (0: all)")
     parser.add_argument("--top-p", type=float, default=0.0, help="nucleus sampling mass (0: off)")
+    parser.add_argument("--guidance", type=float, metavar="G", help="label guidance from 0 to 10: how "
+                        "strongly the artist and genre steer the takes (0: off; higher: more like them, "
+                        "less varied, and slower, as each step runs the model twice). Default: the "
+                        "strength the model recommends (its bundle.json's 'guidance', else 0)")  # fmt: skip
 
 
 def add_compose_commands(commands) -> None:

@@ -368,6 +368,7 @@ def manifest_document(
             "temperature": s.temperature,
             "top_k": s.top_k,
             "top_p": s.top_p,
+            "guidance": s.guidance,
             "changes": [
                 {"at_s": c.at_s, "artist": c.artist, "genre": c.genre}
                 for c in sorted(request.changes, key=lambda c: c.at_s)

@@ -69,8 +69,10 @@ def _node_summary(project: Project, node: Node) -> str:
         parts.append("hidden")
     if node.sampling:
         s = node.sampling
+        # Shown only when used, so takes sampled without label guidance read as they always did.
+        guide = f" guide {s.guidance:g}" if s.guidance else ""
         parts.append(
-            f"seed {s.seed} temp {s.temperature:g} top_k {s.top_k} top_p {s.top_p:g} {s.model}".strip()
+            f"seed {s.seed} temp {s.temperature:g} top_k {s.top_k} top_p {s.top_p:g}{guide} {s.model}".strip()
         )
     if node.conditioning:
         c = node.conditioning

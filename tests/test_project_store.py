@@ -7,6 +7,7 @@ import os
 import sqlite3
 import stat
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -279,11 +280,21 @@ def test_a_paused_job_does_not_outlive_its_session_and_a_queued_one_stays_queued
         assert jobs[queued].state == "queued"
 
 
+def _as_version_2(path: Path) -> None:
+    """Turn a project into the version-2 file the previous Cocompose wrote (its takes had no guidance
+    column; nothing else differs)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("ALTER TABLE nodes DROP COLUMN guidance")
+    conn.execute("PRAGMA user_version = 2")
+    conn.close()
+
+
 def _as_version_1(path: Path) -> None:
-    """Turn a project into the version-1 file the previous Cocompose wrote (its jobs table had no
-    'paused' state; nothing else differs)."""
+    """Turn a project into the version-1 file Cocompose wrote before that (its jobs table had no
+    'paused' state either)."""
     from cocompose.store.schema import SCHEMA_V1
 
+    _as_version_2(path)
     jobs_v1 = next(s for s in SCHEMA_V1.split(";") if "CREATE TABLE jobs" in s).replace("jobs", "jobs_v1", 1)
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("BEGIN")
@@ -313,7 +324,7 @@ def test_a_version_1_project_is_upgraded_keeping_its_jobs_and_their_ids(folder):
         conn.execute("UPDATE jobs SET state = 'paused' WHERE id = ?", (second,))
     conn.close()
     with Project.open(path) as again:
-        assert SCHEMA_VERSION == 2 and again._conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert again._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         jobs = {j.id: (j.kind, j.state, j.node_id, j.progress, j.detail) for j in again.jobs()}
         assert jobs == {
             first: ("sample", "done", 2, 1.0, {"seed": 5}),
@@ -322,6 +333,25 @@ def test_a_version_1_project_is_upgraded_keeping_its_jobs_and_their_ids(folder):
         again.update_job(second, state="paused")
         assert again.jobs()[-1].state == "paused"
         assert again.add_job("sample") == gone + 1  # an id is never given twice, even one whose row is gone
+
+
+def test_takes_keep_their_guidance_and_a_version_2_project_reads_as_sampled_without(folder):
+    path = folder / "guided.cocompose"
+    project = make_song(path)
+    guided = Sampling(seed=9, temperature=0.9, top_k=5, model="m", guidance=2.5)
+    (take,) = project.add_takes(1, [guided], [Codes.of([7, 8])])
+    project.close()
+    with Project.open(path) as again:
+        assert again.tree.node(take).sampling == guided
+    _as_version_2(path)
+    with Project.open(path) as upgraded:
+        assert upgraded._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert upgraded.tree.node(take).sampling == replace(guided, guidance=0.0)
+        assert upgraded.tree.node(take).codes == Codes.of([7, 8])
+        assert all(n.sampling is None or n.sampling.guidance == 0.0 for n in upgraded.tree.nodes())
+        (newer,) = upgraded.add_takes(take, [guided], [Codes.of([1])])
+        assert upgraded.tree.node(newer).sampling.guidance == 2.5
+        assert upgraded.integrity_problems() == []
 
 
 def test_the_command_line_creates_describes_and_edits_a_project(folder, capsys):

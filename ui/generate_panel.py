@@ -1,9 +1,12 @@
-"""How new takes are sampled: branches, seconds, temperature, top-k, top-p and the seed.
+"""How new takes are sampled: branches, seconds, temperature, top-k, top-p, label strength and the seed.
 
 The seed is always shown, so a take the musician liked can be drawn again: it is a read-only line they can
 select and copy (or copy with the button), and "Reuse" keeps it for the next request instead of drawing
 a fresh one. Three actions: Generate after the take under the cursor, More variations of it (siblings),
 Continue from the end of the song (the picked take).
+
+Label strength (the engine's label guidance) starts at what the loaded model recommends
+(`set_recommended_guidance`); the musician may change it for the next requests.
 """
 
 from __future__ import annotations
@@ -25,9 +28,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cocompose.service.requests import MAX_BRANCHES, MAX_SECONDS, SamplingParams
+from cocompose.service.requests import MAX_BRANCHES, MAX_GUIDANCE, MAX_SECONDS, SamplingParams
 
 SEED_RANGE = 2**31  # fresh seeds stay short enough to read aloud; any seed up to 2**63 - 1 is accepted
+GUIDANCE_HELP = (
+    "How strongly the chosen artist and genre steer the new takes.\n"
+    "0 (off): the model as it was trained.\n"
+    "Higher: more like the artist and genre, but less varied.\n"
+    "Above 0 the model makes a second pass for every step, so sampling is slower."
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,9 @@ class GeneratePanel(QWidget):
         self.top_k = QSpinBox(objectName="topK", minimum=0, maximum=100_000, value=0, specialValueText="off")
         self.top_p = QDoubleSpinBox(objectName="topP", minimum=0.0, maximum=1.0, value=0.0, decimals=2,
                                     singleStep=0.05, specialValueText="off")  # fmt: skip
+        self.guidance = QDoubleSpinBox(objectName="guidance", minimum=0.0, maximum=MAX_GUIDANCE, value=0.0,
+                                       decimals=1, singleStep=0.5, specialValueText="off")  # fmt: skip
+        self.guidance.setToolTip(GUIDANCE_HELP)
         self.seed = QLineEdit(objectName="seed", readOnly=True)
         self.seed.setToolTip("The seed of the first new take; take i gets seed + i")
         self.reuse_seed = QCheckBox("Reuse", objectName="reuseSeed")
@@ -70,6 +82,7 @@ class GeneratePanel(QWidget):
         form.addRow("Temperature", self.temperature)
         form.addRow("Top-k", self.top_k)
         form.addRow("Top-p", self.top_p)
+        form.addRow("Label strength", self.guidance)
         form.addRow("Seed", seed_row)
 
         self.generate_button = QPushButton("&Generate", objectName="generateButton")
@@ -100,9 +113,16 @@ class GeneratePanel(QWidget):
         """Show (and with Reuse, keep) a seed, e.g. one taken from a take the musician liked."""
         self._set_seed(seed)
 
+    def set_recommended_guidance(self, strength: float) -> None:
+        """A model was loaded: start from the label strength it recommends (0 when it names none), and
+        keep the recommendation in the tooltip, so the musician can find their way back to it."""
+        self.guidance.setValue(strength)
+        self.guidance.setToolTip(f"{GUIDANCE_HELP}\nThis model recommends {strength:g}.")
+
     def settings(self) -> GenerateSettings:
         """What the next request will use. Raises ValueError naming a bad value."""
-        sampling = SamplingParams(self.temperature.value(), self.top_k.value(), self.top_p.value())
+        sampling = SamplingParams(self.temperature.value(), self.top_k.value(), self.top_p.value(),
+                                  guidance=self.guidance.value())  # fmt: skip
         return GenerateSettings(self.branches.value(), self.seconds.value(), self.current_seed(), sampling)
 
     def request(self, mode: str) -> GenerateSettings:

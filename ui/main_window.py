@@ -220,7 +220,7 @@ class MainWindow(QMainWindow):
         self._update_info()
 
     def _show_model(self, model: ModelSummary | None) -> None:
-        self._model = model
+        previous, self._model = self._model, model
         if model is None:
             self.model_label.setText("No model")
             self.device_label.setText("")
@@ -229,6 +229,11 @@ class MainWindow(QMainWindow):
             self.model_label.setToolTip(model.reference)
             self.device_label.setText(f"Device: {model.device}")
             self.conditioning_panel.set_names(model.artists, model.genres)
+            # Another model starts from its own recommended label strength; the same one loaded again
+            # (another device or precision, a failed switch) keeps what the musician chose.
+            recommends = (model.reference, model.recommended_guidance)
+            if previous is None or (previous.reference, previous.recommended_guidance) != recommends:
+                self.generate_panel.set_recommended_guidance(model.recommended_guidance)
         self.upsample_action.setEnabled(bool(model and model.can_upsample))
         self._update_info()
         self.playback.forget()  # audio gathered with the old model is gone with its service

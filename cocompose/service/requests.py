@@ -14,6 +14,9 @@ from cocompose.song import Conditioning
 MAX_BRANCHES = 64
 MAX_SECONDS = 3600.0
 MAX_SEED = 2**63 - 1
+MAX_GUIDANCE = (
+    10.0  # as the engine allows (engine.prior.sampler.MAX_GUIDANCE; cocompose imports no torch here)
+)
 
 
 class Priority(IntEnum):
@@ -28,12 +31,15 @@ class SamplingParams:
     temperature: float = 0.98
     top_k: int = 0
     top_p: float = 0.0
+    guidance: float = 0.0  # label guidance strength (engine.prior.sampler); models recommend one
 
     def __post_init__(self) -> None:
         if not 0.0 < self.temperature <= 10.0:
             raise ValueError(f"temperature must be in (0, 10], got {self.temperature}")
         if self.top_k < 0 or not 0.0 <= self.top_p <= 1.0:
             raise ValueError(f"need top_k >= 0 and top_p in [0, 1], got {self.top_k}, {self.top_p}")
+        if not 0.0 <= self.guidance <= MAX_GUIDANCE:
+            raise ValueError(f"label guidance must be in [0, {MAX_GUIDANCE:g}], got {self.guidance}")
 
 
 def check_seed(seed: int) -> int:

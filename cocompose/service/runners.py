@@ -51,7 +51,9 @@ def _generation_setup(project: Project, request: GenerateRequest, engine):
     spec = label_spec(conditioning, max(project.song.planned_seconds, song_seconds))
     engine.check_names(spec)
     s = request.sampling
-    samplings = [Sampling(seed, s.temperature, s.top_k, s.top_p, engine.name) for seed in request.seeds]
+    samplings = [
+        Sampling(seed, s.temperature, s.top_k, s.top_p, engine.name, s.guidance) for seed in request.seeds
+    ]
     # A new voice is stored on the new takes themselves (a duet from here on), in the same step.
     change = None if conditioning == inherited else conditioning
     ids = project.add_takes(request.parent_id, samplings, conditioning=change)
@@ -84,7 +86,7 @@ def run_generate(ctx, request: GenerateRequest) -> tuple[int, ...]:
         history, n_new, spec, ids, streams = ctx.handle.carry
         drawn = ctx.store(lambda p: _drawn_codes(p, ids))
     s = request.sampling
-    settings = SamplingSettings(s.temperature, s.top_k, s.top_p)
+    settings = SamplingSettings(s.temperature, s.top_k, s.top_p, guidance=s.guidance)
     steps = [0]
     started = time.monotonic()
     max_batch = ctx.service.max_batch

@@ -57,6 +57,7 @@ class Sampling:
     top_k: int = 0
     top_p: float = 0.0
     model: str = ""
+    guidance: float = 0.0  # label guidance; 0 for takes sampled before it existed (format 2 files)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Callable, Mapping
 
 from cocompose.store.errors import ProjectError
-from cocompose.store.schema import APPLICATION_ID, JOBS_V2, SCHEMA_V1, SCHEMA_VERSION
+from cocompose.store.schema import APPLICATION_ID, JOBS_V2, NODES_V3, SCHEMA_V1, SCHEMA_VERSION
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -42,7 +42,13 @@ def _v1_to_v2(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
-MIGRATIONS: dict[int, Migration] = {0: _create_v1, 1: _v1_to_v2}
+def _v2_to_v3(conn: sqlite3.Connection) -> None:
+    """Takes gain a guidance column; existing rows keep NULL, which reads as "sampled without"."""
+    for statement in split_statements(NODES_V3):
+        conn.execute(statement)
+
+
+MIGRATIONS: dict[int, Migration] = {0: _create_v1, 1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def file_version(conn: sqlite3.Connection) -> int:

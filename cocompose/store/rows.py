@@ -9,16 +9,16 @@ from cocompose.song.records import Conditioning, Node, NodeState, Sampling
 
 NODE_COLUMNS = (
     "id, parent_id, codes, codes_dtype, conditioning, seed, temperature, top_k, top_p, model, "
-    "name, hidden, state, created_at"
+    "name, hidden, state, created_at, guidance"
 )
 
 
 def node_from_row(row: sqlite3.Row | tuple) -> Node:
     (node_id, parent_id, codes, dtype, conditioning, seed, temperature, top_k, top_p, model) = row[:10]
-    name, hidden, state, created_at = row[10:14]
+    name, hidden, state, created_at, guidance = row[10:15]
     sampling = None
     if seed is not None:
-        sampling = Sampling(seed=seed, temperature=temperature, top_k=top_k, top_p=top_p, model=model)
+        sampling = Sampling(seed, temperature, top_k, top_p, model, guidance=guidance or 0.0)
     return Node(
         id=node_id,
         parent_id=parent_id,
@@ -50,12 +50,13 @@ def node_values(node: Node) -> tuple:
         int(node.hidden),
         node.state.value,
         node.created_at,
+        s.guidance if s else None,
     )
 
 
 def insert_node(conn: sqlite3.Connection, node: Node, deleted_by: int | None) -> int:
     """Insert a node (a new id is given when `node.id` is None); returns its id."""
-    placeholders = ", ".join("?" * 15)
+    placeholders = ", ".join("?" * 16)
     cursor = conn.execute(
         f"INSERT INTO nodes ({NODE_COLUMNS}, deleted_by) VALUES ({placeholders})",
         (*node_values(node), deleted_by),

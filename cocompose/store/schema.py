@@ -9,7 +9,7 @@ from __future__ import annotations
 
 # 'CCMP' as a big-endian int: `PRAGMA application_id` tells our files from any other SQLite database.
 APPLICATION_ID = 0x43434D50
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FILE_SUFFIX = ".cocompose"
 
 SCHEMA_V1 = """
@@ -113,4 +113,9 @@ DELETE FROM sqlite_sequence WHERE name = 'jobs_v2';
 UPDATE sqlite_sequence SET name = 'jobs_v2' WHERE name = 'jobs';
 DROP TABLE jobs;
 ALTER TABLE jobs_v2 RENAME TO jobs;
+"""
+
+# Version 3: takes record the label guidance they were sampled with. Older takes had none: NULL reads as 0.
+NODES_V3 = """
+ALTER TABLE nodes ADD COLUMN guidance REAL;
 """
