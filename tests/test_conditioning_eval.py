@@ -24,6 +24,7 @@ from engine.evaluation.conditioning import (
     ConditioningConfig,
     build_reference,
     classify_songs,
+    clip_code_bits,
     corpus_labels,
     evaluate_conditioning,
     fit_reference,
@@ -172,6 +173,22 @@ def test_real_songs_through_the_generated_audio_path_score_what_the_classifier_s
         assert np.array_equal(oracle, matrix)
         assert accuracy(oracle) == check.reconstructed
         assert check.train_clips + check.test_clips == len(reference.song)
+    # the variety of each reference clip is that of the codes the app primes from
+    n_frames = round(TINY.clip_seconds * engine.codes_per_second)
+    expected = [
+        clip_code_bits(primed[song][start : start + n_frames])
+        for song, start in zip(reference.song.tolist(), reference.start.tolist(), strict=True)
+    ]
+    np.testing.assert_allclose(reference.code_bits, expected)
+
+
+def test_clip_code_bits_is_the_entropy_of_the_codes_in_the_clip():
+    assert clip_code_bits(np.full(40, 7)) == 0.0  # one code held: no variety
+    assert clip_code_bits(np.arange(32)) == pytest.approx(5.0)  # 32 codes once each
+    assert clip_code_bits(np.array([1, 1, 1, 2])) == pytest.approx(0.8112781)  # -(3/4 log 3/4 + 1/4 log 1/4)
+    assert clip_code_bits(np.array([3, 9, 3, 9])) == clip_code_bits(
+        np.array([5, 5, 8, 8])
+    )  # names don't matter
 
 
 def test_the_evaluation_counts_every_clip_and_the_cli_reports_the_same_figures(engine, tmp_path, capsys):
@@ -191,6 +208,9 @@ def test_the_evaluation_counts_every_clip_and_the_cli_reports_the_same_figures(e
     assert (report.genre.target, report.change.target) == (0.7, 0.7)
     assert 0.0 <= report.change.previous <= 1.0 - report.change.accuracy + 1e-12
     assert "artist change" in report.to_text()
+    n_clip = round(TINY.clip_seconds * engine.codes_per_second)
+    for bits in (report.variety.real_bits, report.variety.generated_bits):
+        assert 0.0 < bits <= np.log2(n_clip)
 
     # The CLI: the card, then the same figures (a second run with the same seeds gives the same report).
     corpus = tmp_path / "corpus"

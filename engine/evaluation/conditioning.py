@@ -49,6 +49,7 @@ from engine.evaluation.conditioning_report import (
     ClassifierCheck,
     ConditioningMetric,
     ConditioningReport,
+    Variety,
 )
 from engine.evaluation.features import FeatureConfig, feature_matrix
 from engine.prior.sampler import MAX_GUIDANCE, SamplingSettings
@@ -237,6 +238,9 @@ class Reference:
     genre: tuple[str, ...]
     real: np.ndarray  # (N, F) features of the real audio
     reconstructed: np.ndarray | None  # (N, F) features of the top-level reconstruction (None: no model)
+    code_bits: np.ndarray | None = (
+        None  # (N,) `clip_code_bits` of each clip's top-level codes (no model: None)
+    )
 
     def fitting_half(self, task: str) -> np.ndarray:
         """(N,) True for clips of the songs a `task` classifier is fitted on: every other song of each
@@ -283,7 +287,7 @@ def build_reference(
         raise ValueError("the clip grid must be the model's: its sample rate and top-level hop")
     n = round(config.clip_seconds * sample_rate / hop)
     rows: dict[str, list] = defaultdict(list)
-    real, reconstructed = [], []
+    real, reconstructed, code_bits = [], [], []
     for index in range(config.reference_songs):
         plan = compose_song(config.seed, index, config.reference_seconds)
         if plan.artist.name not in artists or plan.genre.name not in genres:
@@ -292,7 +296,9 @@ def build_reference(
         starts = body_starts(plan, sample_rate / hop, n)
         real += [audio[s * hop : (s + n) * hop] for s in starts]
         if engine is not None:
-            reconstructed += reconstruct(engine, audio, starts, n)
+            codes = encode_top(engine, audio)
+            reconstructed += preview_clips(engine, codes, starts, n)
+            code_bits += [clip_code_bits(codes[s : s + n]) for s in starts]
         for key, value in (("song", index), ("artist", plan.artist.name), ("genre", plan.genre.name)):
             rows[key] += [value] * len(starts)
         rows["start"] += starts
@@ -305,15 +311,16 @@ def build_reference(
         tuple(rows["genre"]),
         feature_matrix(real, sample_rate),
         None if engine is None else feature_matrix(reconstructed, sample_rate),
+        None if engine is None else np.asarray(code_bits),
     )
 
 
-def reconstruct(
-    engine: ComposeEngine, audio: np.ndarray, starts: Sequence[int], n_frames: int
-) -> list[np.ndarray]:
-    """Clips of a real song as the app would play them back after priming with the whole song: its
-    top-level codes through the preview decoder."""
-    return preview_clips(engine, encode_top(engine, audio), starts, n_frames)
+def clip_code_bits(codes: np.ndarray) -> float:
+    """Entropy (bits) of the codes' frequencies within one clip: how varied the music is over it.
+    Guidance lowers it (a generated clip repeats itself more). Compare clips of equal length only."""
+    _, counts = np.unique(np.asarray(codes), return_counts=True)
+    share = counts / counts.sum()
+    return float(-(share * np.log2(share)).sum())
 
 
 def held_out(reference: Reference, task: str, fit_on: str, test_on: str) -> tuple[Classifier, np.ndarray]:
@@ -458,6 +465,7 @@ def evaluate_conditioning(
                     previous=[job.artist for job in jobs])  # fmt: skip
 
     sampled = sum(map(len, songs)) + sum(len(c) - change_at for c in changed)
+    generated_bits = [clip_code_bits(song[s : s + n_clip]) for song in songs for s in starts]
     return ConditioningReport(
         model=str(engine.bundle.folder),
         sample_rate=engine.sample_rate,
@@ -469,4 +477,5 @@ def evaluate_conditioning(
         change=change,
         generated_seconds=sampled / engine.codes_per_second,
         wall_seconds=time.monotonic() - started,
+        variety=Variety(float(np.mean(reference.code_bits)), float(np.mean(generated_bits))),
     )

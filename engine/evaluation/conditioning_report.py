@@ -61,6 +61,16 @@ class ConditioningMetric:
 
 
 @dataclass(frozen=True)
+class Variety:
+    """Mean `clip_code_bits` of the classified clips: real held-out songs' top-level codes against the
+    generated songs'. Conditioning strength is bought with variety (label guidance trades one for the
+    other), so the card shows both."""
+
+    real_bits: float
+    generated_bits: float
+
+
+@dataclass(frozen=True)
 class ConditioningReport:
     model: str
     sample_rate: int
@@ -72,6 +82,7 @@ class ConditioningReport:
     change: ConditioningMetric
     generated_seconds: float  # top-level audio sampled, all songs and continuations together
     wall_seconds: float
+    variety: Variety
 
     def metrics(self) -> tuple[ConditioningMetric, ...]:
         return self.artist, self.genre, self.change
@@ -112,6 +123,11 @@ class ConditioningReport:
                 f"    {m.name:<20} {m.accuracy:8.1%}  {m.target:6.0%}  {m.chance:6.1%}  {m.clips:5}  "
                 f"{'pass' if m.passed else 'FAIL'}{extra}"
             )
+        v = self.variety
+        lines.append(
+            f"  variety: a clip's top-level codes carry {v.generated_bits:.2f} bits generated, "
+            f"{v.real_bits:.2f} bits in real songs"
+        )
         for m in self.metrics():
             lines += ["", f"  {m.name}: rows conditioned, columns classified", *confusion_lines(m)]
         return "\n".join(lines)
