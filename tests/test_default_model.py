@@ -13,6 +13,7 @@ from cocompose.cli import main
 from cocompose.models import DEFAULT_MODEL_DIR, resolve_model
 from engine import checkpoint
 from engine.api import ComposeEngine, LabelSpec
+from engine.bundle import BundleManifest
 from engine.data.synth.artists import ARTISTS
 from engine.prior.labels import normalise_v2
 from engine.prior.sampler import SamplingSettings
@@ -64,3 +65,5 @@ def test_the_shipped_model_is_the_one_train_default_builds():
     steps.update(dict.fromkeys(("upsampler_level_1", "upsampler_level_0"), recipe.upsampler_steps))
     for stem, expected in steps.items():
         assert checkpoint.read_settings(DEFAULT_MODEL_DIR / stem)["step"] == expected, stem
+    # and the app samples it with the label guidance it was measured with
+    assert BundleManifest.read(DEFAULT_MODEL_DIR / "bundle.json").guidance == recipe.guidance

@@ -47,6 +47,9 @@ class Recipe:
     decoder_warmup: int = 100
     decoder_seed: int = 1  # its own crops, not a replay of the VQ-VAE run's
     batch_size: int | None = None  # None: the preset's
+    # Not training: the label guidance the model is measured and sampled with (bundle.json's "guidance",
+    # the app's default strength). Chosen on held-out songs of another seed than the card's.
+    guidance: float = 3.0
     # Stages that train on the corpus's first N songs only (None: all of them). Songs are synthesised
     # one by one from (seed, index), so the first N songs of a larger corpus are exactly the N-song corpus.
     # The VQ-VAE and the upsamplers were trained when the corpus had 180 songs; the top prior, which
@@ -77,6 +80,7 @@ RECIPES = {
         decoder_steps=2,
         decoder_warmup=1,
         batch_size=2,
+        guidance=1.5,
         vqvae_songs=None,
         upsampler_songs=None,
     ),
@@ -177,6 +181,7 @@ class DefaultModelPipeline:
             upsamplers={1: "upsampler_level_1", 0: "upsampler_level_0"},
             vocabulary="model",
             sample_rate=self.recipe.sample_rate,
+            guidance=self.recipe.guidance,
         ).write(staging)
         (staging / "recipe.json").write_text(json.dumps(asdict(self.recipe), indent=2, sort_keys=True))
         shutil.rmtree(self.model_dir, ignore_errors=True)
