@@ -31,6 +31,7 @@ from engine.evaluation.conditioning import (
     held_out,
     label_groups,
     plan_songs,
+    song_features,
 )
 from engine.evaluation.features import clip_features
 from engine.prior.labels import normalise_v2
@@ -173,6 +174,12 @@ def test_real_songs_through_the_generated_audio_path_score_what_the_classifier_s
         assert np.array_equal(oracle, matrix)
         assert accuracy(oracle) == check.reconstructed
         assert check.train_clips + check.test_clips == len(reference.song)
+        # and a classifier fitted on real clips scores them as the real->recon column says
+        real_fit, _ = held_out(reference, task, "real", "real")
+        from_real = real_fit.predict(song_features(engine, codes, starts, n_frames))
+        assert (
+            accuracy(confusion_matrix(truth, from_real, len(real_fit.names))) == check.real_on_reconstructed
+        )
     # the variety of each reference clip is that of the codes the app primes from
     n_frames = round(TINY.clip_seconds * engine.codes_per_second)
     expected = [
@@ -211,6 +218,8 @@ def test_the_evaluation_counts_every_clip_and_the_cli_reports_the_same_figures(e
     n_clip = round(TINY.clip_seconds * engine.codes_per_second)
     for bits in (report.variety.real_bits, report.variety.generated_bits):
         assert 0.0 < bits <= np.log2(n_clip)
+    assert 0.0 <= report.fitted_on_real.artist <= 1.0 and 0.0 <= report.fitted_on_real.genre <= 1.0
+    assert "fitted on real clips instead" in report.to_text()
 
     # The CLI: the card, then the same figures (a second run with the same seeds gives the same report).
     corpus = tmp_path / "corpus"
