@@ -1,0 +1,55 @@
+"""The render check (classifiers fitted on real audio judging upsampled renders) on the tiny model: every
+source is heard on the same clip grid, and models or settings it cannot judge are refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.api import ComposeEngine
+from engine.evaluation.renders import SOURCES, RenderCheckConfig, render_check
+from tests.compose_model import write_tiny_bundle
+from tests.test_conditioning_eval import KNOWN_ARTISTS, KNOWN_GENRES, corpus_vocabulary
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+TINY = RenderCheckConfig(
+    songs_per_artist=1,
+    reference_songs=24,  # every known artist and genre at least once (see test_conditioning_eval)
+    reference_seconds=12.0,
+    song_seconds=12.0,
+    render_seconds=1.5,
+    listen_from_seconds=0.5,
+    clip_seconds=0.5,
+)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory) -> ComposeEngine:
+    folder = tmp_path_factory.mktemp("renders") / "model"
+    write_tiny_bundle(folder, vocabulary=corpus_vocabulary(KNOWN_ARTISTS, KNOWN_GENRES), audible=True)
+    return ComposeEngine.load(folder)
+
+
+def test_every_source_is_heard_on_the_same_clips(engine):
+    said: list[str] = []
+    check = render_check(engine, TINY, say=said.append)
+    clips_per_song = 2  # 0.5..1.0 s and 1.0..1.5 s
+    songs = TINY.songs_per_artist * len(KNOWN_ARTISTS)
+    assert check.clips == dict.fromkeys(SOURCES, songs * clips_per_song)
+    assert sum("generated songs:" in line for line in said) == songs
+    for source in SOURCES:
+        assert set(check.accuracy[source]) == {"artist", "genre"}
+        assert all(0.0 <= share <= 1.0 for share in check.accuracy[source].values())
+    assert "generated upsampled" in check.to_text()
+
+
+def test_a_model_without_upsamplers_and_impossible_clips_are_refused(engine, tmp_path):
+    folder = write_tiny_bundle(
+        tmp_path / "no-ups", upsamplers=False, vocabulary=corpus_vocabulary(KNOWN_ARTISTS, KNOWN_GENRES)
+    )
+    with pytest.raises(ValueError, match="no upsamplers"):
+        render_check(ComposeEngine.load(folder), TINY)
+    with pytest.raises(ValueError, match="clips must fit"):
+        RenderCheckConfig(render_seconds=10.0, listen_from_seconds=8.0, clip_seconds=3.0)
+    with pytest.raises(ValueError, match="at least one song"):
+        RenderCheckConfig(songs_per_artist=0)
