@@ -41,6 +41,7 @@ from typing import Any
 
 from cocompose import timeline
 from cocompose.app_model_folder import NO_MODEL_HELP, ModelMissing, resolve_model_folder
+from cocompose.app_model_loading import load_engine
 from cocompose.app_reports import ModelSummary, ProjectSummary, describe_error, unused_path
 from cocompose.app_state import AppState, config_dir, load_state, save_state
 from cocompose.export_metadata import track_metadata
@@ -198,30 +199,11 @@ class AppSession:
             self._notify("model_loading", f"Loading the model in {folder}…")
             settings = self.settings
             try:
-                from cocompose.settings import resolve_compute
-                from engine.api import ComposeEngine
-
-                compute = resolve_compute(settings)
-                engine = ComposeEngine.load(folder, top=top, device=compute.device,
-                                            dtype=_torch_dtype(compute.precision),
-                                            threads=settings.cpu_threads or None)  # fmt: skip
+                engine, summary = load_engine(folder, top, settings)
             except BaseException:
                 self._notify("model", self.model)  # the old one (or none) stays
                 raise
             self._loaded = (folder, engine.bundle.top_name, (settings.device, settings.precision))
-            device = f"{engine._device()}" + (f" ({compute.note})" if compute.note else "")
-            summary = ModelSummary(
-                name=engine.name,
-                reference=model_reference(folder, engine.bundle.top_name),
-                device=device,
-                sample_rate=engine.sample_rate,
-                codes_per_second=engine.codes_per_second,
-                artists=tuple(engine.artists()),
-                genres=tuple(engine.genres()),
-                can_upsample=engine.can_upsample,
-                weights_bytes=engine.weights_bytes(),
-                recommended_guidance=engine.recommended_guidance,
-            )
             self._io.submit(self._attach_engine, engine, summary).result()
             if name_or_folder is not None:
                 self._save_state(replace(self.state, model=str(folder.resolve())))
@@ -592,10 +574,3 @@ class AppSession:
         finally:
             for executor in (self._io, self._loader, self._exporter, self._audio_pool, self._lyrics_pool):
                 executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _torch_dtype(precision: str) -> Any:
-    """The priors' compute dtype for a settings precision (None: as saved, float32). Imports torch."""
-    import torch
-
-    return {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}[precision]

@@ -89,3 +89,11 @@ def write_tiny_bundle(
             sample_rate=TINY.sample_rate,
         ).write(folder)
     return folder
+
+
+def louden_labels(prior, gain: float = 100.0) -> None:
+    """Scale a prior's artist and genre rows in place. An untrained tiny prior hears its labels only
+    faintly, so label guidance would change nothing; louder rows make the labels decide some draws."""
+    with torch.no_grad():
+        for table in (prior.y_emb.artist_emb, prior.y_emb.bow_genre_emb):
+            table.emb.weight.mul_(gain)

@@ -161,7 +161,8 @@ def test_real_songs_through_the_generated_audio_path_score_what_the_classifier_s
         audio = render_song(compose_song(TINY.seed, index, TINY.reference_seconds), engine.sample_rate)
         primed[index] = engine.encode_prime(audio, engine.sample_rate)
     for task in ("artist", "genre"):
-        classifier, check, matrix = fit_reference(reference, task)
+        fitted = fit_reference(reference, task)
+        classifier, check, matrix = fitted.classifier, fitted.check, fitted.confusion
         test = ~reference.fitting_half(task)
         songs = sorted(set(reference.song[test].tolist()))
         codes = [primed[index] for index in songs]
@@ -175,7 +176,7 @@ def test_real_songs_through_the_generated_audio_path_score_what_the_classifier_s
         assert accuracy(oracle) == check.reconstructed
         assert check.train_clips + check.test_clips == len(reference.song)
         # and a classifier fitted on real clips scores them as the real->recon column says
-        real_fit, _ = held_out(reference, task, "real", "real")
+        real_fit = fitted.on_real
         from_real = real_fit.predict(song_features(engine, codes, starts, n_frames))
         assert (
             accuracy(confusion_matrix(truth, from_real, len(real_fit.names))) == check.real_on_reconstructed

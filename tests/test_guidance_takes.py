@@ -15,7 +15,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 from PySide6.QtCore import Qt
 
 from cocompose.audio_io import AudioStatus
@@ -25,7 +24,7 @@ from engine import checkpoint
 from engine.api import ComposeEngine, LabelSpec
 from engine.bundle import MANIFEST_NAME, BundleManifest
 from engine.prior.sampler import SamplingSettings
-from tests.compose_model import write_tiny_bundle
+from tests.compose_model import louden_labels, write_tiny_bundle
 from ui.main_window import MainWindow
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -44,9 +43,7 @@ def write_guided_bundle(folder, recommended: float):
     top = folder / TOP_PRIOR
     settings = checkpoint.read_settings(top)
     prior = checkpoint.load_model(top, "prior")
-    with torch.no_grad():
-        prior.y_emb.artist_emb.emb.weight.mul_(LABEL_GAIN)
-        prior.y_emb.bow_genre_emb.emb.weight.mul_(LABEL_GAIN)
+    louden_labels(prior, LABEL_GAIN)
     own = ("format", "format_version", "kind", "config", "aliases")  # save_model writes these itself
     checkpoint.save_model(top, prior, "prior", {k: v for k, v in settings.items() if k not in own})
     manifest = BundleManifest.read(folder / MANIFEST_NAME)

@@ -36,6 +36,11 @@ class Classifier:
         """(N, F) -> (N,) class indices (ties go to the lower index)."""
         return np.argmax(self.logits(features), axis=1)
 
+    def share_named(self, features: np.ndarray, truth: Sequence[str]) -> float:
+        """Share of the (N, F) rows whose predicted class is the name in `truth` (N names)."""
+        predicted = self.predict(features)
+        return float(np.mean([self.names[p] == t for p, t in zip(predicted, truth, strict=True)]))
+
     def index(self, name: str) -> int:
         try:
             return self.names.index(name)

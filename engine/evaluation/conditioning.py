@@ -239,9 +239,7 @@ class Reference:
     genre: tuple[str, ...]
     real: np.ndarray  # (N, F) features of the real audio
     reconstructed: np.ndarray | None  # (N, F) features of the top-level reconstruction (None: no model)
-    code_bits: np.ndarray | None = (
-        None  # (N,) `clip_code_bits` of each clip's top-level codes (no model: None)
-    )
+    code_bits: np.ndarray | None = None  # (N,) each clip's `clip_code_bits` (None: no model)
 
     def fitting_half(self, task: str) -> np.ndarray:
         """(N,) True for clips of the songs a `task` classifier is fitted on: every other song of each
@@ -331,22 +329,38 @@ def held_out(reference: Reference, task: str, fit_on: str, test_on: str) -> tupl
     train = reference.fitting_half(task)
     columns = TASK_FEATURES[task]
     classifier = fit_classifier(getattr(reference, fit_on)[train], list(labels[train]), columns)
-    truth = [classifier.index(name) for name in labels[~train]]
-    predicted = classifier.predict(getattr(reference, test_on)[~train])
-    return classifier, confusion_matrix(truth, predicted, len(classifier.names))
+    return classifier, held_out_confusion(classifier, reference, task, test_on)
 
 
-def fit_reference(reference: Reference, task: str) -> tuple[Classifier, ClassifierCheck, np.ndarray]:
-    """The task's classifier on reconstructions, its check, and its confusion on the held-out half."""
-    _, real = held_out(reference, task, "real", "real")
+def held_out_confusion(classifier: Classifier, reference: Reference, task: str, test_on: str) -> np.ndarray:
+    """The classifier's confusion matrix on the `test_on` features of the half it was not fitted on."""
+    test = ~reference.fitting_half(task)
+    truth = [classifier.index(name) for name in np.asarray(getattr(reference, task))[test]]
+    predicted = classifier.predict(getattr(reference, test_on)[test])
+    return confusion_matrix(truth, predicted, len(classifier.names))
+
+
+@dataclass(frozen=True, eq=False)
+class FittedTask:
+    """One task's classifiers, fitted on the reference's fitting half, and how they do on the other."""
+
+    classifier: Classifier  # fitted on reconstructions: what judges generated audio
+    on_real: Classifier  # fitted on real clips (the issue's wording; charges the prior for the codec)
+    check: ClassifierCheck
+    confusion: np.ndarray  # `classifier` on the held-out half's reconstructions
+
+
+def fit_reference(reference: Reference, task: str) -> FittedTask:
+    """The task's classifiers on reconstructions and on real clips, with their held-out check."""
+    on_real, real = held_out(reference, task, "real", "real")
     classifier, recon = held_out(reference, task, "reconstructed", "reconstructed")
-    _, gap = held_out(reference, task, "real", "reconstructed")
+    gap = held_out_confusion(on_real, reference, task, "reconstructed")
     train = reference.fitting_half(task)
     check = ClassifierCheck(
         task, classifier.names, int(train.sum()), int((~train).sum()),
         accuracy(real), accuracy(recon), accuracy(gap),
     )  # fmt: skip
-    return classifier, check, recon
+    return FittedTask(classifier, on_real, check, recon)
 
 
 # ------------------------------------------------------------------------------------------ scoring
@@ -452,8 +466,8 @@ def evaluate_conditioning(
             f"the {config.reference_songs} reference songs have no song of {', '.join(absent)} in the "
             "artists and genres the model knows; use more reference songs (--cond-reference-songs)"
         )
-    artist_clf, artist_check, _ = fit_reference(reference, "artist")
-    genre_clf, genre_check, _ = fit_reference(reference, "genre")
+    fitted = {task: fit_reference(reference, task) for task in ("artist", "genre")}
+    artist_clf, genre_clf = fitted["artist"].classifier, fitted["genre"].classifier
 
     jobs = plan_songs(config, artists, genres)
     songs = generate_songs(engine, jobs, config, say)
@@ -465,14 +479,7 @@ def evaluate_conditioning(
               "genre": [job.genre for job in jobs for _ in starts]}  # fmt: skip
     artist = metric("artist", ARTIST_TARGET, artist_clf, truths["artist"], artist_clf.predict(features))
     genre = metric("genre", GENRE_TARGET, genre_clf, truths["genre"], genre_clf.predict(features))
-    # The issue's wording: classifiers fitted on real clips. They also charge the prior for the codec.
-    real_fit = {}
-    for task, truth in truths.items():
-        real_clf, _ = held_out(reference, task, "real", "real")
-        predicted = real_clf.predict(features)
-        real_fit[task] = float(
-            np.mean([real_clf.names[p] == t for p, t in zip(predicted, truth, strict=True)])
-        )
+    real_fit = {task: fitted[task].on_real.share_named(features, truth) for task, truth in truths.items()}
 
     changed = generate_changes(engine, jobs, songs, config, say)
     change_at = frames(engine, config.change_at_seconds)
@@ -488,7 +495,7 @@ def evaluate_conditioning(
         sample_rate=engine.sample_rate,
         settings=asdict(config),
         reference_songs=reference.songs,
-        classifiers=(artist_check, genre_check),
+        classifiers=(fitted["artist"].check, fitted["genre"].check),
         artist=artist,
         genre=genre,
         change=change,

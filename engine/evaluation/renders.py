@@ -117,10 +117,11 @@ def render_check(
             round(config.listen_from_seconds * cps), round(config.render_seconds * cps) - n_clip + 1, n_clip
         )
     )
-    heard: dict[str, list] = {source: [] for source in SOURCES}  # (clip audio, artist, genre)
+    heard: dict[str, list] = {source: [] for source in SOURCES}  # (clip audio, {task: true name})
 
     def keep(source: str, audio: np.ndarray, artist: str, genre: str) -> None:
-        heard[source] += [(audio[s * hop : (s + n_clip) * hop], artist, genre) for s in starts]
+        names = {"artist": artist, "genre": genre}
+        heard[source] += [(audio[s * hop : (s + n_clip) * hop], names) for s in starts]
 
     def render(codes: np.ndarray, spec: LabelSpec, seed: int) -> np.ndarray:
         levels = engine.upsample(codes, spec, 0, seed, [None] * len(engine.bundle.upsamplers))
@@ -158,15 +159,11 @@ def render_check(
             keep("generated upsampled", render(codes, spec, seed), artist, genre)
             say(f"generated songs: {a * config.songs_per_artist + r + 1}/{wanted} ({artist}, {genre})")
 
-    accuracy, clips = {}, {}
+    accuracy = {}
     for source, rows in heard.items():
-        features = feature_matrix([clip for clip, _, _ in rows], sr)
-        accuracy[source] = {}
-        for t, task in enumerate(TASKS):
-            clf = classifiers[task]
-            predicted = clf.predict(features)
-            accuracy[source][task] = float(
-                np.mean([clf.names[p] == row[1 + t] for p, row in zip(predicted, rows, strict=True)])
-            )
-        clips[source] = len(rows)
-    return RenderCheck(accuracy, clips)
+        features = feature_matrix([clip for clip, _ in rows], sr)
+        accuracy[source] = {
+            task: classifiers[task].share_named(features, [names[task] for _, names in rows])
+            for task in TASKS
+        }
+    return RenderCheck(accuracy, {source: len(rows) for source, rows in heard.items()})
