@@ -99,6 +99,29 @@ def test_a_decoder_fine_tune_resumes_exactly(corpus, tmp_path):
     _assert_resume_equals_straight(corpus, tmp_path, "--from", str(base), "--set", "decoders_only=true")
 
 
+def test_a_fine_tune_may_reweigh_the_loss_and_resumes_with_the_new_weights(corpus, tmp_path):
+    base = _trained(corpus, tmp_path)
+    spectral = ("--from", str(base), "--set", "decoders_only=true", "--set", "spectral=2.5")
+    _assert_resume_equals_straight(corpus, tmp_path, *spectral)
+    run = json.loads((tmp_path / "resumed" / "run.json").read_text())
+    assert run["model"]["spectral"] == 2.5 and checkpoint.load_model(base, "vqvae").config.spectral == 0.0
+    # The term is really in the objective: the same fine-tune without it ends elsewhere.
+    assert (
+        _train(corpus, tmp_path / "plain", "--from", str(base), "--set", "decoders_only=true", "--steps", "4")
+        == 0
+    )
+    plain, weighted = (_tensors(tmp_path / r / "model.safetensors") for r in ("plain", "straight"))
+    assert any(not torch.equal(plain[k], weighted[k]) for k in plain if k.startswith("decoders."))
+
+
+def test_a_fine_tune_cannot_change_the_loaded_model_shape(corpus, tmp_path, capsys):
+    base = _trained(corpus, tmp_path)
+    assert _train(corpus, tmp_path / "run", "--from", str(base), "--set", "width=64") == 2
+    err = capsys.readouterr().err
+    assert "cannot set width when fine-tuning" in err and "spectral" in err
+    assert not (tmp_path / "run" / "run.json").exists()
+
+
 def test_a_decoder_fine_tune_needs_a_trained_model(corpus, tmp_path, capsys):
     assert _train(corpus, tmp_path / "run", "--set", "decoders_only=true") == 2
     assert "pass --from MODEL" in capsys.readouterr().err

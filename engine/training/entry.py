@@ -36,6 +36,7 @@ from engine.training.prior_task import (
 )
 from engine.training.vqvae_task import VQVAETask, estimate_bandwidth, init_codebooks_
 from engine.vqvae import VQVAE, VQVAEConfig, losses
+from engine.vqvae.config import OBJECTIVE_FIELDS
 
 KINDS = ("vqvae", "prior", "upsampler")
 
@@ -72,12 +73,26 @@ def _train_config(request: TrainRequest, train: TrainConfig) -> TrainConfig:
     return train
 
 
-def _resolve_settings(request: TrainRequest, model_preset, train: TrainConfig, fixed_shape: bool):
-    """Apply `--set` to (train config, model config); a loaded model's shape cannot change."""
-    configs = [train] if fixed_shape else [train, model_preset]
-    resolved = apply_overrides(configs, request.settings)
-    model_config = model_preset if fixed_shape else resolved[1]
-    return _train_config(request, resolved[0]), model_config
+def _resolve_settings(
+    request: TrainRequest, model_preset, train: TrainConfig, fixed_shape: bool, adjustable=frozenset()
+):
+    """Apply `--set` to (train config, model config). A loaded model's shape cannot change; only its
+    `adjustable` fields (the VQ-VAE's loss weights) may."""
+    if not fixed_shape:
+        resolved = apply_overrides([train, model_preset], request.settings)
+        return _train_config(request, resolved[0]), resolved[1]
+    resolved = apply_overrides([train, model_preset], request.settings)
+    changed = sorted(
+        name for name in asdict(model_preset) if getattr(resolved[1], name) != getattr(model_preset, name)
+    )
+    fixed = [name for name in changed if name not in adjustable]
+    if fixed:
+        what = f"only its loss weights ({', '.join(sorted(adjustable))})" if adjustable else "none of it"
+        raise ValueError(
+            f"cannot set {', '.join(fixed)} when fine-tuning: the loaded model's shape is fixed; {what} "
+            "may change"
+        )
+    return _train_config(request, resolved[0]), resolved[1]
 
 
 def _check_request(request: TrainRequest) -> None:
@@ -100,7 +115,11 @@ def _new_vqvae_task(request, context, say):
     model_preset, train = presets_for("vqvae", preset)
     loaded = checkpoint.load_model(request.from_model, "vqvae") if request.from_model else None
     shape = loaded.config if loaded is not None else model_preset
-    train, config = _resolve_settings(request, shape, train, fixed_shape=loaded is not None)
+    train, config = _resolve_settings(
+        request, shape, train, fixed_shape=loaded is not None, adjustable=OBJECTIVE_FIELDS
+    )
+    if loaded is not None:
+        loaded.config = config  # new loss weights only: the shape was checked to be the same
     if train.decoders_only and loaded is None:
         raise ValueError(
             "decoders_only=true fine-tunes the decoders of a trained VQ-VAE; pass --from MODEL as well"

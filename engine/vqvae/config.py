@@ -106,4 +106,11 @@ TINY = VQVAEConfig(
     sample_length=8192,
 )
 
+# The fields that weigh the training objective rather than shape the network: a fine-tune of a trained
+# model may change these (say, to add the spectral term) and the checkpoint still loads.
+OBJECTIVE_FIELDS = frozenset(
+    {"commit", "spectral", "multispectral", "lmix_l1", "lmix_l2", "lmix_linf", "linf_k",
+     "multispec_n_fft", "multispec_hop_length", "multispec_window_size"}
+)  # fmt: skip
+
 PRESETS: dict[str, VQVAEConfig] = {"official": OFFICIAL, "tiny": TINY}
