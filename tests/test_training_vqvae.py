@@ -118,7 +118,7 @@ def test_a_fine_tune_cannot_change_the_loaded_model_shape(corpus, tmp_path, caps
     base = _trained(corpus, tmp_path)
     assert _train(corpus, tmp_path / "run", "--from", str(base), "--set", "width=64") == 2
     err = capsys.readouterr().err
-    assert "cannot set width when fine-tuning" in err and "spectral" in err
+    assert "cannot set width when fine-tuning" in err and "spectral" in err and "decoder_multipliers" in err
     assert not (tmp_path / "run" / "run.json").exists()
 
 

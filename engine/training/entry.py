@@ -37,8 +37,11 @@ from engine.training.prior_task import (
 from engine.training.vqvae_task import VQVAETask, estimate_bandwidth, init_codebooks_
 from engine.vqvae import VQVAE, VQVAEConfig, losses
 from engine.vqvae.config import OBJECTIVE_FIELDS
+from engine.vqvae.grow import grow_decoders
 
 KINDS = ("vqvae", "prior", "upsampler")
+# What a VQ-VAE fine-tune may change: its loss weights, and its decoders' size (grown, never shrunk).
+FINE_TUNE_FIELDS = OBJECTIVE_FIELDS | {"decoder_multipliers"}
 
 
 @dataclass(frozen=True)
@@ -87,10 +90,9 @@ def _resolve_settings(
     )
     fixed = [name for name in changed if name not in adjustable]
     if fixed:
-        what = f"only its loss weights ({', '.join(sorted(adjustable))})" if adjustable else "none of it"
+        what = f"of its settings only {', '.join(sorted(adjustable))} may change" if adjustable else ""
         raise ValueError(
-            f"cannot set {', '.join(fixed)} when fine-tuning: the loaded model's shape is fixed; {what} "
-            "may change"
+            f"cannot set {', '.join(fixed)} when fine-tuning: the loaded model's shape is fixed; {what}"
         )
     return _train_config(request, resolved[0]), resolved[1]
 
@@ -116,10 +118,15 @@ def _new_vqvae_task(request, context, say):
     loaded = checkpoint.load_model(request.from_model, "vqvae") if request.from_model else None
     shape = loaded.config if loaded is not None else model_preset
     train, config = _resolve_settings(
-        request, shape, train, fixed_shape=loaded is not None, adjustable=OBJECTIVE_FIELDS
+        request, shape, train, fixed_shape=loaded is not None, adjustable=FINE_TUNE_FIELDS
     )
     if loaded is not None:
-        loaded.config = config  # new loss weights only: the shape was checked to be the same
+        wanted, had = (tuple(c.decoder_multipliers or c.multipliers) for c in (config, loaded.config))
+        if wanted != had:
+            loaded = grow_decoders(loaded, wanted, seed=train.seed)
+            say(f"grew the decoders from multipliers {list(had)} to {list(wanted)}: they decode as before")
+    if loaded is not None:
+        loaded.config = config  # loss weights only now: the shape matches
     if train.decoders_only and loaded is None:
         raise ValueError(
             "decoders_only=true fine-tunes the decoders of a trained VQ-VAE; pass --from MODEL as well"

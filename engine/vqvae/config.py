@@ -22,6 +22,9 @@ class VQVAEConfig:
     l_bins: int = 2048
     # Per-level width/depth multipliers: the bottom level gets a wider, deeper stack.
     multipliers: tuple[int, ...] = (2, 1, 1)
+    # The decoders' own multipliers when they differ from the encoders' (None: the same). A trained
+    # model's decoders can be grown this way without touching a code (engine/vqvae/grow.py).
+    decoder_multipliers: tuple[int, ...] | None = None
     width: int = 32
     depth: int = 4
     m_conv: float = 1.0
@@ -49,8 +52,9 @@ class VQVAEConfig:
     sample_length: int = 1048576
 
     def __post_init__(self) -> None:
-        for name in ("downs_t", "strides_t", "multipliers"):
-            if len(getattr(self, name)) != self.levels:
+        for name in ("downs_t", "strides_t", "multipliers", "decoder_multipliers"):
+            value = getattr(self, name)
+            if value is not None and len(value) != self.levels:
                 raise ValueError(f"VQVAEConfig.{name} needs one entry per level ({self.levels})")
         if not (
             len(self.multispec_n_fft) == len(self.multispec_hop_length) == len(self.multispec_window_size)
@@ -74,6 +78,15 @@ class VQVAEConfig:
 
     def level_depth(self, level: int) -> int:
         return self.depth * self.multipliers[level]
+
+    def decoder_multiplier(self, level: int) -> int:
+        return (self.decoder_multipliers or self.multipliers)[level]
+
+    def decoder_width(self, level: int) -> int:
+        return self.width * self.decoder_multiplier(level)
+
+    def decoder_depth(self, level: int) -> int:
+        return self.depth * self.decoder_multiplier(level)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -38,25 +38,31 @@ class VQVAE(nn.Module):
         c = config
         self.encoders = nn.ModuleList()
         self.decoders = nn.ModuleList()
+        dilations = {"m_conv": c.m_conv, "dilation_growth_rate": c.dilation_growth_rate,
+                     "dilation_cycle": c.dilation_cycle}  # fmt: skip
         for level in range(c.levels):
-            resnet = {
-                "depth": c.level_depth(level),
-                "m_conv": c.m_conv,
-                "dilation_growth_rate": c.dilation_growth_rate,
-                "dilation_cycle": c.dilation_cycle,
-            }
-            width = c.level_width(level)
-            self.encoders.append(LevelEncoder(level, c.downs_t, c.strides_t, c.emb_width, width, **resnet))
+            self.encoders.append(
+                LevelEncoder(
+                    level,
+                    c.downs_t,
+                    c.strides_t,
+                    c.emb_width,
+                    c.level_width(level),
+                    depth=c.level_depth(level),
+                    **dilations,
+                )  # fmt: skip
+            )
             self.decoders.append(
                 LevelDecoder(
                     level,
                     c.downs_t,
                     c.strides_t,
                     c.emb_width,
-                    width,
+                    c.decoder_width(level),
+                    depth=c.decoder_depth(level),
                     reverse_dilation=c.reverse_decoder_dilation,
-                    **resnet,
-                )
+                    **dilations,
+                )  # fmt: skip
             )
         self.bottleneck = Bottleneck(c.levels, c.l_bins, c.emb_width, c.mu, c.revival_threshold)
 

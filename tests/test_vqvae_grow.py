@@ -1,0 +1,127 @@
+"""Growing a trained VQ-VAE's decoders: the grown model decodes and encodes exactly as before, then
+trains its new room (engine/vqvae/grow.py, `train vqvae --from M --set decoder_multipliers=...`)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from cocompose.cli import main
+from engine import checkpoint
+from engine.vqvae import VQVAE
+from engine.vqvae.config import TINY, VQVAEConfig
+from engine.vqvae.grow import grow_decoders
+from tests.training_corpus import write_corpus
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _random_model(**changes) -> VQVAE:
+    torch.manual_seed(3)
+    model = VQVAE(VQVAEConfig(**{**TINY.to_dict(), **changes})).eval()
+    # Non-zero biases everywhere, so a bias copied to the wrong channel would show.
+    with torch.no_grad():
+        for p in model.decoders.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model
+
+
+def _codes(model: VQVAE, frames: int = 40) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(5)
+    top = model.hop_lengths[-1]
+    return [
+        torch.randint(0, model.config.l_bins, (2, frames * top // hop), generator=g)
+        for hop in model.hop_lengths
+    ]
+
+
+@pytest.mark.parametrize("multipliers", [(2, 1, 1), (1, 1, 3), (2, 2, 2)])
+def test_grown_decoders_decode_every_code_as_before(multipliers):
+    small = _random_model()
+    big = grow_decoders(small, multipliers).eval()
+    assert sum(p.numel() for p in big.decoders.parameters()) > sum(
+        p.numel() for p in small.decoders.parameters()
+    )
+    for level, codes in enumerate(_codes(small)):
+        before, after = small.decode(codes, level), big.decode(codes, level)
+        torch.testing.assert_close(after, before, rtol=0, atol=1e-6 * float(before.abs().max()))
+    audio = 0.3 * torch.randn(2, 4096, generator=torch.Generator().manual_seed(1))
+    for a, b in zip(small.encode(audio), big.encode(audio), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_a_stack_with_a_dilation_cycle_grows_as_well():
+    small = _random_model(dilation_cycle=2, depth=2)
+    big = grow_decoders(small, (2, 1, 2)).eval()
+    for level, codes in enumerate(_codes(small)):
+        torch.testing.assert_close(big.decode(codes, level), small.decode(codes, level), rtol=0, atol=1e-6)
+
+
+def test_decoders_only_grow():
+    grown = grow_decoders(_random_model(), (2, 1, 1))
+    with pytest.raises(ValueError, match="decoders can only grow: level 0 would go from multiplier 2 to 1"):
+        grow_decoders(grown, (1, 1, 1))
+    with pytest.raises(ValueError, match="one entry per level"):
+        grow_decoders(grown, (2, 1))
+
+
+def test_a_grown_model_saves_and_loads_with_its_decoder_sizes(tmp_path):
+    grown = grow_decoders(_random_model(), (1, 2, 1)).eval()
+    checkpoint.save_model(tmp_path / "grown", grown, "vqvae")
+    loaded = checkpoint.load_model(tmp_path / "grown", "vqvae").eval()
+    assert loaded.config.decoder_multipliers == (1, 2, 1)
+    codes = _codes(grown)[1]
+    assert torch.equal(loaded.decode(codes, 1), grown.decode(codes, 1))
+
+
+def _train(corpus, run_dir, *extra: str) -> int:
+    return main(["train", "vqvae", "--data", str(corpus), "--run", str(run_dir), "--preset", "tiny", *extra])
+
+
+def test_train_grows_the_decoders_of_a_loaded_model_keeps_its_codes_and_trains_the_new_room(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "data")
+    assert _train(corpus, tmp_path / "base", "--steps", "2") == 0
+    base = tmp_path / "base" / "model"
+    grow = ("--from", str(base), "--set", "decoders_only=true", "--set", "decoder_multipliers=2,1,2")
+    assert _train(corpus, tmp_path / "grown", *grow, "--steps", "3") == 0
+    assert "grew the decoders from multipliers [1, 1, 1] to [2, 1, 2]" in capsys.readouterr().out
+    old, new = (
+        checkpoint.load_model(base, "vqvae"),
+        checkpoint.load_model(tmp_path / "grown" / "model", "vqvae"),
+    )
+    assert new.config.decoder_multipliers == (2, 1, 2)
+    audio = 0.3 * torch.randn(2, 4096, generator=torch.Generator().manual_seed(0))
+    for a, b in zip(old.encode(audio), new.encode(audio), strict=True):
+        assert torch.equal(a, b)
+    # The weights that start at zero (new units into old ones, added blocks' last convolutions) moved.
+    weights = load_file(str(tmp_path / "grown" / "model.safetensors"))
+    added_block = weights["decoders.0.level_blocks.0.model.1.0.model.0.model.3.weight"]
+    assert added_block.abs().sum() > 0
+    old_width = old.config.decoder_width(0)
+    into_old_units = weights["decoders.0.level_blocks.0.model.1.0.model.3.model.1.weight"][
+        :old_width, old_width:
+    ]
+    assert into_old_units.abs().sum() > 0
+    assert json.loads((tmp_path / "grown" / "run.json").read_text())["model"]["decoder_multipliers"] == [
+        2,
+        1,
+        2,
+    ]
+
+
+def test_a_grown_fine_tune_resumes_exactly(tmp_path):
+    corpus = write_corpus(tmp_path / "data")
+    assert _train(corpus, tmp_path / "base", "--steps", "2") == 0
+    grow = ("--from", str(tmp_path / "base" / "model"), "--set", "decoders_only=true",
+            "--set", "decoder_multipliers=1,2,1")  # fmt: skip
+    assert _train(corpus, tmp_path / "straight", *grow, "--steps", "4") == 0
+    assert _train(corpus, tmp_path / "resumed", *grow, "--steps", "2") == 0
+    assert main(["train", "vqvae", "--data", str(corpus), "--run", str(tmp_path / "resumed"), "--resume",
+                 "--steps", "4"]) == 0  # fmt: skip
+    straight, resumed = (load_file(str(tmp_path / r / "model.safetensors")) for r in ("straight", "resumed"))
+    assert straight.keys() == resumed.keys()
+    for key, value in straight.items():
+        assert torch.equal(resumed[key], value), key
