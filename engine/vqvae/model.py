@@ -50,7 +50,7 @@ class VQVAE(nn.Module):
                     c.level_width(level),
                     depth=c.level_depth(level),
                     **dilations,
-                )  # fmt: skip
+                )
             )
             self.decoders.append(
                 LevelDecoder(
@@ -62,7 +62,7 @@ class VQVAE(nn.Module):
                     depth=c.decoder_depth(level),
                     reverse_dilation=c.reverse_decoder_dilation,
                     **dilations,
-                )  # fmt: skip
+                )
             )
         self.bottleneck = Bottleneck(c.levels, c.l_bins, c.emb_width, c.mu, c.revival_threshold)
 
