@@ -103,6 +103,29 @@ def test_the_decoder_stage_fine_tunes_the_vqvae_which_ships_with_its_codes_uncha
         assert torch.equal(a, b)  # so the priors, trained on the VQ-VAE stage's codes, still fit
 
 
+def test_the_grow_stage_grows_the_fine_tuned_decoders_and_ships_them_with_the_codes_unchanged(
+    tmp_path, capsys
+):
+    recipe = replace(RECIPES["tiny"], grow_multipliers=(2, 1, 1), grow_steps=2, grow_warmup=1)
+    pipeline = DefaultModelPipeline(tmp_path, recipe, say=print)
+    for stage in ("corpus", "vqvae"):
+        assert pipeline.run(only=stage) == 0
+    with pytest.raises(ValueError, match="grow needs the fine-tuned decoders first"):
+        pipeline.run(only="grow")
+    assert pipeline.run() == 0
+    out = capsys.readouterr().out
+    command = next(line for line in out.splitlines() if line.startswith("grow: training"))
+    assert f"--from {tmp_path / 'runs' / 'decoders' / 'model'} --set decoders_only=true" in command
+    assert "--set decoder_multipliers=2,1,1 --set seed=2 --set warmup_steps=1 --set decay_start=1" in command
+    shipped = ComposeEngine.load(tmp_path / "model").bundle.vqvae
+    assert shipped.config.decoder_multipliers == (2, 1, 1)
+    assert json.loads((tmp_path / "model" / "recipe.json").read_text())["grow_multipliers"] == [2, 1, 1]
+    trained = checkpoint.load_model(tmp_path / "runs" / "vqvae" / "model", "vqvae")
+    audio = torch.randn(1, 8192, generator=torch.Generator().manual_seed(3)) * 0.3
+    for a, b in zip(shipped.encode(audio), trained.encode(audio), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_a_prior_stage_before_the_vqvae_is_refused(tmp_path, capsys):
     assert main(["train-default", "--work", str(tmp_path), "--recipe", "tiny", "--only", "prior"]) == 2
     assert "needs the trained VQ-VAE first" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """`cocompose train-default`: the embedded default model, end to end, from nothing.
 
 The recipe is the whole story of the shipped model: synthesize the corpus, train the VQ-VAE, fine-tune its
-decoders alone (its codes stay the same), train the top prior and both upsamplers on its codes, and put the
+decoders alone (its codes stay the same), optionally grow them and train them again, train the top prior and both upsamplers on its codes, and put the
 four into one model folder with a bundle.json. Each
 stage is an ordinary `cocompose train` run in WORK/runs/, so a stopped pipeline picks up where it was
 (a finished stage is skipped, an unfinished one resumes exactly), and an ML engineer can rerun or tune any
@@ -24,7 +24,7 @@ from engine import checkpoint
 from engine.bundle import BundleManifest
 from engine.training.entry import TrainRequest, train
 
-STAGES = ("corpus", "vqvae", "decoders", "prior", "upsampler1", "upsampler0", "bundle")
+STAGES = ("corpus", "vqvae", "decoders", "grow", "prior", "upsampler1", "upsampler0", "bundle")
 MODEL_NAME = "cocompose-default"
 TOP_NAME = "default"
 
@@ -46,6 +46,12 @@ class Recipe:
     decoder_steps: int = 5000
     decoder_warmup: int = 100
     decoder_seed: int = 1  # its own crops, not a replay of the VQ-VAE run's
+    # Then, optionally, the decoders grown (engine/vqvae/grow.py: they start out decoding exactly as
+    # before) and trained alone again, rate decayed to zero after a warm-up. None: no such stage.
+    grow_multipliers: tuple[int, ...] | None = None
+    grow_steps: int = 0
+    grow_warmup: int = 100
+    grow_seed: int = 2
     batch_size: int | None = None  # None: the preset's
     # Not training: the label guidance the model is measured and sampled with (bundle.json's "guidance",
     # the app's default strength). Chosen on held-out songs of another seed than the card's.
@@ -153,6 +159,21 @@ class DefaultModelPipeline:
             "decoders", "vqvae", r.decoder_steps, settings=settings, base=self._vqvae_run("decoders")
         )
 
+    def _stage_grow(self) -> int:
+        r = self.recipe
+        if r.grow_multipliers is None or r.grow_steps <= 0:
+            self.say("grow: none in this recipe; the decoders ship at their trained size")
+            return 0
+        settings = (
+            "decoders_only=true",
+            f"decoder_multipliers={','.join(str(m) for m in r.grow_multipliers)}",
+            f"seed={r.grow_seed}",
+            f"warmup_steps={r.grow_warmup}",
+            f"decay_start={r.grow_warmup}",
+            f"decay_steps={r.grow_steps - r.grow_warmup}",
+        )
+        return self._train("grow", "vqvae", r.grow_steps, settings=settings, base=self._decoders_run("grow"))
+
     def _stage_prior(self) -> int:
         return self._train("prior", "prior", self.recipe.prior_steps)
 
@@ -201,13 +222,18 @@ class DefaultModelPipeline:
         """The VQ-VAE stage's run; the priors train on its codes (the decoder stage keeps them)."""
         return self._finished_run("vqvae", self.recipe.vqvae_steps, "the trained VQ-VAE", needed_by)
 
-    def _final_vqvae_run(self) -> Path:
-        """The VQ-VAE that ships: the decoder fine-tune's, when the recipe has one."""
+    def _decoders_run(self, needed_by: str) -> Path:
+        """The decoder fine-tune's run, or the VQ-VAE's when the recipe has no decoder stage."""
         if self.recipe.decoder_steps <= 0:
-            return self._vqvae_run("the bundle")
-        return self._finished_run(
-            "decoders", self.recipe.decoder_steps, "the fine-tuned decoders", "the bundle"
-        )
+            return self._vqvae_run(needed_by)
+        return self._finished_run("decoders", self.recipe.decoder_steps, "the fine-tuned decoders", needed_by)
+
+    def _final_vqvae_run(self) -> Path:
+        """The VQ-VAE that ships: the last of its stages the recipe has (grow, decoders, vqvae)."""
+        r = self.recipe
+        if r.grow_multipliers is not None and r.grow_steps > 0:
+            return self._finished_run("grow", r.grow_steps, "the grown decoders", "the bundle")
+        return self._decoders_run("the bundle")
 
     def _corpus_key(self) -> dict:
         r = self.recipe
