@@ -1,8 +1,8 @@
 """`cocompose train-default`: the embedded default model, end to end, from nothing.
 
 The recipe is the whole story of the shipped model: synthesize the corpus, train the VQ-VAE, fine-tune its
-decoders alone (its codes stay the same), optionally grow them and train them again, train the top prior and both upsamplers on its codes, and put the
-four into one model folder with a bundle.json. Each
+decoders alone (its codes stay the same), optionally grow them and train them again, train the top prior
+and both upsamplers on its codes, and put the four into one model folder with a bundle.json. Each
 stage is an ordinary `cocompose train` run in WORK/runs/, so a stopped pipeline picks up where it was
 (a finished stage is skipped, an unfinished one resumes exactly), and an ML engineer can rerun or tune any
 stage by hand with the same command the pipeline prints.
