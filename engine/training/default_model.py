@@ -63,6 +63,11 @@ class Recipe:
     vqvae_songs: int | None = 180
     upsampler_songs: int | None = 180
 
+    @property
+    def grows(self) -> bool:
+        """Whether the recipe has a grow stage."""
+        return self.grow_multipliers is not None and self.grow_steps > 0
+
     def songs_for(self, stage: str) -> int | None:
         """How many of the corpus's first songs a stage trains on; None: all of them (the decoder
         fine-tune and the top prior)."""
@@ -97,6 +102,12 @@ def _names(rows: list[str]) -> set[str]:
     """Every artist and genre a list of metadata.jsonl lines names."""
     records = [json.loads(row) for row in rows if row.strip()]
     return {f"artist {r['artist']}" for r in records} | {f"genre {r['genre']}" for r in records}
+
+
+def _decoders_only(seed: int, warmup: int, steps: int, *extra: str) -> tuple[str, ...]:
+    """`--set`s of a decoders-alone fine-tune: its own crops, a warm-up, then the rate decayed to zero."""
+    return ("decoders_only=true", *extra, f"seed={seed}", f"warmup_steps={warmup}", f"decay_start={warmup}",
+            f"decay_steps={steps - warmup}")  # fmt: skip
 
 
 def _trained_step(run_dir: Path) -> int:
@@ -148,29 +159,19 @@ class DefaultModelPipeline:
         if r.decoder_steps <= 0:
             self.say("decoders: none in this recipe; the VQ-VAE ships as trained")
             return 0
-        settings = (
-            "decoders_only=true",
-            f"seed={r.decoder_seed}",
-            f"warmup_steps={r.decoder_warmup}",
-            f"decay_start={r.decoder_warmup}",
-            f"decay_steps={r.decoder_steps - r.decoder_warmup}",
-        )
+        settings = _decoders_only(r.decoder_seed, r.decoder_warmup, r.decoder_steps)
         return self._train(
             "decoders", "vqvae", r.decoder_steps, settings=settings, base=self._vqvae_run("decoders")
         )
 
     def _stage_grow(self) -> int:
         r = self.recipe
-        if r.grow_multipliers is None or r.grow_steps <= 0:
+        if not r.grows:
             self.say("grow: none in this recipe; the decoders ship at their trained size")
             return 0
-        settings = (
-            "decoders_only=true",
-            f"decoder_multipliers={','.join(str(m) for m in r.grow_multipliers)}",
-            f"seed={r.grow_seed}",
-            f"warmup_steps={r.grow_warmup}",
-            f"decay_start={r.grow_warmup}",
-            f"decay_steps={r.grow_steps - r.grow_warmup}",
+        multipliers = ",".join(str(m) for m in r.grow_multipliers)
+        settings = _decoders_only(
+            r.grow_seed, r.grow_warmup, r.grow_steps, f"decoder_multipliers={multipliers}"
         )
         return self._train("grow", "vqvae", r.grow_steps, settings=settings, base=self._decoders_run("grow"))
 
@@ -231,7 +232,7 @@ class DefaultModelPipeline:
     def _final_vqvae_run(self) -> Path:
         """The VQ-VAE that ships: the last of its stages the recipe has (grow, decoders, vqvae)."""
         r = self.recipe
-        if r.grow_multipliers is not None and r.grow_steps > 0:
+        if r.grows:
             return self._finished_run("grow", r.grow_steps, "the grown decoders", "the bundle")
         return self._decoders_run("the bundle")
 

@@ -81,20 +81,15 @@ def _resolve_settings(
 ):
     """Apply `--set` to (train config, model config). A loaded model's shape cannot change; only its
     `adjustable` fields (the VQ-VAE's loss weights) may."""
-    if not fixed_shape:
-        resolved = apply_overrides([train, model_preset], request.settings)
-        return _train_config(request, resolved[0]), resolved[1]
-    resolved = apply_overrides([train, model_preset], request.settings)
-    changed = sorted(
-        name for name in asdict(model_preset) if getattr(resolved[1], name) != getattr(model_preset, name)
-    )
-    fixed = [name for name in changed if name not in adjustable]
-    if fixed:
-        what = f"of its settings only {', '.join(sorted(adjustable))} may change" if adjustable else ""
-        raise ValueError(
-            f"cannot set {', '.join(fixed)} when fine-tuning: the loaded model's shape is fixed; {what}"
-        )
-    return _train_config(request, resolved[0]), resolved[1]
+    resolved_train, resolved_model = apply_overrides([train, model_preset], request.settings)
+    if fixed_shape:
+        fixed = [name for name in asdict(model_preset) if name not in adjustable
+                 and getattr(resolved_model, name) != getattr(model_preset, name)]  # fmt: skip
+        if fixed:
+            what = f"; of its settings only {', '.join(sorted(adjustable))} may change" if adjustable else ""
+            names = ", ".join(sorted(fixed))
+            raise ValueError(f"cannot set {names} when fine-tuning: the loaded model's shape is fixed{what}")
+    return _train_config(request, resolved_train), resolved_model
 
 
 def _check_request(request: TrainRequest) -> None:
@@ -121,11 +116,11 @@ def _new_vqvae_task(request, context, say):
         request, shape, train, fixed_shape=loaded is not None, adjustable=FINE_TUNE_FIELDS
     )
     if loaded is not None:
-        wanted, had = (tuple(c.decoder_multipliers or c.multipliers) for c in (config, loaded.config))
-        if wanted != had:
-            loaded = grow_decoders(loaded, wanted, seed=train.seed)
-            say(f"grew the decoders from multipliers {list(had)} to {list(wanted)}: they decode as before")
-    if loaded is not None:
+        had = loaded.config.decoder_sizes
+        if config.decoder_sizes != had:
+            loaded = grow_decoders(loaded, config.decoder_sizes, seed=train.seed)
+            grown = list(config.decoder_sizes)
+            say(f"grew the decoders from multipliers {list(had)} to {grown}: they decode as before")
         loaded.config = config  # loss weights only now: the shape matches
     if train.decoders_only and loaded is None:
         raise ValueError(

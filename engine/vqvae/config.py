@@ -79,8 +79,13 @@ class VQVAEConfig:
     def level_depth(self, level: int) -> int:
         return self.depth * self.multipliers[level]
 
+    @property
+    def decoder_sizes(self) -> tuple[int, ...]:
+        """The multipliers the decoders are built with."""
+        return tuple(self.decoder_multipliers or self.multipliers)
+
     def decoder_multiplier(self, level: int) -> int:
-        return (self.decoder_multipliers or self.multipliers)[level]
+        return self.decoder_sizes[level]
 
     def decoder_width(self, level: int) -> int:
         return self.width * self.decoder_multiplier(level)
