@@ -63,7 +63,7 @@ def test_the_shipped_model_is_the_one_train_default_builds():
         json.dumps(asdict(recipe))
     )
     vqvae_steps = recipe.decoder_steps if recipe.decoder_steps > 0 else recipe.vqvae_steps
-    if recipe.grow_multipliers is not None and recipe.grow_steps > 0:
+    if recipe.grows:
         vqvae_steps = recipe.grow_steps
         assert (
             checkpoint.load_model(DEFAULT_MODEL_DIR / "vqvae").config.decoder_multipliers
