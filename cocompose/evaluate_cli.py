@@ -177,7 +177,7 @@ def add_evaluate_command(commands) -> None:
         "--cond-reference-songs",
         type=int,
         metavar="N",
-        help="held-out synthetic songs the classifiers are fitted (half) and tested (half) on (default 48)",
+        help="held-out synthetic songs the classifiers are fitted (half) and tested (half) on (default 240)",
     )
     evaluate.add_argument("--json", metavar="OUT", help="also write the card as JSON to OUT")
     evaluate.set_defaults(run=cmd_evaluate)

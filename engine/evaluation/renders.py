@@ -49,7 +49,7 @@ class RenderCheckConfig:
     songs_per_artist: int = 2
     seed: int = 4242  # fresh songs (synthesis seed) and generation seeds
     reference_seed: int = 90210  # the songs the classifiers are fitted on, all of their clips
-    reference_songs: int = 48
+    reference_songs: int = 240  # as the card's (engine/evaluation/conditioning.py)
     reference_seconds: float = 20.0
     song_seconds: float = 30.0  # fresh songs are composed this long and labels announce it
     render_seconds: float = 14.0  # of each song, upsampled and heard
