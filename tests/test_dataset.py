@@ -4,6 +4,7 @@ by a random blend, labelled like the reference, and bad files skipped with a rep
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -37,6 +38,26 @@ def test_crops_are_a_function_of_seed_and_step_and_ranks_split_the_global_batch(
     assert torch.equal(torch.cat(halves), whole)
     with pytest.raises(ValueError, match="divisible"):
         dataset.batch(0, 3, seed=0, world_size=2)
+
+
+def test_a_start_share_of_crops_begins_at_the_first_sample_and_leaves_the_others_as_they_were(tmp_path):
+    corpus = write_corpus(tmp_path / "data", songs=4, seconds=2.0)
+    uniform = CropDataset(corpus, RATE, 4096, report=lambda m: None)
+    none, every, half = (
+        CropDataset(corpus, RATE, 4096, report=lambda m: None, start_share=share) for share in (0.0, 1.0, 0.5)
+    )
+    at_start = 0
+    for step in range(40):
+        plain = uniform.plan(step, 8, seed=3)
+        assert none.plan(step, 8, seed=3) == plain  # the default draws exactly the crops it always did
+        assert every.plan(step, 8, seed=3) == [replace(c, offset=0) for c in plain]  # same songs, blends
+        for moved, crop in zip(half.plan(step, 8, seed=3), plain, strict=True):
+            assert moved in (crop, replace(crop, offset=0))
+            at_start += moved.offset == 0 and crop.offset != 0
+        assert half.plan(step, 8, seed=3) == half.plan(step, 8, seed=3)  # still a function of (seed, step)
+    assert 0.35 < at_start / (40 * 8) < 0.65
+    with pytest.raises(ValueError, match="start_share"):
+        CropDataset(corpus, RATE, 4096, report=lambda m: None, start_share=1.5)
 
 
 def test_mono_downmix_is_a_random_blend_of_left_and_right(tmp_path):

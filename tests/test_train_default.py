@@ -126,6 +126,30 @@ def test_the_grow_stage_grows_the_fine_tuned_decoders_and_ships_them_with_the_co
         assert torch.equal(a, b)
 
 
+def test_the_starts_stage_fine_tunes_the_top_prior_on_songs_starts_and_ships_it(tmp_path, capsys):
+    recipe = replace(RECIPES["tiny"], starts_steps=2, starts_warmup=1)
+    pipeline = DefaultModelPipeline(tmp_path, recipe, say=print)
+    for stage in ("corpus", "vqvae", "decoders"):
+        assert pipeline.run(only=stage) == 0
+    with pytest.raises(ValueError, match="starts needs the trained top prior first"):
+        pipeline.run(only="starts")
+    assert pipeline.run() == 0
+    out = capsys.readouterr().out
+    command = next(line for line in out.splitlines() if line.startswith("starts: training"))
+    assert f"--from {tmp_path / 'runs' / 'prior' / 'model'} --set start_share=0.5 --set lr=0.0003" in command
+    assert "--set warmup_steps=1 --set decay_start=1 --set decay_steps=1" in command
+    run = json.loads((tmp_path / "runs" / "starts" / "run.json").read_text())
+    assert run["train"]["start_share"] == 0.5 and run["train"]["decay_steps"] == 1
+
+    shipped = checkpoint.load_model(tmp_path / "model" / "prior_default", "prior")
+    trained, tuned = (
+        checkpoint.load_model(tmp_path / "runs" / r / "model", "prior") for r in ("prior", "starts")
+    )
+    for name, weight in shipped.state_dict().items():
+        assert torch.equal(weight, tuned.state_dict()[name]), name
+    assert any(not torch.equal(w, trained.state_dict()[n]) for n, w in shipped.state_dict().items())
+
+
 def test_a_prior_stage_before_the_vqvae_is_refused(tmp_path, capsys):
     assert main(["train-default", "--work", str(tmp_path), "--recipe", "tiny", "--only", "prior"]) == 2
     assert "needs the trained VQ-VAE first" in capsys.readouterr().err

@@ -20,6 +20,9 @@ import torch
 from engine.data.audio_files import AudioInfo, UnreadableAudio, downmix, model_frames, read_crop, scan
 from engine.data.metadata import SongRecord, read_metadata
 
+# Seed stream of the start-of-song draws (`start_share`), apart from the crops' own stream.
+START_STREAM = 7
+
 
 @dataclass(frozen=True)
 class Song:
@@ -43,11 +46,15 @@ class CropDataset:
         sample_length: int,
         metadata: str | Path | None = None,
         report: Callable[[str], None] = print,
+        start_share: float = 0.0,
     ):
         if sample_length <= 0:
             raise ValueError(f"sample_length must be positive, got {sample_length}")
+        if not 0.0 <= start_share <= 1.0:
+            raise ValueError(f"start_share is a share of crops, between 0 and 1; got {start_share}")
         self.sample_rate = sample_rate
         self.sample_length = sample_length
+        self.start_share = start_share
         records = read_metadata(data_dir, metadata)
         self.songs: list[Song] = []
         self.skipped: list[tuple[Path, str]] = []
@@ -72,7 +79,12 @@ class CropDataset:
         return len(self.songs)
 
     def plan(self, step: int, batch_size: int, seed: int) -> list[Crop]:
-        """The global batch of step `step`: which song, where, and which downmix, for every item."""
+        """The global batch of step `step`: which song, where, and which downmix, for every item.
+
+        Offsets are uniform over each song, except that a `start_share` of the crops begin at its first
+        sample: a prior that composes from nothing starts there, with only its labels to tell it the
+        tempo and metre, and uniform crops show it a song's first half second in about 2% of crops.
+        """
         rng = np.random.default_rng([seed, step])
         picks = rng.choice(len(self.songs), size=batch_size, p=self._weights)
         crops = []
@@ -80,6 +92,11 @@ class CropDataset:
             room = self.songs[index].total_length - self.sample_length
             offset = int(rng.integers(0, room + 1)) if room > 0 else 0
             crops.append(Crop(int(index), offset, float(rng.random())))
+        if self.start_share > 0:
+            # A stream of its own, so that start_share = 0 plans exactly the crops it always did.
+            draws = np.random.default_rng([seed, step, START_STREAM]).random(batch_size)
+            first = draws < self.start_share
+            crops = [Crop(c.song, 0, c.blend) if f else c for c, f in zip(crops, first, strict=True)]
         return crops
 
     def load(self, crop: Crop) -> np.ndarray:

@@ -43,6 +43,10 @@ class TrainConfig:
     # code, and every prior trained on those codes, stays valid while the audio the codes decode to
     # improves (a decoder fine-tune, as latent-diffusion VAEs are fine-tuned).
     decoders_only: bool = False
+    # The share of crops that begin at the song's first sample (`CropDataset.plan`; 0: uniform crops).
+    # For a top prior: composing from nothing starts there, and only the labels give the genre's tempo
+    # and metre; with uniform crops the default model's prior played every genre at much the same tempo.
+    start_share: float = 0.0
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "save_every", "log_every", "sample_every")
@@ -53,6 +57,8 @@ class TrainConfig:
             raise ValueError("lr and clip must be positive and warmup_steps non-negative")
         if self.decay_start is not None and (self.decay_start < 0 or self.decay_steps <= 0):
             raise ValueError("a linear decay needs decay_start >= 0 and decay_steps > 0")
+        if not 0.0 <= self.start_share <= 1.0:
+            raise ValueError(f"start_share is a share of crops, between 0 and 1; got {self.start_share}")
 
     def lr_at(self, step: int) -> float:
         """Learning rate of optimisation step `step` (0-based)."""

@@ -2,14 +2,16 @@
 
 The recipe is the whole story of the shipped model: synthesize the corpus, train the VQ-VAE, fine-tune its
 decoders alone (its codes stay the same), optionally grow them and train them again, train the top prior
-and both upsamplers on its codes, and put the four into one model folder with a bundle.json. Each
+(then, optionally, fine-tune it on songs' starts) and both upsamplers on its codes, and put the four into
+one model folder with a bundle.json. Each
 stage is an ordinary `cocompose train` run in WORK/runs/, so a stopped pipeline picks up where it was
 (a finished stage is skipped, an unfinished one resumes exactly), and an ML engineer can rerun or tune any
 stage by hand with the same command the pipeline prints.
 
 The decoder and prior stages depend only on the VQ-VAE stage (the decoder fine-tune leaves every code as
 it was), so on a machine with spare cores they can run at the same time (`--only decoders`, `--only
-prior`, `--only upsampler1`, `--only upsampler0` in four processes).
+prior`, `--only upsampler1`, `--only upsampler0` in four processes); `starts` follows `prior`, and
+`grow` follows `decoders`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from engine import checkpoint
 from engine.bundle import BundleManifest
 from engine.training.entry import TrainRequest, train
 
-STAGES = ("corpus", "vqvae", "decoders", "grow", "prior", "upsampler1", "upsampler0", "bundle")
+STAGES = ("corpus", "vqvae", "decoders", "grow", "prior", "starts", "upsampler1", "upsampler0", "bundle")
 MODEL_NAME = "cocompose-default"
 TOP_NAME = "default"
 
@@ -52,6 +54,14 @@ class Recipe:
     grow_steps: int = 0
     grow_warmup: int = 100
     grow_seed: int = 2
+    # Then, optionally, the top prior fine-tuned with a share of its crops at the songs' first sample
+    # (`start_share`), rate decayed to zero after a warm-up. Composing from nothing starts there, with only
+    # the labels to give the genre's tempo and metre, which uniform crops almost never show. 0: no stage.
+    starts_steps: int = 3000
+    starts_share: float = 0.5
+    starts_lr: float = 3e-4
+    starts_warmup: int = 100
+    starts_seed: int = 8
     batch_size: int | None = None  # None: the preset's
     # Not training: the label guidance the model is measured and sampled with (bundle.json's "guidance",
     # the app's default strength). Chosen on held-out songs of another seed than the card's.
@@ -67,6 +77,11 @@ class Recipe:
     def grows(self) -> bool:
         """Whether the recipe has a grow stage."""
         return self.grow_multipliers is not None and self.grow_steps > 0
+
+    @property
+    def tunes_starts(self) -> bool:
+        """Whether the recipe fine-tunes the top prior on songs' starts (the starts stage)."""
+        return self.starts_steps > 0
 
     def songs_for(self, stage: str) -> int | None:
         """How many of the corpus's first songs a stage trains on; None: all of them (the decoder
@@ -178,6 +193,17 @@ class DefaultModelPipeline:
     def _stage_prior(self) -> int:
         return self._train("prior", "prior", self.recipe.prior_steps)
 
+    def _stage_starts(self) -> int:
+        r = self.recipe
+        if not r.tunes_starts:
+            self.say("starts: none in this recipe; the top prior ships as trained")
+            return 0
+        settings = (f"start_share={r.starts_share}", f"lr={r.starts_lr}", f"seed={r.starts_seed}",
+                    f"warmup_steps={r.starts_warmup}", f"decay_start={r.starts_warmup}",
+                    f"decay_steps={r.starts_steps - r.starts_warmup}")  # fmt: skip
+        base = self._finished_run("prior", r.prior_steps, "the trained top prior", "starts")
+        return self._train("starts", "prior", r.starts_steps, settings=settings, base=base)
+
     def _stage_upsampler1(self) -> int:
         return self._train("upsampler1", "upsampler", self.recipe.upsampler_steps, level=1)
 
@@ -192,7 +218,8 @@ class DefaultModelPipeline:
         parts = {"vqvae": "vqvae", f"prior_{TOP_NAME}": "prior", "upsampler_level_1": "upsampler1",
                  "upsampler_level_0": "upsampler0"}  # fmt: skip
         for stem, run in parts.items():
-            source = (self._final_vqvae_run() if run == "vqvae" else self.runs / run) / "model"
+            final = {"vqvae": self._final_vqvae_run, "prior": self._final_prior_run}.get(run)
+            source = (final() if final else self.runs / run) / "model"
             checkpoint.load_model(source)  # refuse to bundle anything that does not load
             for suffix in (".safetensors", ".json"):
                 shutil.copyfile(source.with_suffix(suffix), staging / f"{stem}{suffix}")
@@ -235,6 +262,13 @@ class DefaultModelPipeline:
         if r.grows:
             return self._finished_run("grow", r.grow_steps, "the grown decoders", "the bundle")
         return self._decoders_run("the bundle")
+
+    def _final_prior_run(self) -> Path:
+        """The top prior that ships: fine-tuned on songs' starts when the recipe says so."""
+        r = self.recipe
+        if r.tunes_starts:
+            return self._finished_run("starts", r.starts_steps, "the starts-tuned prior", "the bundle")
+        return self.runs / "prior"
 
     def _corpus_key(self) -> dict:
         r = self.recipe

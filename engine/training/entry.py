@@ -128,7 +128,14 @@ def _new_vqvae_task(request, context, say):
         )
     _seed_everything(train.seed)
     model = (loaded or VQVAE(config)).to(context.device)
-    dataset = CropDataset(request.data_dir, config.sample_rate, config.sample_length, request.metadata, say)
+    dataset = CropDataset(
+        request.data_dir,
+        config.sample_rate,
+        config.sample_length,
+        request.metadata,
+        say,
+        start_share=train.start_share,
+    )
     if loaded is None:
         bandwidth = estimate_bandwidth(dataset, train.seed)
         init_codebooks_(model, dataset, train, context.device)
@@ -195,7 +202,12 @@ def _new_prior_task(request, context, say):
 def _prior_task(request, context, say, prior, vqvae, vocabulary, train):
     cfg = prior.config
     dataset = CropDataset(
-        request.data_dir, vqvae.config.sample_rate, cfg.sample_length, request.metadata, say
+        request.data_dir,
+        vqvae.config.sample_rate,
+        cfg.sample_length,
+        request.metadata,
+        say,
+        start_share=train.start_share,
     )
     labeller = CropLabeller(label_config(cfg, vocabulary), vocabulary, dataset, timing_range(cfg))
     if context.is_main:
@@ -222,7 +234,12 @@ def _resumed_task(request, context, say, run: dict):
         config = VQVAEConfig.from_dict(run["model"])
         model = VQVAE(config).to(context.device)
         dataset = CropDataset(
-            request.data_dir, config.sample_rate, config.sample_length, request.metadata, say
+            request.data_dir,
+            config.sample_rate,
+            config.sample_length,
+            request.metadata,
+            say,
+            start_share=train.start_share,
         )
         bandwidth = losses.Bandwidth(**run["bandwidth"])
         return VQVAETask(model, dataset, train, context, bandwidth)
