@@ -56,14 +56,20 @@ def test_an_upsampler_trains_on_codes_with_the_upper_level_as_condition(corpus, 
 
 
 def test_prior_resume_equals_an_uninterrupted_run(corpus, vqvae, tmp_path):
-    assert _train("prior", corpus, vqvae, tmp_path / "straight", "--preset", "tiny", "--steps", "4") == 0
-    assert _train("prior", corpus, vqvae, tmp_path / "resumed", "--preset", "tiny", "--steps", "2") == 0
+    """With half the crops at the songs' starts (start_share), which a resumed run must keep drawing."""
+    starts = ("--preset", "tiny", "--set", "start_share=0.5")
+    assert _train("prior", corpus, vqvae, tmp_path / "straight", *starts, "--steps", "4") == 0
+    assert _train("prior", corpus, vqvae, tmp_path / "resumed", *starts, "--steps", "2") == 0
     assert main(["train", "prior", "--data", str(corpus), "--run", str(tmp_path / "resumed"), "--resume",
                  "--steps", "4"]) == 0  # fmt: skip
+    assert _train("prior", corpus, vqvae, tmp_path / "uniform", "--preset", "tiny", "--steps", "4") == 0
     straight = load_file(str(tmp_path / "straight" / "model.safetensors"))
     resumed = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    uniform = load_file(str(tmp_path / "uniform" / "model.safetensors"))
     for key, value in straight.items():
         assert torch.equal(resumed[key], value), key
+    # and the share was trained with: other crops, other weights
+    assert any(not torch.equal(uniform[key], value) for key, value in straight.items())
 
 
 @pytest.mark.slow

@@ -128,14 +128,7 @@ def _new_vqvae_task(request, context, say):
         )
     _seed_everything(train.seed)
     model = (loaded or VQVAE(config)).to(context.device)
-    dataset = CropDataset(
-        request.data_dir,
-        config.sample_rate,
-        config.sample_length,
-        request.metadata,
-        say,
-        start_share=train.start_share,
-    )
+    dataset = _vqvae_dataset(request, config, train, say)
     if loaded is None:
         bandwidth = estimate_bandwidth(dataset, train.seed)
         init_codebooks_(model, dataset, train, context.device)
@@ -178,6 +171,18 @@ def _fine_tune_prior(request, vqvae, level, records):
         base = official_lists(ids_dir, cfg.single_enc_dec, cfg.labels.n_artists, cfg.labels.n_genres)
     vocabulary = extend(base, records, cfg.labels.n_artists, cfg.labels.n_genres)
     return with_label_rows(prior, vocabulary.n_artists, vocabulary.n_genres), vocabulary
+
+
+def _vqvae_dataset(request, config: VQVAEConfig, train: TrainConfig, say) -> CropDataset:
+    """Crops of the VQ-VAE's length at its rate, for a new run and a resumed one alike."""
+    return CropDataset(
+        request.data_dir,
+        config.sample_rate,
+        config.sample_length,
+        request.metadata,
+        say,
+        start_share=train.start_share,
+    )
 
 
 def _new_prior_task(request, context, say):
@@ -233,14 +238,7 @@ def _resumed_task(request, context, say, run: dict):
     if request.kind == "vqvae":
         config = VQVAEConfig.from_dict(run["model"])
         model = VQVAE(config).to(context.device)
-        dataset = CropDataset(
-            request.data_dir,
-            config.sample_rate,
-            config.sample_length,
-            request.metadata,
-            say,
-            start_share=train.start_share,
-        )
+        dataset = _vqvae_dataset(request, config, train, say)
         bandwidth = losses.Bandwidth(**run["bandwidth"])
         return VQVAETask(model, dataset, train, context, bandwidth)
     vqvae = checkpoint.load_model(run["vqvae"], "vqvae").to(context.device)
