@@ -3,10 +3,9 @@
 The recipe is the whole story of the shipped model: synthesize the corpus, train the VQ-VAE, fine-tune its
 decoders alone (its codes stay the same), optionally grow them and train them again, train the top prior
 (then, optionally, fine-tune it on songs' starts) and both upsamplers on its codes, and put the four into
-one model folder with a bundle.json. Each
-stage is an ordinary `cocompose train` run in WORK/runs/, so a stopped pipeline picks up where it was
-(a finished stage is skipped, an unfinished one resumes exactly), and an ML engineer can rerun or tune any
-stage by hand with the same command the pipeline prints.
+one model folder with a bundle.json. Each stage is an ordinary `cocompose train` run in WORK/runs/, so a
+stopped pipeline picks up where it was (a finished stage is skipped, an unfinished one resumes exactly),
+and an ML engineer can rerun or tune any stage by hand with the same command the pipeline prints.
 
 The decoder and prior stages depend only on the VQ-VAE stage (the decoder fine-tune leaves every code as
 it was), so on a machine with spare cores they can run at the same time (`--only decoders`, `--only
