@@ -45,7 +45,7 @@ def test_the_tiny_recipe_builds_an_installable_model_that_generates(tmp_path, ca
     # A rerun finds every stage done; asking for more prior steps resumes only that stage.
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert out.count("already") == 7 and "training to step" not in out
+    assert out.count("already") == 9 and "training to step" not in out
 
 
 def test_stages_can_train_on_the_first_songs_only(tmp_path, capsys):
@@ -81,7 +81,8 @@ def test_the_decoder_stage_fine_tunes_the_vqvae_which_ships_with_its_codes_uncha
     assert (
         DefaultModelPipeline(tmp_path, replace(recipe, decoder_steps=2), say=print).run(only="decoders") == 0
     )
-    for stage in ("decoders", "prior", "starts", "upsampler1", "upsampler0", "bundle"):
+    stages = ("decoders", "prior", "starts", "upsampler1", "upsampler0", "upsampler1_tune", "upsampler0_tune")
+    for stage in (*stages, "bundle"):
         assert pipeline.run(only=stage) == 0
     out = capsys.readouterr().out
     command = next(line for line in out.splitlines() if line.startswith("decoders: training"))
@@ -148,6 +149,39 @@ def test_the_starts_stage_fine_tunes_the_top_prior_on_songs_starts_and_ships_it(
     for name, weight in shipped.state_dict().items():
         assert torch.equal(weight, tuned.state_dict()[name]), name
     assert any(not torch.equal(w, trained.state_dict()[n]) for n, w in shipped.state_dict().items())
+
+
+def test_the_upsampler_tune_stages_fine_tune_each_upsampler_on_every_song_and_ship_them(tmp_path, capsys):
+    recipe = replace(RECIPES["tiny"], songs=7, upsampler_songs=6)  # the first stage reads 6 of the 7 songs
+    pipeline = DefaultModelPipeline(tmp_path, recipe, say=print)
+    for stage in ("corpus", "vqvae"):
+        assert pipeline.run(only=stage) == 0
+    with pytest.raises(ValueError, match="upsampler0_tune needs the trained level-0 upsampler first"):
+        pipeline.run(only="upsampler0_tune")
+    assert pipeline.run() == 0
+    out = capsys.readouterr().out
+    for level in (1, 0):
+        first = next(line for line in out.splitlines() if line.startswith(f"upsampler{level}: training"))
+        assert "--metadata" in first and first.endswith("metadata-first-6.jsonl")
+        command = next(
+            line for line in out.splitlines() if line.startswith(f"upsampler{level}_tune: training")
+        )
+        assert f"--from {tmp_path / 'runs' / f'upsampler{level}' / 'model'} --set lr=0.0006" in command
+        assert (
+            f"--set seed={11 + level} --set warmup_steps=1 --set decay_start=1 --set decay_steps=1" in command
+        )
+        assert "--metadata" not in command  # every song
+        run = json.loads((tmp_path / "runs" / f"upsampler{level}_tune" / "run.json").read_text())
+        assert run["train"]["decay_steps"] == 1 and run["train"]["seed"] == 11 + level
+
+        shipped = checkpoint.load_model(tmp_path / "model" / f"upsampler_level_{level}", "prior")
+        trained, tuned = (
+            checkpoint.load_model(tmp_path / "runs" / r / "model", "prior")
+            for r in (f"upsampler{level}", f"upsampler{level}_tune")
+        )
+        for name, weight in shipped.state_dict().items():
+            assert torch.equal(weight, tuned.state_dict()[name]), name
+        assert any(not torch.equal(w, trained.state_dict()[n]) for n, w in shipped.state_dict().items())
 
 
 def test_a_prior_stage_before_the_vqvae_is_refused(tmp_path, capsys):

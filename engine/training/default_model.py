@@ -2,15 +2,16 @@
 
 The recipe is the whole story of the shipped model: synthesize the corpus, train the VQ-VAE, fine-tune its
 decoders alone (its codes stay the same), optionally grow them and train them again, train the top prior
-(then, optionally, fine-tune it on songs' starts) and both upsamplers on its codes, and put the four into
-one model folder with a bundle.json. Each stage is an ordinary `cocompose train` run in WORK/runs/, so a
-stopped pipeline picks up where it was (a finished stage is skipped, an unfinished one resumes exactly),
-and an ML engineer can rerun or tune any stage by hand with the same command the pipeline prints.
+(then, optionally, fine-tune it on songs' starts) and both upsamplers on its codes (then, optionally,
+fine-tune each on every song), and put the four into one model folder with a bundle.json. Each stage is
+an ordinary `cocompose train` run in WORK/runs/, so a stopped pipeline picks up where it was (a finished
+stage is skipped, an unfinished one resumes exactly), and an ML engineer can rerun or tune any stage by
+hand with the same command the pipeline prints.
 
 The decoder and prior stages depend only on the VQ-VAE stage (the decoder fine-tune leaves every code as
 it was), so on a machine with spare cores they can run at the same time (`--only decoders`, `--only
-prior`, `--only upsampler1`, `--only upsampler0` in four processes); `starts` follows `prior`, and
-`grow` follows `decoders`.
+prior`, `--only upsampler1`, `--only upsampler0` in four processes); `starts` follows `prior`,
+`grow` follows `decoders`, and `upsampler1_tune` / `upsampler0_tune` follow their upsamplers.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from engine import checkpoint
 from engine.bundle import BundleManifest
 from engine.training.entry import TrainRequest, train
 
-STAGES = ("corpus", "vqvae", "decoders", "grow", "prior", "starts", "upsampler1", "upsampler0", "bundle")
+STAGES = ("corpus", "vqvae", "decoders", "grow", "prior", "starts", "upsampler1", "upsampler0",
+          "upsampler1_tune", "upsampler0_tune", "bundle")  # fmt: skip
 MODEL_NAME = "cocompose-default"
 TOP_NAME = "default"
 
@@ -61,6 +63,13 @@ class Recipe:
     starts_lr: float = 3e-4
     starts_warmup: int = 100
     starts_seed: int = 8
+    # Then, optionally, each upsampler fine-tuned on every song of the corpus (the first stage reads
+    # `upsampler_songs`), rate decayed to zero after a warm-up; level L's run is seeded
+    # `upsampler_tune_seed + L`. 0: no such stage, the upsamplers ship as trained.
+    upsampler_tune_steps: int = 0
+    upsampler_tune_lr: float = 6e-4
+    upsampler_tune_warmup: int = 100
+    upsampler_tune_seed: int = 11
     batch_size: int | None = None  # None: the preset's
     # Not training: the label guidance the model is measured and sampled with (bundle.json's "guidance",
     # the app's default strength). Chosen on held-out songs of another seed than the card's.
@@ -81,6 +90,11 @@ class Recipe:
     def tunes_starts(self) -> bool:
         """Whether the recipe fine-tunes the top prior on songs' starts (the starts stage)."""
         return self.starts_steps > 0
+
+    @property
+    def tunes_upsamplers(self) -> bool:
+        """Whether the recipe fine-tunes both upsamplers on every song (the upsampler*_tune stages)."""
+        return self.upsampler_tune_steps > 0
 
     def songs_for(self, stage: str) -> int | None:
         """How many of the corpus's first songs a stage trains on; None: all of them (the decoder
@@ -106,6 +120,8 @@ RECIPES = {
         decoder_warmup=1,
         starts_steps=2,
         starts_warmup=1,
+        upsampler_tune_steps=2,
+        upsampler_tune_warmup=1,
         batch_size=2,
         guidance=1.5,
         vqvae_songs=None,
@@ -120,10 +136,15 @@ def _names(rows: list[str]) -> set[str]:
     return {f"artist {r['artist']}" for r in records} | {f"genre {r['genre']}" for r in records}
 
 
-def _decoders_only(seed: int, warmup: int, steps: int, *extra: str) -> tuple[str, ...]:
-    """`--set`s of a decoders-alone fine-tune: its own crops, a warm-up, then the rate decayed to zero."""
-    return ("decoders_only=true", *extra, f"seed={seed}", f"warmup_steps={warmup}", f"decay_start={warmup}",
+def _decayed(seed: int, warmup: int, steps: int, *extra: str) -> tuple[str, ...]:
+    """`--set`s of a fine-tune: `extra`, then its own crops, a warm-up, and the rate decayed to zero."""
+    return (*extra, f"seed={seed}", f"warmup_steps={warmup}", f"decay_start={warmup}",
             f"decay_steps={steps - warmup}")  # fmt: skip
+
+
+def _decoders_only(seed: int, warmup: int, steps: int, *extra: str) -> tuple[str, ...]:
+    """`--set`s of a decoders-alone fine-tune."""
+    return _decayed(seed, warmup, steps, "decoders_only=true", *extra)
 
 
 def _trained_step(run_dir: Path) -> int:
@@ -199,9 +220,8 @@ class DefaultModelPipeline:
         if not r.tunes_starts:
             self.say("starts: none in this recipe; the top prior ships as trained")
             return 0
-        settings = (f"start_share={r.starts_share}", f"lr={r.starts_lr}", f"seed={r.starts_seed}",
-                    f"warmup_steps={r.starts_warmup}", f"decay_start={r.starts_warmup}",
-                    f"decay_steps={r.starts_steps - r.starts_warmup}")  # fmt: skip
+        settings = _decayed(r.starts_seed, r.starts_warmup, r.starts_steps, f"start_share={r.starts_share}",
+                            f"lr={r.starts_lr}")  # fmt: skip
         base = self._finished_run("prior", r.prior_steps, "the trained top prior", "starts")
         return self._train("starts", "prior", r.starts_steps, settings=settings, base=base)
 
@@ -211,6 +231,26 @@ class DefaultModelPipeline:
     def _stage_upsampler0(self) -> int:
         return self._train("upsampler0", "upsampler", self.recipe.upsampler_steps, level=0)
 
+    def _stage_upsampler1_tune(self) -> int:
+        return self._tune_upsampler(1)
+
+    def _stage_upsampler0_tune(self) -> int:
+        return self._tune_upsampler(0)
+
+    def _tune_upsampler(self, level: int) -> int:
+        r, stage = self.recipe, f"upsampler{level}_tune"
+        if not r.tunes_upsamplers:
+            self.say(f"{stage}: none in this recipe; the level-{level} upsampler ships as trained")
+            return 0
+        settings = _decayed(r.upsampler_tune_seed + level, r.upsampler_tune_warmup, r.upsampler_tune_steps,
+                            f"lr={r.upsampler_tune_lr}")  # fmt: skip
+        base = self._finished_run(
+            f"upsampler{level}", r.upsampler_steps, f"the trained level-{level} upsampler", stage
+        )
+        return self._train(
+            stage, "upsampler", r.upsampler_tune_steps, level=level, settings=settings, base=base
+        )
+
     def _stage_bundle(self) -> int:
         """Copy the four trained models into WORK/model with a bundle.json naming their roles."""
         staging = self.model_dir.with_name(f".{self.model_dir.name}.partial")
@@ -218,9 +258,11 @@ class DefaultModelPipeline:
         staging.mkdir(parents=True)
         parts = {"vqvae": "vqvae", f"prior_{TOP_NAME}": "prior", "upsampler_level_1": "upsampler1",
                  "upsampler_level_0": "upsampler0"}  # fmt: skip
+        finals = {"vqvae": self._final_vqvae_run, "prior": self._final_prior_run,
+                  "upsampler1": lambda: self._final_upsampler_run(1),
+                  "upsampler0": lambda: self._final_upsampler_run(0)}  # fmt: skip
         for stem, run in parts.items():
-            final = {"vqvae": self._final_vqvae_run, "prior": self._final_prior_run}.get(run)
-            source = (final() if final else self.runs / run) / "model"
+            source = finals[run]() / "model"
             checkpoint.load_model(source)  # refuse to bundle anything that does not load
             for suffix in (".safetensors", ".json"):
                 shutil.copyfile(source.with_suffix(suffix), staging / f"{stem}{suffix}")
@@ -270,6 +312,15 @@ class DefaultModelPipeline:
         if r.tunes_starts:
             return self._finished_run("starts", r.starts_steps, "the starts-tuned prior", "the bundle")
         return self.runs / "prior"
+
+    def _final_upsampler_run(self, level: int) -> Path:
+        """The level-`level` upsampler that ships: fine-tuned on every song when the recipe says so."""
+        r = self.recipe
+        if r.tunes_upsamplers:
+            return self._finished_run(
+                f"upsampler{level}_tune", r.upsampler_tune_steps, "the fine-tuned upsamplers", "the bundle"
+            )
+        return self.runs / f"upsampler{level}"
 
     def _corpus_key(self) -> dict:
         r = self.recipe
