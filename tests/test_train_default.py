@@ -45,7 +45,7 @@ def test_the_tiny_recipe_builds_an_installable_model_that_generates(tmp_path, ca
     # A rerun finds every stage done; asking for more prior steps resumes only that stage.
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert out.count("already") == 9 and "training to step" not in out
+    assert out.count("already") == 11 and "training to step" not in out
 
 
 def test_stages_can_train_on_the_first_songs_only(tmp_path, capsys):
@@ -151,8 +151,13 @@ def test_the_starts_stage_fine_tunes_the_top_prior_on_songs_starts_and_ships_it(
     assert any(not torch.equal(w, trained.state_dict()[n]) for n, w in shipped.state_dict().items())
 
 
-def test_the_upsampler_tune_stages_fine_tune_each_upsampler_on_every_song_and_ship_them(tmp_path, capsys):
-    recipe = replace(RECIPES["tiny"], songs=7, upsampler_songs=6)  # the first stage reads 6 of the 7 songs
+def test_the_upsampler_tune_stages_fine_tune_each_upsampler_on_every_song_in_rounds_and_ship_the_last(
+    tmp_path, capsys
+):
+    """Each round starts from the one before with its own seed, warm-up and decay; the bundle ships the
+    last round; the first stage read a subset of the songs, the rounds read them all."""
+    # the first stage reads 6 of the 7 songs; two rounds of 2 steps each (warm-up 1)
+    recipe = replace(RECIPES["tiny"], songs=7, upsampler_songs=6, upsampler_tune_rounds=(2, 2))
     pipeline = DefaultModelPipeline(tmp_path, recipe, say=print)
     for stage in ("corpus", "vqvae"):
         assert pipeline.run(only=stage) == 0
@@ -160,28 +165,27 @@ def test_the_upsampler_tune_stages_fine_tune_each_upsampler_on_every_song_and_sh
         pipeline.run(only="upsampler0_tune")
     assert pipeline.run() == 0
     out = capsys.readouterr().out
+    commands = {line.split(":")[0]: line for line in out.splitlines() if "cocompose train" in line}
+    runs = tmp_path / "runs"
     for level in (1, 0):
-        first = next(line for line in out.splitlines() if line.startswith(f"upsampler{level}: training"))
-        assert "--metadata" in first and first.endswith("metadata-first-6.jsonl")
-        command = next(
-            line for line in out.splitlines() if line.startswith(f"upsampler{level}_tune: training")
-        )
-        assert f"--from {tmp_path / 'runs' / f'upsampler{level}' / 'model'} --set lr=0.0006" in command
-        assert (
-            f"--set seed={11 + level} --set warmup_steps=1 --set decay_start=1 --set decay_steps=1" in command
-        )
-        assert "--metadata" not in command  # every song
-        run = json.loads((tmp_path / "runs" / f"upsampler{level}_tune" / "run.json").read_text())
-        assert run["train"]["decay_steps"] == 1 and run["train"]["seed"] == 11 + level
+        assert commands[f"upsampler{level}"].endswith("metadata-first-6.jsonl")
+        for round_, base in enumerate((f"upsampler{level}", f"upsampler{level}_tune1")):
+            command, seed = commands[f"upsampler{level}_tune{round_ + 1}"], 11 + level + 10 * round_
+            assert f"--from {runs / base / 'model'} --set lr=0.0006 --set seed={seed}" in command
+            assert "--set warmup_steps=1 --set decay_start=1 --set decay_steps=1" in command
+            assert "--metadata" not in command  # every song
+            run = json.loads((runs / f"upsampler{level}_tune{round_ + 1}" / "run.json").read_text())
+            assert run["train"]["decay_steps"] == 1 and run["train"]["seed"] == seed
 
         shipped = checkpoint.load_model(tmp_path / "model" / f"upsampler_level_{level}", "prior")
-        trained, tuned = (
-            checkpoint.load_model(tmp_path / "runs" / r / "model", "prior")
-            for r in (f"upsampler{level}", f"upsampler{level}_tune")
+        trained, first, last = (
+            checkpoint.load_model(runs / r / "model", "prior").state_dict()
+            for r in (f"upsampler{level}", f"upsampler{level}_tune1", f"upsampler{level}_tune2")
         )
         for name, weight in shipped.state_dict().items():
-            assert torch.equal(weight, tuned.state_dict()[name]), name
-        assert any(not torch.equal(w, trained.state_dict()[n]) for n, w in shipped.state_dict().items())
+            assert torch.equal(weight, last[name]), name
+        for earlier in (trained, first):
+            assert any(not torch.equal(w, earlier[n]) for n, w in shipped.state_dict().items())
 
 
 def test_a_prior_stage_before_the_vqvae_is_refused(tmp_path, capsys):

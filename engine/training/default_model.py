@@ -64,9 +64,11 @@ class Recipe:
     starts_warmup: int = 100
     starts_seed: int = 8
     # Then, optionally, each upsampler fine-tuned on every song of the corpus (the first stage reads
-    # `upsampler_songs`), rate decayed to zero after a warm-up; level L's run is seeded
-    # `upsampler_tune_seed + L`. 0: no such stage, the upsamplers ship as trained.
-    upsampler_tune_steps: int = 0
+    # `upsampler_songs`) in rounds of these many steps, each from the round before, with its own warm-up
+    # and its rate decayed to zero (a second cycle gains what one long run would for far fewer steps).
+    # Round k (from 0) of level L is seeded `upsampler_tune_seed + L + 10 k`. (): the upsamplers ship as
+    # trained.
+    upsampler_tune_rounds: tuple[int, ...] = ()
     upsampler_tune_lr: float = 6e-4
     upsampler_tune_warmup: int = 100
     upsampler_tune_seed: int = 11
@@ -94,7 +96,7 @@ class Recipe:
     @property
     def tunes_upsamplers(self) -> bool:
         """Whether the recipe fine-tunes both upsamplers on every song (the upsampler*_tune stages)."""
-        return self.upsampler_tune_steps > 0
+        return len(self.upsampler_tune_rounds) > 0
 
     def songs_for(self, stage: str) -> int | None:
         """How many of the corpus's first songs a stage trains on; None: all of them (the decoder
@@ -120,7 +122,7 @@ RECIPES = {
         decoder_warmup=1,
         starts_steps=2,
         starts_warmup=1,
-        upsampler_tune_steps=2,
+        upsampler_tune_rounds=(2, 2),
         upsampler_tune_warmup=1,
         batch_size=2,
         guidance=1.5,
@@ -238,18 +240,22 @@ class DefaultModelPipeline:
         return self._tune_upsampler(0)
 
     def _tune_upsampler(self, level: int) -> int:
-        r, stage = self.recipe, f"upsampler{level}_tune"
+        """Every fine-tuning round of the level-`level` upsampler, in runs upsampler{level}_tune1, 2, ..."""
+        r, name = self.recipe, f"upsampler{level}_tune"
         if not r.tunes_upsamplers:
-            self.say(f"{stage}: none in this recipe; the level-{level} upsampler ships as trained")
+            self.say(f"{name}: none in this recipe; the level-{level} upsampler ships as trained")
             return 0
-        settings = _decayed(r.upsampler_tune_seed + level, r.upsampler_tune_warmup, r.upsampler_tune_steps,
-                            f"lr={r.upsampler_tune_lr}")  # fmt: skip
-        base = self._finished_run(
-            f"upsampler{level}", r.upsampler_steps, f"the trained level-{level} upsampler", stage
-        )
-        return self._train(
-            stage, "upsampler", r.upsampler_tune_steps, level=level, settings=settings, base=base
-        )
+        what = f"the trained level-{level} upsampler"
+        base = self._finished_run(f"upsampler{level}", r.upsampler_steps, what, name)
+        for round_, steps in enumerate(r.upsampler_tune_rounds):
+            seed = r.upsampler_tune_seed + level + 10 * round_
+            settings = _decayed(seed, r.upsampler_tune_warmup, steps, f"lr={r.upsampler_tune_lr}")
+            stage = f"{name}{round_ + 1}"
+            code = self._train(stage, "upsampler", steps, level=level, settings=settings, base=base)
+            if code:
+                return code
+            base = self._finished_run(stage, steps, f"round {round_ + 1} of the fine-tune", "the next round")
+        return 0
 
     def _stage_bundle(self) -> int:
         """Copy the four trained models into WORK/model with a bundle.json naming their roles."""
@@ -317,9 +323,8 @@ class DefaultModelPipeline:
         """The level-`level` upsampler that ships: fine-tuned on every song when the recipe says so."""
         r = self.recipe
         if r.tunes_upsamplers:
-            return self._finished_run(
-                f"upsampler{level}_tune", r.upsampler_tune_steps, "the fine-tuned upsamplers", "the bundle"
-            )
+            stage, steps = f"upsampler{level}_tune{len(r.upsampler_tune_rounds)}", r.upsampler_tune_rounds[-1]
+            return self._finished_run(stage, steps, "the fine-tuned upsamplers", "the bundle")
         return self.runs / f"upsampler{level}"
 
     def _corpus_key(self) -> dict:
