@@ -64,8 +64,8 @@ class Recipe:
     starts_warmup: int = 100
     starts_seed: int = 8
     # Then, optionally, each upsampler fine-tuned on every song of the corpus (the first stage reads
-    # `upsampler_songs`) in rounds of these many steps, each from the round before, with its own warm-up
-    # and its rate decayed to zero (a second cycle gains what one long run would for far fewer steps).
+    # `upsampler_songs`) in rounds of these many steps, each from the round before with its own warm-up
+    # and its rate decayed to zero, so that more training extends a finished round instead of redoing it.
     # Round k (from 0) of level L is seeded `upsampler_tune_seed + L + 10 k`. (): the upsamplers ship as
     # trained.
     upsampler_tune_rounds: tuple[int, ...] = ()
