@@ -71,8 +71,7 @@ def test_the_shipped_model_is_the_one_train_default_builds():
         )
     prior_steps = recipe.starts_steps if recipe.tunes_starts else recipe.prior_steps
     steps = {"vqvae": vqvae_steps, "prior_default": prior_steps}
-    upsampler_steps = recipe.upsampler_tune_rounds[-1] if recipe.tunes_upsamplers else recipe.upsampler_steps
-    steps.update(dict.fromkeys(("upsampler_level_1", "upsampler_level_0"), upsampler_steps))
+    steps.update(dict.fromkeys(("upsampler_level_1", "upsampler_level_0"), recipe.shipped_upsampler_steps))
     for stem, expected in steps.items():
         assert checkpoint.read_settings(DEFAULT_MODEL_DIR / stem)["step"] == expected, stem
     # and the app samples it with the label guidance it was measured with

@@ -20,6 +20,14 @@ from engine.training.default_model import RECIPES, DefaultModelPipeline
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
+def _through_vqvae(work, recipe):
+    """A pipeline in `work` with its corpus and VQ-VAE stages run, for the stages that follow them."""
+    pipeline = DefaultModelPipeline(work, recipe, say=print)
+    for stage in ("corpus", "vqvae"):
+        assert pipeline.run(only=stage) == 0
+    return pipeline
+
+
 def test_the_tiny_recipe_builds_an_installable_model_that_generates(tmp_path, capsys):
     work, target = tmp_path / "work", tmp_path / "installed"
     args = ["train-default", "--work", str(work), "--recipe", "tiny", "--install"]
@@ -72,9 +80,7 @@ def test_stages_can_train_on_the_first_songs_only(tmp_path, capsys):
 
 def test_the_decoder_stage_fine_tunes_the_vqvae_which_ships_with_its_codes_unchanged(tmp_path, capsys):
     recipe = replace(RECIPES["tiny"], decoder_steps=3, decoder_warmup=1)
-    pipeline = DefaultModelPipeline(tmp_path, recipe, say=print)
-    for stage in ("corpus", "vqvae"):
-        assert pipeline.run(only=stage) == 0
+    pipeline = _through_vqvae(tmp_path, recipe)
     with pytest.raises(ValueError, match="needs the fine-tuned decoders first"):
         pipeline.run(only="bundle")
     # A run of 2 steps, then a recipe of 3: the stage resumes with the run's own settings.
@@ -108,9 +114,7 @@ def test_the_grow_stage_grows_the_fine_tuned_decoders_and_ships_them_with_the_co
     tmp_path, capsys
 ):
     recipe = replace(RECIPES["tiny"], grow_multipliers=(2, 1, 1), grow_steps=2, grow_warmup=1)
-    pipeline = DefaultModelPipeline(tmp_path, recipe, say=print)
-    for stage in ("corpus", "vqvae"):
-        assert pipeline.run(only=stage) == 0
+    pipeline = _through_vqvae(tmp_path, recipe)
     with pytest.raises(ValueError, match="grow needs the fine-tuned decoders first"):
         pipeline.run(only="grow")
     assert pipeline.run() == 0
@@ -158,9 +162,7 @@ def test_the_upsampler_tune_stages_fine_tune_each_upsampler_on_every_song_in_rou
     last round; the first stage read a subset of the songs, the rounds read them all."""
     # the first stage reads 6 of the 7 songs; two rounds of 2 steps each (warm-up 1)
     recipe = replace(RECIPES["tiny"], songs=7, upsampler_songs=6, upsampler_tune_rounds=(2, 2))
-    pipeline = DefaultModelPipeline(tmp_path, recipe, say=print)
-    for stage in ("corpus", "vqvae"):
-        assert pipeline.run(only=stage) == 0
+    pipeline = _through_vqvae(tmp_path, recipe)
     with pytest.raises(ValueError, match="upsampler0_tune needs the trained level-0 upsampler first"):
         pipeline.run(only="upsampler0_tune")
     assert pipeline.run() == 0

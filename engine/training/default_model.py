@@ -98,6 +98,11 @@ class Recipe:
         """Whether the recipe fine-tunes both upsamplers on every song (the upsampler*_tune stages)."""
         return len(self.upsampler_tune_rounds) > 0
 
+    @property
+    def shipped_upsampler_steps(self) -> int:
+        """The step the shipped upsamplers' checkpoints record: their last round's, or the first stage's."""
+        return self.upsampler_tune_rounds[-1] if self.tunes_upsamplers else self.upsampler_steps
+
     def songs_for(self, stage: str) -> int | None:
         """How many of the corpus's first songs a stage trains on; None: all of them (the decoder
         fine-tune and the top prior)."""
@@ -147,6 +152,11 @@ def _decayed(seed: int, warmup: int, steps: int, *extra: str) -> tuple[str, ...]
 def _decoders_only(seed: int, warmup: int, steps: int, *extra: str) -> tuple[str, ...]:
     """`--set`s of a decoders-alone fine-tune."""
     return _decayed(seed, warmup, steps, "decoders_only=true", *extra)
+
+
+def _tune_run(level: int, round_: int) -> str:
+    """The run (and stage name) of round `round_` (from 0) of the level-`level` upsampler's fine-tune."""
+    return f"upsampler{level}_tune{round_ + 1}"
 
 
 def _trained_step(run_dir: Path) -> int:
@@ -250,7 +260,7 @@ class DefaultModelPipeline:
         for round_, steps in enumerate(r.upsampler_tune_rounds):
             seed = r.upsampler_tune_seed + level + 10 * round_
             settings = _decayed(seed, r.upsampler_tune_warmup, steps, f"lr={r.upsampler_tune_lr}")
-            stage = f"{name}{round_ + 1}"
+            stage = _tune_run(level, round_)
             code = self._train(stage, "upsampler", steps, level=level, settings=settings, base=base)
             if code:
                 return code
@@ -262,13 +272,11 @@ class DefaultModelPipeline:
         staging = self.model_dir.with_name(f".{self.model_dir.name}.partial")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        parts = {"vqvae": "vqvae", f"prior_{TOP_NAME}": "prior", "upsampler_level_1": "upsampler1",
-                 "upsampler_level_0": "upsampler0"}  # fmt: skip
-        finals = {"vqvae": self._final_vqvae_run, "prior": self._final_prior_run,
-                  "upsampler1": lambda: self._final_upsampler_run(1),
-                  "upsampler0": lambda: self._final_upsampler_run(0)}  # fmt: skip
-        for stem, run in parts.items():
-            source = finals[run]() / "model"
+        final_runs = {"vqvae": self._final_vqvae_run, f"prior_{TOP_NAME}": self._final_prior_run,
+                      "upsampler_level_1": lambda: self._final_upsampler_run(1),
+                      "upsampler_level_0": lambda: self._final_upsampler_run(0)}  # fmt: skip
+        for stem, final_run in final_runs.items():
+            source = final_run() / "model"
             checkpoint.load_model(source)  # refuse to bundle anything that does not load
             for suffix in (".safetensors", ".json"):
                 shutil.copyfile(source.with_suffix(suffix), staging / f"{stem}{suffix}")
@@ -323,8 +331,10 @@ class DefaultModelPipeline:
         """The level-`level` upsampler that ships: fine-tuned on every song when the recipe says so."""
         r = self.recipe
         if r.tunes_upsamplers:
-            stage, steps = f"upsampler{level}_tune{len(r.upsampler_tune_rounds)}", r.upsampler_tune_rounds[-1]
-            return self._finished_run(stage, steps, "the fine-tuned upsamplers", "the bundle")
+            last = _tune_run(level, len(r.upsampler_tune_rounds) - 1)
+            return self._finished_run(
+                last, r.shipped_upsampler_steps, "the fine-tuned upsamplers", "the bundle"
+            )
         return self.runs / f"upsampler{level}"
 
     def _corpus_key(self) -> dict:
