@@ -51,8 +51,10 @@ class Recipe:
     decoder_seed: int = 1  # its own crops, not a replay of the VQ-VAE run's
     # Then, optionally, the decoders grown (engine/vqvae/grow.py: they start out decoding exactly as
     # before) and trained alone again, rate decayed to zero after a warm-up. None: no such stage.
-    grow_multipliers: tuple[int, ...] | None = None
-    grow_steps: int = 0
+    # The bottom decoder, twice as wide and deep, 2000 steps: bottom-level spectral convergence -19.60 ->
+    # -20.25 dB (the others, trained along at their size, -12.65 -> -12.75 and -7.40 -> -7.49).
+    grow_multipliers: tuple[int, ...] | None = (2, 1, 1)
+    grow_steps: int = 2000
     grow_warmup: int = 100
     grow_seed: int = 2
     # Then, optionally, the top prior fine-tuned with a share of its crops at the songs' first sample
@@ -125,6 +127,8 @@ RECIPES = {
         upsampler_steps=2,
         decoder_steps=2,
         decoder_warmup=1,
+        grow_steps=2,
+        grow_warmup=1,
         starts_steps=2,
         starts_warmup=1,
         upsampler_tune_rounds=(2, 2),
