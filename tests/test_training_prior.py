@@ -72,6 +72,32 @@ def test_prior_resume_equals_an_uninterrupted_run(corpus, vqvae, tmp_path):
     assert any(not torch.equal(uniform[key], value) for key, value in straight.items())
 
 
+def test_a_fine_tune_may_change_the_priors_attention_pattern_but_not_its_shape(
+    corpus, vqvae, tmp_path, capsys
+):
+    """The tiny prior (16 positions per block, a lyric layer last) into 2 blocks of 32, which a resumed run
+    keeps; the lyric layer cannot become a self-attention one, and no weight's shape can change."""
+    assert _train("prior", corpus, vqvae, tmp_path / "base", "--preset", "tiny", "--steps", "1") == 0
+    base = tmp_path / "base" / "model"
+    fine_tune = ("--preset", "tiny", "--from", str(base), "--steps", "2")
+    assert _train("prior", corpus, vqvae, tmp_path / "wide", *fine_tune, "--set", "blocks=2") == 0
+    tuned = checkpoint.load_model(tmp_path / "wide" / "model", "prior")
+    was = checkpoint.load_model(base, "prior").config.transformer
+    assert tuned.config.transformer.blocks == 2 and tuned.config.transformer.attn_funcs == was.attn_funcs
+    assert main(["train", "prior", "--data", str(corpus), "--run", str(tmp_path / "wide"), "--resume",
+                 "--steps", "3"]) == 0  # fmt: skip
+    assert checkpoint.load_model(tmp_path / "wide" / "model", "prior").config == tuned.config
+    refused = {
+        "attn_order=0": "layer 3 would change from kind 6 to 0",
+        "prior_width=64": "cannot set prior_width",
+        "blocks=7": "cannot be split into 7 blocks",
+    }
+    for setting, message in refused.items():
+        capsys.readouterr()
+        assert _train("prior", corpus, vqvae, tmp_path / setting, *fine_tune, "--set", setting) != 0
+        assert message in capsys.readouterr().err, setting
+
+
 @pytest.mark.slow
 def test_fine_tuning_a_converted_prior_adds_a_new_artist_and_leaves_other_artists_alone(tmp_path):
     require_fixture()

@@ -136,9 +136,9 @@ def prior_config(hps: Mapping, vqvae_hps: Mapping) -> PriorConfig:
         encoder_len=n_tokens if separate_lyrics else 0,
         prime_len=n_tokens if single_enc_dec else 0,
     )
-    _check_transformer(transformer, "prior")
+    check_transformer(transformer, "prior")
     if lyrics is not None:
-        _check_transformer(lyrics.transformer, "lyric encoder")
+        check_transformer(lyrics.transformer, "lyric encoder")
 
     labels = None
     if _get(hps, "labels"):
@@ -211,7 +211,7 @@ def prior_config(hps: Mapping, vqvae_hps: Mapping) -> PriorConfig:
     )
 
 
-def _check_transformer(cfg: TransformerConfig, what: str) -> None:
+def check_transformer(cfg: TransformerConfig, what: str) -> None:
     if cfg.n_state % cfg.heads:
         raise ValueError(f"{what}: n_state {cfg.n_state} is not divisible by {cfg.heads} heads")
     if cfg.blocks and cfg.n_ctx % cfg.blocks:

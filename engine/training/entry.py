@@ -23,9 +23,10 @@ from engine.data.metadata import read_metadata
 from engine.data.vocabulary import Vocabulary, extend, official_lists, vocabulary_from_data
 from engine.prior.builders import build_prior, prior_config
 from engine.prior.config import config_from_dict, config_to_dict
+from engine.prior.repattern import PATTERN_FIELDS, with_attention_pattern
 from engine.training import distributed_setup, loop, reporting, run_state
 from engine.training.config import TrainConfig, presets_for
-from engine.training.overrides import apply_overrides
+from engine.training.overrides import apply_overrides, split_assignment
 from engine.training.prior_task import (
     PriorTask,
     init_embeddings_,
@@ -80,7 +81,7 @@ def _resolve_settings(
     request: TrainRequest, model_preset, train: TrainConfig, fixed_shape: bool, adjustable=frozenset()
 ):
     """Apply `--set` to (train config, model config). A loaded model's shape cannot change; only its
-    `adjustable` fields (the VQ-VAE's loss weights) may."""
+    `adjustable` fields (the VQ-VAE's loss weights, a prior's attention pattern) may."""
     resolved_train, resolved_model = apply_overrides([train, model_preset], request.settings)
     if fixed_shape:
         fixed = [name for name in asdict(model_preset) if name not in adjustable
@@ -173,6 +174,20 @@ def _fine_tune_prior(request, vqvae, level, records):
     return with_label_rows(prior, vocabulary.n_artists, vocabulary.n_genres), vocabulary
 
 
+def _repatterned(prior, settings: tuple[str, ...], hparams, say):
+    """The loaded prior with the attention pattern that `--set attn_order=...` / `blocks=...` name (a
+    preset's values are not applied: they need not be the loaded model's)."""
+    named = {split_assignment(s)[0] for s in settings} & PATTERN_FIELDS
+    if not named:
+        return prior
+    changes = {name: getattr(hparams, name) for name in named}
+    repatterned = with_attention_pattern(prior, **changes)
+    if repatterned is not prior:
+        funcs = list(repatterned.config.transformer.attn_funcs)
+        say(f"attention pattern now {funcs} over {repatterned.config.transformer.blocks} blocks")
+    return repatterned
+
+
 def _vqvae_dataset(request, config: VQVAEConfig, train: TrainConfig, say) -> CropDataset:
     """Crops of the VQ-VAE's length at its rate, for a new run and a resumed one alike."""
     return CropDataset(
@@ -191,12 +206,13 @@ def _new_prior_task(request, context, say):
     records = read_metadata(request.data_dir, request.metadata)
     model_preset, train = presets_for(request.kind, request.preset or "small")
     train, hparams = _resolve_settings(
-        request, model_preset, train, fixed_shape=request.from_model is not None
+        request, model_preset, train, fixed_shape=request.from_model is not None, adjustable=PATTERN_FIELDS
     )
     _seed_everything(train.seed)
     if request.from_model is not None:
         prior, vocabulary = _fine_tune_prior(request, vqvae, level, records)
         say(f"fine-tuning {request.from_model}: new artists {list(vocabulary.new_artists)}")
+        prior = _repatterned(prior, request.settings, hparams, say)
     else:
         vocabulary = vocabulary_from_data(records, v3=hparams.labels_v3)
         hps = hparams.to_hps(level, vocabulary.n_genres, vocabulary.n_artists)
