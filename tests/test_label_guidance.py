@@ -162,3 +162,20 @@ def test_guidance_is_refused_where_it_cannot_be_honoured():
     for bad in (-0.5, 11.0, float("nan")):
         with pytest.raises(ValueError, match="guidance must lie in"):
             SamplingSettings(guidance=bad)
+
+
+def test_label_dropout_scores_the_rows_it_marks_as_the_neutral_stream_and_the_others_as_labelled():
+    """Training with label dropout (`label_dropout`) passes a row mask: a marked row's loss is the neutral
+    copy's (the independent route above), an unmarked row's the plain prior's, in the same batch."""
+    kind = "prior_5b"
+    model = prior(kind)
+    labels, codes = labels_and_prefix(kind, 2, 24)
+    with torch.no_grad():
+        mixed = model.loss(codes, labels, neutral=torch.tensor([True, False]))["loss"]
+        plain = model.loss(codes, labels)["loss"]
+        neutral = neutral_copy(model, labels).loss(codes, labels)["loss"]
+    torch.testing.assert_close(mixed[0], neutral[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(mixed[1], plain[1], atol=1e-5, rtol=0)
+    assert abs(float(neutral[0] - plain[0])) > 1e-3, "the neutral row was scored with its own labels"
+    with pytest.raises(ValueError, match="neutral rows"):
+        model.loss(codes, labels, neutral=torch.tensor([True, False, True]))

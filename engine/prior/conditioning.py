@@ -41,7 +41,7 @@ class LabelConditioner(nn.Module):
             self.relative_pos_emb = _Table(cfg.t_bins, width)
 
     def start_embedding(
-        self, labels: torch.Tensor, blend: torch.Tensor | None = None, neutral: bool = False
+        self, labels: torch.Tensor, blend: torch.Tensor | None = None, neutral: bool | torch.Tensor = False
     ) -> torch.Tensor:
         """(N, 1, W): the artist embedding plus the genre words' embeddings.
 
@@ -50,6 +50,7 @@ class LabelConditioner(nn.Module):
         e(other) at w = 1.
         neutral: every artist and genre word replaced by the mean of the known rows (label guidance's
         contrast, `engine.prior.sampler`): a start token that names no artist and no genre in particular.
+        Either every row (True) or the rows an (N,) bool tensor marks (training with label dropout).
         """
         cfg = self.config
         artist = labels[:, 3:4]
@@ -57,14 +58,25 @@ class LabelConditioner(nn.Module):
         _check_ids("artist", artist, cfg.n_artists, allow_empty=False)
         _check_ids("genre", genres, cfg.n_genres, allow_empty=True)
         present = (genres >= 0).to(self.bow_genre_emb.emb.weight.dtype).unsqueeze(2)
-        if neutral:  # as many mean genre words as the label has words, and the mean artist
-            genre_sum = present.sum(dim=1, keepdim=True) * _known_mean(self.bow_genre_emb.emb.weight)
-            return genre_sum + _known_mean(self.artist_emb.emb.weight)
+        if isinstance(neutral, bool) and neutral:
+            return self._neutral(present)
         genre_sum = (self.bow_genre_emb(genres.clamp(min=0)) * present).sum(dim=1, keepdim=True)
         artist_emb = self.artist_emb(artist)  # (N, 1, W)
         if blend is not None:
             artist_emb = self._blended(artist_emb, blend)
-        return genre_sum + artist_emb
+        named = genre_sum + artist_emb
+        if isinstance(neutral, bool):
+            return named
+        rows = neutral.to(device=named.device, dtype=torch.bool)
+        if rows.shape != (named.shape[0],):
+            shape = tuple(rows.shape)
+            raise ValueError(f"neutral rows must be an ({named.shape[0]},) bool tensor, got {shape}")
+        return torch.where(rows.view(-1, 1, 1), self._neutral(present), named)
+
+    def _neutral(self, present: torch.Tensor) -> torch.Tensor:
+        """As many mean genre words as each label has words, and the mean artist: (N, 1, W)."""
+        genre_sum = present.sum(dim=1, keepdim=True) * _known_mean(self.bow_genre_emb.emb.weight)
+        return genre_sum + _known_mean(self.artist_emb.emb.weight)
 
     def _blended(self, artist_emb: torch.Tensor, blend: torch.Tensor) -> torch.Tensor:
         n = artist_emb.shape[0]

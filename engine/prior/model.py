@@ -70,13 +70,14 @@ class JukeboxPrior(nn.Module):
         labels: torch.Tensor | None,
         upper_tokens: torch.Tensor | None = None,
         blend: torch.Tensor | None = None,
-        neutral: bool = False,
+        neutral: bool | torch.Tensor = False,
     ) -> Conditioning:
         """Once-per-window work: start embedding, timing or upsampler conditioning, lyric encoder.
 
         blend: optional (N, 2) artist blend rows [other artist id, weight] mixed into the artist embedding
         (`LabelConditioner.start_embedding`); ignored by a prior without labels. neutral: the start
-        embedding names no artist or genre (label guidance's contrast); timing and lyrics are kept."""
+        embedding names no artist or genre (label guidance's contrast); timing and lyrics are kept. An (N,)
+        bool tensor makes only the rows it marks neutral."""
         cfg = self.config
         start = x_cond = encoder_kv = lyrics = None
         if cfg.labels is not None:
@@ -128,8 +129,10 @@ class JukeboxPrior(nn.Module):
             return torch.cat([cond.lyrics, tokens + cfg.vocab_shift], dim=1)
         return tokens
 
-    def _forward(self, tokens, labels, upper_tokens, record_layer=None, hidden_states=None, blend=None):
-        cond = self.conditioning(labels, upper_tokens, blend)
+    def _forward(
+        self, tokens, labels, upper_tokens, record_layer=None, hidden_states=None, blend=None, neutral=False
+    ):
+        cond = self.conditioning(labels, upper_tokens, blend, neutral)
         stream = self._stream(tokens, cond)
         _check_batch(stream, cond)
         core = self.prior
@@ -156,14 +159,15 @@ class JukeboxPrior(nn.Module):
         self._forward(tokens, labels, upper_tokens, hidden_states=states)
         return states
 
-    def loss(self, tokens, labels, upper_tokens=None) -> dict[str, torch.Tensor]:
+    def loss(self, tokens, labels, upper_tokens=None, neutral=False) -> dict[str, torch.Tensor]:
         """Per-item losses in bits per token: {'loss', 'gen_loss', 'prime_loss'}, each (N,).
 
         gen_loss is over the music tokens, prime_loss over the lyric tokens (0 without lyrics), and
         loss = prime_loss_fraction * prime_loss * n_tokens / total + gen_loss * L / total.
+        neutral: rows scored with the neutral start token (see `conditioning`).
         """
         cfg = self.config
-        logits, stream, cond, _ = self._forward(tokens, labels, upper_tokens)
+        logits, stream, cond, _ = self._forward(tokens, labels, upper_tokens, neutral=neutral)
         n_prime = cfg.n_tokens if cfg.single_enc_dec else 0
         gen = _bits(logits[:, n_prime:], stream[:, n_prime:])
         if cfg.single_enc_dec:

@@ -47,6 +47,10 @@ class TrainConfig:
     # For a top prior: composing from nothing starts there, and only the labels give the genre's tempo
     # and metre; with uniform crops the default model's prior played every genre at much the same tempo.
     start_share: float = 0.0
+    # Priors: the share of crops trained with the neutral start token that label guidance contrasts
+    # with (the mean artist and genre), so that guidance contrasts with a stream the prior has learned,
+    # as classifier-free guidance trains its unconditional model (Ho and Salimans, 2022). 0: never.
+    label_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "save_every", "log_every", "sample_every")
@@ -59,6 +63,8 @@ class TrainConfig:
             raise ValueError("a linear decay needs decay_start >= 0 and decay_steps > 0")
         if not 0.0 <= self.start_share <= 1.0:
             raise ValueError(f"start_share is a share of crops, between 0 and 1; got {self.start_share}")
+        if not 0.0 <= self.label_dropout <= 1.0:
+            raise ValueError(f"label_dropout is a share of crops, between 0 and 1; got {self.label_dropout}")
 
     def lr_at(self, step: int) -> float:
         """Learning rate of optimisation step `step` (0-based)."""

@@ -25,6 +25,9 @@ from engine.training.config import TrainConfig
 from engine.training.distributed_setup import Context
 from engine.vqvae import VQVAE
 
+# Tells the label-dropout draws apart from every other random stream seeded by (seed, step).
+LABEL_DROPOUT_STREAM = 0x1ABE1
+
 
 class PriorLoss(nn.Module):
     """Routes the loss through `forward`, so DistributedDataParallel sees the pass and syncs gradients."""
@@ -33,8 +36,8 @@ class PriorLoss(nn.Module):
         super().__init__()
         self.prior = prior
 
-    def forward(self, tokens, labels, upper_tokens):
-        losses = self.prior.loss(tokens, labels, upper_tokens)
+    def forward(self, tokens, labels, upper_tokens, neutral=None):
+        losses = self.prior.loss(tokens, labels, upper_tokens, False if neutral is None else neutral)
         return {name: value.mean() for name, value in losses.items()}
 
 
@@ -119,9 +122,24 @@ class PriorTask:
     def module(self) -> nn.Module:
         return self.loss_module
 
-    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        if self.code_cache is not None:
-            return self._cached_batch(step)
+    def batch(self, step: int) -> tuple[torch.Tensor, ...]:
+        """(tokens, labels, upper tokens or None) and, with label dropout, the rows to train neutral."""
+        batch = self._cached_batch(step) if self.code_cache is not None else self._encoded_batch(step)
+        if self.train.label_dropout <= 0 or self.model.config.labels is None:
+            return batch
+        return (*batch, self._neutral_rows(step).to(self.context.device))
+
+    def _neutral_rows(self, step: int) -> torch.Tensor:
+        """This rank's share of the global batch's label-dropout draws: a stream of its own, seeded by
+        the run's seed and the step, so the crops are those of a run without dropout and a resumed run
+        draws what an uninterrupted one does."""
+        ctx, size = self.context, self.train.batch_size
+        draws = np.random.default_rng([self.train.seed, step, LABEL_DROPOUT_STREAM]).random(size)
+        per_rank = size // ctx.world_size
+        mine = draws[ctx.rank * per_rank : (ctx.rank + 1) * per_rank]
+        return torch.from_numpy(mine < self.train.label_dropout)
+
+    def _encoded_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         cfg = self.model.config
         audio, crops = self.dataset.batch(
             step, self.train.batch_size, self.train.seed, self.context.rank, self.context.world_size
