@@ -3,6 +3,8 @@ VQ-VAE, and a cached training run resumes bit-exactly like an uncached one."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +15,7 @@ from engine import checkpoint
 from engine.data.code_cache import CACHE_DIR, CodeCache, aligned
 from engine.data.dataset import CropDataset
 from engine.vqvae import TINY, VQVAE
+from engine.vqvae.grow import grow_decoders
 from tests.training_corpus import write_corpus
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -55,8 +58,20 @@ def test_cached_crops_are_slices_of_the_whole_song_codes_and_the_cache_is_reused
         for a, b in zip(cache.codes[level], reloaded.codes[level], strict=True):
             np.testing.assert_array_equal(a, b)
 
+    # Decoders grown and a loss weight changed: the same codes (as the decoder fine-tunes keep them), so
+    # the cache serves that VQ-VAE as it is.
+    regrown = grow_decoders(vqvae, (2, 1, 2))
+    regrown.config = replace(regrown.config, multispectral=3.0)
+    for level in (1, 2):
+        assert torch.equal(
+            regrown.encode_levels(whole[None], [level])[level],
+            vqvae.encode_levels(whole[None], [level])[level],
+        )
+    CodeCache.build(dataset, regrown, [1, 2], say=again.append, cache_dir=tmp_path)
+    assert again == []
+
     with torch.no_grad():
-        vqvae.bottleneck.level_blocks[2].k.add_(0.5)  # another VQ-VAE: its codes must not be reused
+        vqvae.bottleneck.level_blocks[2].k.add_(0.5)  # another encoding: its codes must not be reused
     CodeCache.build(dataset, vqvae, [2], say=again.append, cache_dir=tmp_path)
     assert len(again) == 1
 

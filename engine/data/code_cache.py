@@ -10,9 +10,11 @@ Crops start on a multiple of the top level's hop so that the slices of every lev
 are encoded from the plain average of their channels: the cache trades the paper's random downmix for
 speed (use `cache_codes=false` to keep it).
 
-The cache lives beside the data (DATA/.code-cache/) and is keyed by the VQ-VAE's weights, the level and
-the list of songs, so the top prior and the upsamplers of one model share it and a retrained VQ-VAE never
-reads stale codes. Files are written atomically.
+The cache lives beside the data (DATA/.code-cache/) and is keyed by what makes the codes (the VQ-VAE's
+encoders and codebooks, and its shape apart from the decoders and loss weights), the level and the list
+of songs. So the top prior and the upsamplers of one model share it, a VQ-VAE whose decoders alone were
+fine-tuned or grown (the same codes) reuses it, and a retrained VQ-VAE never reads stale codes. Files
+are written atomically.
 """
 
 from __future__ import annotations
@@ -28,14 +30,23 @@ from engine import checkpoint
 from engine.data.audio_files import read_crop
 from engine.data.dataset import Crop, CropDataset
 from engine.vqvae import VQVAE
+from engine.vqvae.config import OBJECTIVE_FIELDS
 
 CACHE_DIR = ".code-cache"
 
 
+# Config fields that never change a code: the decoders' size and the training loss's weights.
+_DECODING_FIELDS = OBJECTIVE_FIELDS | {"decoder_multipliers"}
+
+
 def vqvae_key(vqvae: VQVAE) -> str:
-    """A digest of the VQ-VAE's weights and shape: cached codes belong to exactly one model."""
-    digest = hashlib.sha256(repr(vqvae.config).encode())
+    """A digest of what decides the codes (encoders, codebooks, and the shape that runs them): cached
+    codes belong to exactly one encoding, whatever the decoders that go with it."""
+    shape = {k: v for k, v in sorted(vqvae.config.to_dict().items()) if k not in _DECODING_FIELDS}
+    digest = hashlib.sha256(repr(shape).encode())
     for name, tensor in sorted(vqvae.state_dict().items()):
+        if not name.startswith(("encoders.", "bottleneck.")):
+            continue
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
