@@ -3,9 +3,12 @@
 A self-attention layer's weights do not depend on its pattern (its query, key and value projections are
 the same whether it attends within its block, down its column, to the previous block or densely), so a
 prior can be fine-tuned into a pattern it was not trained with. Layers that read the lyrics have weights
-of their own and keep their kind. The default model's top prior needs that: with 16
-blocks of 32 codes, its row and previous-row layers reach at most 0.5 s back, less than a beat, and
-it drifts off its genre's tempo; dense layers reach the whole 4 s context.
+of their own and keep their kind.
+
+Written to probe the default model's top prior, whose row and previous-row layers (16 blocks of 32
+codes) reach at most 0.5 s back, less than a beat, while its songs drift off their genre's tempo; fine-
+tuned into wider rows or dense attention it predicted the codes as well or better but heard its genre
+label less (docs/MODELS.md).
 """
 
 from __future__ import annotations
