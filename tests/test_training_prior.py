@@ -55,19 +55,26 @@ def test_an_upsampler_trains_on_codes_with_the_upper_level_as_condition(corpus, 
     assert model.config.level == 1 and model.config.conditioner is not None
 
 
+def _resumed_equals_straight(corpus, vqvae, tmp_path, *settings) -> dict[str, torch.Tensor]:
+    """Train 4 steps in one run and 2 + 2 in a resumed one with `settings`; the weights must be equal.
+    Returns the uninterrupted run's weights."""
+    assert _train("prior", corpus, vqvae, tmp_path / "straight", *settings, "--steps", "4") == 0
+    assert _train("prior", corpus, vqvae, tmp_path / "resumed", *settings, "--steps", "2") == 0
+    assert main(["train", "prior", "--data", str(corpus), "--run", str(tmp_path / "resumed"), "--resume",
+                 "--steps", "4"]) == 0  # fmt: skip
+    straight = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    resumed = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    for key, value in straight.items():
+        assert torch.equal(resumed[key], value), key
+    return straight
+
+
 def test_prior_resume_equals_an_uninterrupted_run(corpus, vqvae, tmp_path):
     """With half the crops at the songs' starts (start_share), which a resumed run must keep drawing."""
     starts = ("--preset", "tiny", "--set", "start_share=0.5")
-    assert _train("prior", corpus, vqvae, tmp_path / "straight", *starts, "--steps", "4") == 0
-    assert _train("prior", corpus, vqvae, tmp_path / "resumed", *starts, "--steps", "2") == 0
-    assert main(["train", "prior", "--data", str(corpus), "--run", str(tmp_path / "resumed"), "--resume",
-                 "--steps", "4"]) == 0  # fmt: skip
+    straight = _resumed_equals_straight(corpus, vqvae, tmp_path, *starts)
     assert _train("prior", corpus, vqvae, tmp_path / "uniform", "--preset", "tiny", "--steps", "4") == 0
-    straight = load_file(str(tmp_path / "straight" / "model.safetensors"))
-    resumed = load_file(str(tmp_path / "resumed" / "model.safetensors"))
     uniform = load_file(str(tmp_path / "uniform" / "model.safetensors"))
-    for key, value in straight.items():
-        assert torch.equal(resumed[key], value), key
     # and the share was trained with: other crops, other weights
     assert any(not torch.equal(uniform[key], value) for key, value in straight.items())
 
@@ -92,15 +99,7 @@ def test_label_dropout_trains_the_neutral_start_token_and_resumes_exactly(corpus
     torch.testing.assert_close(dropped - dropped[0], before - before[0], atol=1e-6, rtol=0)
     assert not torch.allclose(labelled - labelled[0], before - before[0], atol=1e-4)
 
-    half = ("--preset", "tiny", "--set", "label_dropout=0.5")
-    assert _train("prior", corpus, vqvae, tmp_path / "straight", *half, "--steps", "4") == 0
-    assert _train("prior", corpus, vqvae, tmp_path / "resumed", *half, "--steps", "2") == 0
-    assert main(["train", "prior", "--data", str(corpus), "--run", str(tmp_path / "resumed"), "--resume",
-                 "--steps", "4"]) == 0  # fmt: skip
-    straight = load_file(str(tmp_path / "straight" / "model.safetensors"))
-    resumed = load_file(str(tmp_path / "resumed" / "model.safetensors"))
-    for key, value in straight.items():
-        assert torch.equal(resumed[key], value), key
+    _resumed_equals_straight(corpus, vqvae, tmp_path, "--preset", "tiny", "--set", "label_dropout=0.5")
 
 
 def test_a_fine_tune_may_change_the_priors_attention_pattern_but_not_its_shape(
