@@ -258,10 +258,14 @@ def test_a_paused_generation_draws_nothing_until_resumed_then_ends_as_if_never_p
         np.testing.assert_array_equal(codes_of(service, a), codes_of(service, b))
         assert service.read(lambda p, b=b: p.tree.node(b).state) is NodeState.DONE
         # The preview decoders were kept across the pause: the streamed preview is the unpaused one.
+        # Where the pause lands sets the pieces the preview is decoded in, and convolutions over pieces
+        # of other lengths round differently, so the audio is equal to float rounding (as a streamed
+        # preview is to one decode: test_preview_stream), not bit for bit.
         first, second = (
             service.read(lambda p, n=n: p.preview(n, service.engine.decoder_hash)) for n in (a, b)
         )
-        np.testing.assert_array_equal(first[1], second[1])
+        assert first[1].shape == second[1].shape
+        np.testing.assert_allclose(first[1], second[1], atol=2e-5, rtol=0)
     assert service.read(lambda p: p.jobs()[-1].state) == "done"
 
 
