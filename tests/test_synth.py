@@ -14,6 +14,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
 
 from cocompose.cli import main
 from engine.data.synth import (
@@ -22,6 +23,7 @@ from engine.data.synth import (
     MIN_SONG_SECONDS,
     compose_song,
     corpus,
+    render_song,
     render_stems,
     write_corpus,
 )
@@ -129,6 +131,25 @@ def test_audio_is_peak_normalised_without_clipping(small_corpus):
     _, _, audio = small_corpus
     peaks = np.array([np.max(np.abs(x)) for x in audio])
     assert np.all(peaks < 0.95) and np.all(peaks > 0.8)
+
+
+def _share_above(x: np.ndarray, sr: int, hz: float) -> float:
+    power = np.abs(np.fft.rfft(x)) ** 2
+    return float(power[np.fft.rfftfreq(len(x), 1 / sr) >= hz].sum() / power.sum())
+
+
+@pytest.mark.parametrize("index", [0, 1, 3])
+def test_a_song_at_a_lower_rate_is_the_same_song_less_its_top_octave(index):
+    """The default model's corpus is synthesised at 16 kHz and `cocompose evaluate` reads 22.05 kHz songs
+    resampled: both must be the same music. Drawn at 16 kHz directly, the drums once put twice the share
+    of the song's energy above 4 kHz."""
+    plan = compose_song(3, index, SECONDS)
+    low = render_song(plan, 16000)
+    voiced = soxr.resample(render_song(plan, SR), SR, 16000)
+    assert low.dtype == np.float32 and len(low) == round(SECONDS * 16000)
+    assert 0.85 < np.max(np.abs(low)) <= 0.89 + 1e-6
+    for hz in (1000, 4000, 6000):
+        assert _share_above(low, 16000, hz) == pytest.approx(_share_above(voiced, 16000, hz), rel=0.05)
 
 
 def test_artists_and_genres_are_balanced(small_corpus):
