@@ -139,7 +139,7 @@ def _share_above(x: np.ndarray, sr: int, hz: float) -> float:
 
 
 @pytest.mark.parametrize("index", [0, 1, 3])
-def test_a_song_at_a_lower_rate_is_the_same_song_less_its_top_octave(index):
+def test_a_song_at_a_lower_rate_is_the_same_song_less_its_highest_frequencies(index):
     """The default model's corpus is synthesised at 16 kHz and `cocompose evaluate` reads 22.05 kHz songs
     resampled: both must be the same music. Drawn at 16 kHz directly, the drums once put twice the share
     of the song's energy above 4 kHz."""
