@@ -199,10 +199,10 @@ def render_song(plan: SongPlan, sr: int, voice: bool = True) -> np.ndarray:
     """The finished song: stems summed, a small room, the final fade, peak-normalised (float32).
 
     Below VOICING_RATE the song is rendered at that rate and resampled, so that it is the same song less
-    what lies above the lower rate's Nyquist frequency. Rendered directly at a lower rate it would not be: the drums' noise is brightened by
-    differences between neighbouring samples, which brighten relative to the rate, so at 16 kHz the hats
-    put twice the share of the song's energy above 4 kHz, and the drum stem, levelled by RMS, lost none
-    of its level above 8 kHz and came out louder too."""
+    what lies above the lower rate's Nyquist frequency. Rendered directly at a lower rate it would not
+    be: the drums' noise is brightened by differences between neighbouring samples, which brighten
+    relative to the rate, so at 16 kHz the hats put twice the share of the song's energy above 4 kHz,
+    and the drum stem, levelled by RMS, lost none of its level above 8 kHz and came out louder too."""
     if sr < VOICING_RATE:
         voiced = render_song(plan, VOICING_RATE, voice)
         resampled = soxr.resample(voiced, VOICING_RATE, sr, quality="HQ")  # as audio files are read
