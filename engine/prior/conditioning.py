@@ -8,6 +8,7 @@ import math
 import torch
 from torch import nn
 
+from engine.phase_split_conv import PhaseSplitConvTranspose1d
 from engine.prior.config import ConditionerConfig, LabelEmbeddingConfig
 from engine.prior.conv1d import LayerNorm
 from engine.prior.timing import timing_bins
@@ -185,7 +186,7 @@ class _UpsampleStack(nn.Module):
             layers.append(
                 nn.Sequential(
                     _ResidualStack(cfg),
-                    nn.ConvTranspose1d(cfg.cond_width, out, kernel, cfg.stride_t, pad),
+                    PhaseSplitConvTranspose1d(cfg.cond_width, out, kernel, cfg.stride_t, pad),
                 )
             )
         self.model = nn.Sequential(*layers)

@@ -12,6 +12,7 @@ import math
 import torch
 from torch import nn
 
+from engine.phase_split_conv import PhaseSplitConvTranspose1d
 from engine.vqvae.resnet import DilatedResnet
 
 
@@ -46,7 +47,7 @@ class DecoderBlock(nn.Module):
             steps.append(
                 nn.Sequential(
                     DilatedResnet(width, **resnet),
-                    nn.ConvTranspose1d(width, out_channels, 2 * stride, stride, stride // 2),
+                    PhaseSplitConvTranspose1d(width, out_channels, 2 * stride, stride, stride // 2),
                 )
             )
         self.model = nn.Sequential(*steps)
