@@ -1,5 +1,7 @@
 """The phase-split transposed convolution is `nn.ConvTranspose1d` by another route: the same parameters,
-the same outputs and gradients to float rounding, and PyTorch's own path where the split does not fit."""
+the same outputs and gradients to float rounding, and PyTorch's own path where the split does not fit.
+Composed with the projection after it (the VQ-VAE decoders' last two steps), it gives the two steps'
+result, the first and last samples included."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from engine.phase_split_conv import PhaseSplitConvTranspose1d
+from engine.phase_split_conv import PhaseSplitConvTranspose1d, upsample_then_project
+from engine.vqvae import TINY, VQVAE
 
 
 def _pair(c_in, c_out, kernel, stride, padding, bias, seed):
@@ -79,3 +82,41 @@ def test_parameters_keep_the_names_and_shapes_checkpoints_hold():
         k: v.shape for k, v in plain.state_dict().items()
     }
     assert isinstance(split, nn.ConvTranspose1d)  # the VQ-VAE grow code and converters see one
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    stride=st.integers(1, 4),
+    padding=st.integers(0, 2),
+    half=st.integers(0, 2),
+    mid=st.integers(1, 6),
+    c_out=st.integers(1, 3),
+    frames=st.integers(1, 9),
+    biases=st.tuples(st.booleans(), st.booleans()),
+    seed=st.integers(0, 2**16),
+)
+def test_upsampling_then_projecting_in_one_convolution_equals_the_two_steps(
+    stride, padding, half, mid, c_out, frames, biases, seed
+):
+    up = _pair(3, mid, stride + 2 * padding, stride, padding, biases[0], seed)[1]
+    out = nn.Conv1d(mid, c_out, 2 * half + 1, 1, half, bias=biases[1]).double()
+    x = torch.randn(2, 3, frames, dtype=torch.float64)
+    with torch.no_grad():
+        expected = out(up(x))
+        got = upsample_then_project(up, out, x)
+    assert got.shape == expected.shape == (2, c_out, frames * stride)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+
+
+def test_the_vqvae_decoders_decode_as_the_two_steps_would():
+    """Decoding (no gradients) takes the composed route; training (gradients on) the two steps: the
+    audio is the same to float rounding at every level, ends included."""
+    torch.manual_seed(3)
+    model = VQVAE(TINY).eval()
+    for decoder in model.decoders:
+        latents = torch.randn(2, TINY.emb_width, 7)
+        with torch.no_grad():
+            composed = decoder(latents)
+        two_steps = decoder(latents)
+        assert two_steps.requires_grad and composed.shape == two_steps.shape
+        torch.testing.assert_close(composed, two_steps.detach(), rtol=1e-5, atol=1e-6)

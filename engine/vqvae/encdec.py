@@ -12,7 +12,7 @@ import math
 import torch
 from torch import nn
 
-from engine.phase_split_conv import PhaseSplitConvTranspose1d
+from engine.phase_split_conv import PhaseSplitConvTranspose1d, upsample_then_project
 from engine.vqvae.resnet import DilatedResnet
 
 
@@ -83,9 +83,18 @@ class LevelDecoder(nn.Module):
         self.out = nn.Conv1d(emb_width, 1, 3, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in reversed(self.level_blocks):
+        *earlier, last = reversed(self.level_blocks)
+        for block in earlier:
             x = block(x)
-        return self.out(x)
+        *steps, final = last.model
+        if not (isinstance(final, nn.Sequential) and len(final) == 2):  # a block that does not upsample
+            return self.out(final(nn.Sequential(*steps)(x)))
+        for step in steps:
+            x = step(x)
+        resnet, upsample = final
+        # When decoding, the last upsampling and the output projection run as one convolution, so the
+        # decoder's widest tensor (emb_width channels at the audio rate) is never made.
+        return upsample_then_project(upsample, self.out, resnet(x))
 
 
 def decoder_context_frames(decoder: LevelDecoder) -> int:
