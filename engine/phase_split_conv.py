@@ -1,13 +1,14 @@
 """A transposed convolution computed as an ordinary convolution into one channel group per output phase.
 
 The VQ-VAE decoders and the upsamplers' conditioners upsample with stride-s transposed convolutions
-(kernel 2s, padding s/2). On a CPU, PyTorch runs those on a slow path that also converts its output's
-memory layout, and in the top-level decoder they took about half of the decode time, which is what a
-preview waits for. Output sample `t * s + r` (phase r) reads only input frames `t + d` for a few offsets
-d, each through one kernel tap, so the same sums come out of one ordinary convolution with s times the
-output channels, interleaved afterwards. The parameters, their names and shapes stay those of
-`nn.ConvTranspose1d`, so official checkpoints load as before and training sees the same parameters; the
-results equal the transposed convolution's to float rounding (the sums are added in another order).
+(kernel 2s, padding s/2). On a CPU, PyTorch runs those on a slower path that also converts its output's
+memory layout: the default decoder's widest one (32 to 64 channels, 4 x 10 s of previews) took 0.53 s
+where the same sums as an ordinary convolution take 0.37 s (one thread; not measured on a GPU). Output
+sample `t * s + r` (phase r) reads only input frames `t + d` for a few offsets d, each through one
+kernel tap, so the same sums come out of one ordinary convolution with s times the output channels,
+interleaved afterwards. The parameters, their names and shapes stay those of `nn.ConvTranspose1d`, so
+official checkpoints load as before and training sees the same parameters; the results equal the
+transposed convolution's to float rounding (the sums are added in another order).
 """
 
 from __future__ import annotations
