@@ -105,19 +105,23 @@ def upsample_then_project(up: nn.ConvTranspose1d, out: nn.Conv1d, x: torch.Tenso
     y = _interleaved(x, composed, bias, lo)
     length = y.shape[-1]
     edges = sorted(set(range(min(q, length))) | set(range(max(length - q, 0), length)))
-    for o in edges:
-        for j in range(-q, q + 1):
-            u = o + j
-            if 0 <= u < length:
-                continue
-            t, r = u // s, u % s  # a sample `up` would have made beyond its output
-            made = x.new_zeros(x.shape[0], up.out_channels) + (0 if up.bias is None else up.bias)
-            for d in range(span):
-                i = t + first + d
-                if 0 <= i < x.shape[-1]:
-                    made += x[:, :, i] @ up_weight[r, :, :, d].t()
-            y[:, :, o] -= made @ out.weight[:, :, j + q].t()
+    for o, j in ((o, j) for o in edges for j in range(-q, q + 1) if not 0 <= o + j < length):
+        beyond = _made_beyond_the_ends(up, up_weight, first, x, o + j)
+        y[:, :, o] -= beyond @ out.weight[:, :, j + q].t()
     return y
+
+
+def _made_beyond_the_ends(
+    up: nn.ConvTranspose1d, up_weight: torch.Tensor, first: int, x: torch.Tensor, u: int
+) -> torch.Tensor:
+    """(N, mid): the sample `u` (outside 0..T*s-1) that `up`'s phase sums give, x zero outside its frames."""
+    s, _, _, span = up_weight.shape
+    t, r = u // s, u % s
+    made = x.new_zeros(x.shape[0], up.out_channels) + (0 if up.bias is None else up.bias)
+    for d in range(span):
+        if 0 <= t + first + d < x.shape[-1]:
+            made += x[:, :, t + first + d] @ up_weight[r, :, :, d].t()
+    return made
 
 
 def _composes(up: nn.ConvTranspose1d, out: nn.Conv1d) -> bool:

@@ -88,7 +88,7 @@ class LevelDecoder(nn.Module):
             x = block(x)
         *steps, final = last.model
         if not (isinstance(final, nn.Sequential) and len(final) == 2):  # a block that does not upsample
-            return self.out(final(nn.Sequential(*steps)(x)))
+            return self.out(last(x))
         for step in steps:
             x = step(x)
         resnet, upsample = final
