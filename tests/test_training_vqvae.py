@@ -99,6 +99,32 @@ def test_a_decoder_fine_tune_resumes_exactly(corpus, tmp_path):
     _assert_resume_equals_straight(corpus, tmp_path, "--from", str(base), "--set", "decoders_only=true")
 
 
+def test_a_fine_tune_of_the_top_decoder_alone_trains_it_and_leaves_every_other_weight_as_it_was(
+    corpus, tmp_path
+):
+    base = _trained(corpus, tmp_path)
+    top_only = ("--from", str(base), "--set", "decoders_only=true", "--set", "decoder_levels=2")
+    _assert_resume_equals_straight(corpus, tmp_path, *top_only)
+    before, after = _tensors(f"{base}.safetensors"), _tensors(tmp_path / "straight" / "model.safetensors")
+    for key in before:
+        if key.startswith("decoders.2."):
+            continue
+        assert torch.equal(before[key], after[key]), key
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoders.2."))
+    moments = _tensors(tmp_path / "straight" / "checkpoints" / "step_00000004" / "state.safetensors")
+    top = checkpoint.load_model(base, "vqvae").decoders[2]
+    assert len([k for k in moments if k.endswith(".exp_avg")]) == sum(1 for _ in top.parameters())
+
+
+def test_decoder_levels_needs_a_decoders_only_fine_tune_and_real_levels(corpus, tmp_path, capsys):
+    base = _trained(corpus, tmp_path)
+    assert _train(corpus, tmp_path / "a", "--from", str(base), "--set", "decoder_levels=2") == 2
+    assert "set decoders_only=true as well" in capsys.readouterr().err
+    wrong = ("--from", str(base), "--set", "decoders_only=true", "--set", "decoder_levels=3")
+    assert _train(corpus, tmp_path / "b", *wrong) == 2
+    assert "levels must be some of [0, 1, 2], got [3]" in capsys.readouterr().err
+
+
 def test_a_fine_tune_may_reweigh_the_loss_and_resumes_with_the_new_weights(corpus, tmp_path):
     base = _trained(corpus, tmp_path)
     spectral = ("--from", str(base), "--set", "decoders_only=true", "--set", "spectral=2.5")

@@ -53,6 +53,26 @@ def test_grown_decoders_decode_every_code_as_before(multipliers):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("blocks", [(1, 2, 2), (1, 1, 3)])
+def test_decoders_grown_in_their_low_rate_blocks_alone_decode_every_code_as_before(blocks):
+    small = _random_model()
+    big = grow_decoders(small, (1, 1, 1), block_multipliers=blocks).eval()
+    assert big.config.decoder_block_multipliers == blocks
+    for level, codes in enumerate(_codes(small)):
+        before, after = small.decode(codes, level), big.decode(codes, level)
+        torch.testing.assert_close(after, before, rtol=0, atol=1e-6 * float(before.abs().max()))
+        for block, (old, new) in enumerate(
+            zip(small.decoders[level].level_blocks, big.decoders[level].level_blocks, strict=True)
+        ):
+            sizes = [sum(p.numel() for p in b.parameters()) for b in (old, new)]
+            assert (sizes[1] > sizes[0]) == (blocks[block] > 1), (level, block, sizes)
+    # What a block grows into: its multiplier's width and depth, times its decoder's multiplier.
+    top_block = big.decoders[2].level_blocks[2]
+    resnet = list(top_block.model)[1][0]
+    assert resnet.model[0].model[1].in_channels == TINY.width * blocks[2]
+    assert len(resnet.dilations) == TINY.depth * blocks[2]
+
+
 def test_a_stack_with_a_dilation_cycle_grows_as_well():
     small = _random_model(dilation_cycle=2, depth=2)
     big = grow_decoders(small, (2, 1, 2)).eval()
@@ -66,6 +86,9 @@ def test_decoders_only_grow():
         grow_decoders(grown, (1, 1, 1))
     with pytest.raises(ValueError, match="one entry per level"):
         grow_decoders(grown, (2, 1))
+    blocks = grow_decoders(_random_model(), (1, 1, 1), block_multipliers=(1, 1, 2))
+    with pytest.raises(ValueError, match="level 2 would go from block multiplier 2 to 1"):
+        grow_decoders(blocks, (1, 1, 1), block_multipliers=(1, 1, 1))
 
 
 def test_a_grown_model_saves_and_loads_with_its_decoder_sizes(tmp_path):
@@ -100,7 +123,7 @@ def test_train_grows_the_decoders_of_a_loaded_model_keeps_its_codes_and_trains_t
     weights = load_file(str(tmp_path / "grown" / "model.safetensors"))
     added_block = weights["decoders.0.level_blocks.0.model.1.0.model.0.model.3.weight"]
     assert added_block.abs().sum() > 0
-    old_width = old.config.decoder_width(0)
+    old_width = old.config.decoder_block_width(0, 0)
     into_old_units = weights["decoders.0.level_blocks.0.model.1.0.model.3.model.1.weight"][
         :old_width, old_width:
     ]
@@ -110,6 +133,24 @@ def test_train_grows_the_decoders_of_a_loaded_model_keeps_its_codes_and_trains_t
         1,
         2,
     ]
+
+
+def test_train_grows_the_top_decoders_low_rate_blocks_and_trains_that_decoder_alone(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "data")
+    assert _train(corpus, tmp_path / "base", "--steps", "2") == 0
+    base = tmp_path / "base" / "model"
+    grow = ("--from", str(base), "--set", "decoders_only=true", "--set", "decoder_levels=2",
+            "--set", "decoder_block_multipliers=1,2,2")  # fmt: skip
+    assert _train(corpus, tmp_path / "grown", *grow, "--steps", "3") == 0
+    assert "block multipliers [1, 1, 1] to [1, 2, 2]" in capsys.readouterr().out
+    old = checkpoint.load_model(base, "vqvae").eval()
+    new = checkpoint.load_model(tmp_path / "grown" / "model", "vqvae").eval()
+    assert new.config.decoder_block_multipliers == (1, 2, 2)
+    codes = _codes(old)
+    # The middle decoder grew too (its level-1 block) but did not train: it decodes exactly as before.
+    torch.testing.assert_close(new.decode(codes[1], 1), old.decode(codes[1], 1), rtol=0, atol=1e-6)
+    torch.testing.assert_close(new.decode(codes[0], 0), old.decode(codes[0], 0), rtol=0, atol=0)
+    assert not torch.allclose(new.decode(codes[2], 2), old.decode(codes[2], 2), atol=1e-4)
 
 
 def test_a_grown_fine_tune_resumes_exactly(tmp_path):

@@ -138,3 +138,27 @@ def test_eval_forward_leaves_codebooks_alone():
     model(torch.randn(1, 4096) * 0.2, Bandwidth())
     for b, cb in zip(before, model.bottleneck.level_blocks, strict=True):
         assert torch.equal(b, cb.k)
+
+
+def test_a_forward_of_some_levels_is_those_levels_of_the_full_forward():
+    """A fine-tune of the top decoder alone optimises exactly the top level's terms of the full loss."""
+    from engine.vqvae.losses import Bandwidth
+
+    model = _random_model()
+    audio = torch.randn(2, 4096, generator=torch.Generator().manual_seed(2)) * 0.2
+    full = model(audio, Bandwidth(), frozen_codes=True)
+    top = model(audio, Bandwidth(), frozen_codes=True, levels=(2,))
+    assert full.levels == (0, 1, 2) and top.levels == (2,)
+    assert torch.equal(top.x_hat[0], full.x_hat[2]) and torch.equal(top.codes[0], full.codes[2])
+    terms = ("recons_loss", "spectral_loss", "multispectral_loss")
+    c = model.config
+    expected = (
+        full.metrics["recons_loss_l3"]
+        + c.spectral * full.metrics["spectral_loss_l3"]
+        + c.multispectral * full.metrics["multispectral_loss_l3"]
+        + c.commit * full.metrics["commit_loss_l3"]
+    )
+    torch.testing.assert_close(top.loss, expected)
+    assert all(f"{t}_l3" in top.metrics and f"{t}_l1" not in top.metrics for t in terms)
+    with pytest.raises(ValueError, match="needs frozen codes"):
+        model(audio, Bandwidth(), levels=(2,))

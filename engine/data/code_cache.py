@@ -30,13 +30,13 @@ from engine import checkpoint
 from engine.data.audio_files import read_crop
 from engine.data.dataset import Crop, CropDataset
 from engine.vqvae import VQVAE
-from engine.vqvae.config import OBJECTIVE_FIELDS
+from engine.vqvae.config import DECODER_SIZE_FIELDS, OBJECTIVE_FIELDS
 
 CACHE_DIR = ".code-cache"
 
 
 # Config fields that never change a code: the decoders' size and the training loss's weights.
-_DECODING_FIELDS = OBJECTIVE_FIELDS | {"decoder_multipliers"}
+_DECODING_FIELDS = OBJECTIVE_FIELDS | DECODER_SIZE_FIELDS
 
 
 def vqvae_key(vqvae: VQVAE) -> str:

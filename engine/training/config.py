@@ -43,6 +43,9 @@ class TrainConfig:
     # code, and every prior trained on those codes, stays valid while the audio the codes decode to
     # improves (a decoder fine-tune, as latent-diffusion VAEs are fine-tuned).
     decoders_only: bool = False
+    # With decoders_only: the levels whose decoders train (None: every level). The others do not run at
+    # all, so a fine-tune of the top decoder does not pay for the bottom one, most of a step's cost.
+    decoder_levels: tuple[int, ...] | None = None
     # The share of crops that begin at the song's first sample (`CropDataset.plan`; 0: uniform crops).
     # For a top prior: composing from nothing starts there, and only the labels give the genre's tempo
     # and metre; with uniform crops the default model's prior played every genre at much the same tempo.
@@ -65,6 +68,11 @@ class TrainConfig:
             raise ValueError(f"start_share is a share of crops, between 0 and 1; got {self.start_share}")
         if not 0.0 <= self.label_dropout <= 1.0:
             raise ValueError(f"label_dropout is a share of crops, between 0 and 1; got {self.label_dropout}")
+        if self.decoder_levels is not None and not self.decoders_only:
+            raise ValueError(
+                "decoder_levels picks the decoders that a decoders-only fine-tune trains; "
+                "set decoders_only=true as well"
+            )
 
     def lr_at(self, step: int) -> float:
         """Learning rate of optimisation step `step` (0-based)."""

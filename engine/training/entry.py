@@ -37,12 +37,12 @@ from engine.training.prior_task import (
 )
 from engine.training.vqvae_task import VQVAETask, estimate_bandwidth, init_codebooks_
 from engine.vqvae import VQVAE, VQVAEConfig, losses
-from engine.vqvae.config import OBJECTIVE_FIELDS
+from engine.vqvae.config import DECODER_SIZE_FIELDS, OBJECTIVE_FIELDS
 from engine.vqvae.grow import grow_decoders
 
 KINDS = ("vqvae", "prior", "upsampler")
 # What a VQ-VAE fine-tune may change: its loss weights, and its decoders' size (grown, never shrunk).
-FINE_TUNE_FIELDS = OBJECTIVE_FIELDS | {"decoder_multipliers"}
+FINE_TUNE_FIELDS = OBJECTIVE_FIELDS | DECODER_SIZE_FIELDS
 
 
 @dataclass(frozen=True)
@@ -117,11 +117,15 @@ def _new_vqvae_task(request, context, say):
         request, shape, train, fixed_shape=loaded is not None, adjustable=FINE_TUNE_FIELDS
     )
     if loaded is not None:
-        had = loaded.config.decoder_sizes
-        if config.decoder_sizes != had:
-            loaded = grow_decoders(loaded, config.decoder_sizes, seed=train.seed)
-            grown = list(config.decoder_sizes)
-            say(f"grew the decoders from multipliers {list(had)} to {grown}: they decode as before")
+        had, had_blocks = loaded.config.decoder_sizes, loaded.config.decoder_block_sizes
+        if (config.decoder_sizes, config.decoder_block_sizes) != (had, had_blocks):
+            loaded = grow_decoders(
+                loaded, config.decoder_sizes, seed=train.seed, block_multipliers=config.decoder_block_sizes
+            )
+            grown = f"from multipliers {list(had)} to {list(config.decoder_sizes)}"
+            if config.decoder_block_sizes != had_blocks:
+                grown += f", block multipliers {list(had_blocks)} to {list(config.decoder_block_sizes)}"
+            say(f"grew the decoders {grown}: they decode as before")
         loaded.config = config  # loss weights only now: the shape matches
     if train.decoders_only and loaded is None:
         raise ValueError(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -46,11 +46,17 @@ class VQVAETask:
     context: Context
     bandwidth: losses.Bandwidth
     kind: str = "vqvae"
+    levels: tuple[int, ...] = field(init=False)  # the levels whose reconstructions a step makes
 
     def __post_init__(self) -> None:
         if self.train.decoders_only:
             # Before the optimizer is built: it takes only parameters that require gradients.
             self.model.encoders.requires_grad_(False)
+            self.levels = self.model.levels_to_run(self.train.decoder_levels, frozen_codes=True)
+            for level, decoder in enumerate(self.model.decoders):
+                decoder.requires_grad_(level in self.levels)
+        else:
+            self.levels = tuple(range(self.model.config.levels))
 
     @property
     def module(self) -> VQVAE:
@@ -63,13 +69,13 @@ class VQVAETask:
         return audio.to(self.context.device)
 
     def forward(self, module, audio: torch.Tensor) -> tuple[torch.Tensor, VQVAEOutput]:
-        out = module(audio, self.bandwidth, frozen_codes=self.train.decoders_only)
+        out = module(audio, self.bandwidth, frozen_codes=self.train.decoders_only, levels=self.levels)
         return out.loss, out
 
     def metrics(self, audio: torch.Tensor, out: VQVAEOutput) -> dict[str, float]:
         metrics = {name: float(value) for name, value in out.metrics.items()}
         l_bins = self.model.config.l_bins
-        for level, (x_hat, codes) in enumerate(zip(out.x_hat, out.codes, strict=True)):
+        for level, x_hat, codes in zip(out.levels, out.x_hat, out.codes, strict=True):
             suffix = f"_l{level + 1}"
             metrics["spectral_convergence_db" + suffix] = losses.spectral_convergence_db(
                 audio.float(), x_hat.detach().float()
@@ -80,7 +86,7 @@ class VQVAETask:
     def log_samples(self, writer, step: int, audio: torch.Tensor, out: VQVAEOutput) -> None:
         rate = self.model.config.sample_rate
         reporting.log_audio(writer, "audio/original", audio[0], step, rate)
-        for level, x_hat in enumerate(out.x_hat):
+        for level, x_hat in zip(out.levels, out.x_hat, strict=True):
             reporting.log_audio(writer, f"audio/reconstruction_l{level + 1}", x_hat[0], step, rate)
 
     def checkpoint_extra(self) -> dict:

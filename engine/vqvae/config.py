@@ -25,6 +25,11 @@ class VQVAEConfig:
     # The decoders' own multipliers when they differ from the encoders' (None: the same). A trained
     # model's decoders can be grown this way without touching a code (engine/vqvae/grow.py).
     decoder_multipliers: tuple[int, ...] | None = None
+    # Inside every decoder, a further multiplier for the block that undoes level l's downsampling (None:
+    # 1 each). A block costs in proportion to the rate it runs at, so the blocks of the upper levels
+    # (hundreds of frames a second, not thousands) can grow for little: the top decoder gains room while
+    # previews, which it decodes, stay fast.
+    decoder_block_multipliers: tuple[int, ...] | None = None
     width: int = 32
     depth: int = 4
     m_conv: float = 1.0
@@ -52,10 +57,20 @@ class VQVAEConfig:
     sample_length: int = 1048576
 
     def __post_init__(self) -> None:
-        for name in ("downs_t", "strides_t", "multipliers", "decoder_multipliers"):
+        for name in (
+            "downs_t",
+            "strides_t",
+            "multipliers",
+            "decoder_multipliers",
+            "decoder_block_multipliers",
+        ):
             value = getattr(self, name)
             if value is not None and len(value) != self.levels:
                 raise ValueError(f"VQVAEConfig.{name} needs one entry per level ({self.levels})")
+        for name in ("multipliers", "decoder_multipliers", "decoder_block_multipliers"):
+            value = getattr(self, name)
+            if value is not None and min(value) < 1:
+                raise ValueError(f"VQVAEConfig.{name} must be at least 1 at every level, got {list(value)}")
         if not (
             len(self.multispec_n_fft) == len(self.multispec_hop_length) == len(self.multispec_window_size)
         ):
@@ -87,11 +102,17 @@ class VQVAEConfig:
     def decoder_multiplier(self, level: int) -> int:
         return self.decoder_sizes[level]
 
-    def decoder_width(self, level: int) -> int:
-        return self.width * self.decoder_multiplier(level)
+    @property
+    def decoder_block_sizes(self) -> tuple[int, ...]:
+        """The further multiplier of each level's block inside every decoder."""
+        return tuple(self.decoder_block_multipliers or (1,) * self.levels)
 
-    def decoder_depth(self, level: int) -> int:
-        return self.depth * self.decoder_multiplier(level)
+    def decoder_block_width(self, level: int, block: int) -> int:
+        """Channels of block `block` (0 = the one nearest the audio) in level `level`'s decoder."""
+        return self.width * self.decoder_multiplier(level) * self.decoder_block_sizes[block]
+
+    def decoder_block_depth(self, level: int, block: int) -> int:
+        return self.depth * self.decoder_multiplier(level) * self.decoder_block_sizes[block]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -130,5 +151,8 @@ OBJECTIVE_FIELDS = frozenset(
     {"commit", "spectral", "multispectral", "lmix_l1", "lmix_l2", "lmix_linf", "linf_k",
      "multispec_n_fft", "multispec_hop_length", "multispec_window_size"}
 )  # fmt: skip
+
+# The fields that size the decoders alone: they never change a code, and a fine-tune may grow them.
+DECODER_SIZE_FIELDS = frozenset({"decoder_multipliers", "decoder_block_multipliers"})
 
 PRESETS: dict[str, VQVAEConfig] = {"official": OFFICIAL, "tiny": TINY}

@@ -28,21 +28,32 @@ from engine.vqvae.model import VQVAE
 from engine.vqvae.resnet import DilatedResnet, ResidualConvBlock
 
 
-def grow_decoders(model: VQVAE, decoder_multipliers: tuple[int, ...], seed: int = 0) -> VQVAE:
-    """A new VQ-VAE whose level-l decoder has multiplier decoder_multipliers[l] (width and depth),
-    decoding every code exactly as `model` does. Multipliers may only grow."""
+def grow_decoders(
+    model: VQVAE,
+    decoder_multipliers: tuple[int, ...],
+    seed: int = 0,
+    block_multipliers: tuple[int, ...] | None = None,
+) -> VQVAE:
+    """A new VQ-VAE whose level-l decoder has multiplier decoder_multipliers[l] (width and depth), and
+    whose decoders' level-l blocks have the further multiplier block_multipliers[l] (None: as `model`
+    has them), decoding every code exactly as `model` does. Multipliers may only grow."""
     old = model.config
-    if len(decoder_multipliers) != old.levels:
-        raise ValueError(
-            f"decoder_multipliers needs one entry per level ({old.levels}), got {decoder_multipliers}"
-        )
-    shrinking = [l for l in range(old.levels) if decoder_multipliers[l] < old.decoder_multiplier(l)]
-    if shrinking:
-        raise ValueError(
-            f"decoders can only grow: level {shrinking[0]} would go from multiplier "
-            f"{old.decoder_multiplier(shrinking[0])} to {decoder_multipliers[shrinking[0]]}"
-        )
-    config: VQVAEConfig = replace(old, decoder_multipliers=tuple(decoder_multipliers))
+    blocks = tuple(block_multipliers) if block_multipliers is not None else old.decoder_block_sizes
+    for name, label, new, had in (
+        ("decoder_multipliers", "multiplier", tuple(decoder_multipliers), old.decoder_sizes),
+        ("decoder_block_multipliers", "block multiplier", blocks, old.decoder_block_sizes),
+    ):
+        if len(new) != old.levels:
+            raise ValueError(f"{name} needs one entry per level ({old.levels}), got {new}")
+        shrinking = [l for l in range(old.levels) if new[l] < had[l]]
+        if shrinking:
+            l = shrinking[0]
+            raise ValueError(f"decoders can only grow: level {l} would go from {label} {had[l]} to {new[l]}")
+    config: VQVAEConfig = replace(
+        old,
+        decoder_multipliers=tuple(decoder_multipliers),
+        decoder_block_multipliers=blocks if blocks != (1,) * old.levels else old.decoder_block_multipliers,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the new units' random init, reproducible
         grown = VQVAE(config).to(next(model.parameters()).device)

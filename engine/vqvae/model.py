@@ -27,8 +27,9 @@ DEFAULT_CHUNK_SAMPLES = 1 << 18
 class VQVAEOutput:
     loss: torch.Tensor  # () total training loss
     metrics: dict[str, torch.Tensor]  # scalar losses and codebook statistics, per level with _l{level+1}
-    x_hat: list[torch.Tensor]  # per level (N, T) reconstructions, bottom level first
-    codes: list[torch.Tensor]  # per level (N, T / hop) codes, bottom level first
+    x_hat: list[torch.Tensor]  # per level of `levels`, (N, T) reconstructions
+    codes: list[torch.Tensor]  # per level of `levels`, (N, T / hop) codes
+    levels: tuple[int, ...]  # the levels that ran, bottom first (all of them unless asked otherwise)
 
 
 class VQVAE(nn.Module):
@@ -58,8 +59,8 @@ class VQVAE(nn.Module):
                     c.downs_t,
                     c.strides_t,
                     c.emb_width,
-                    c.decoder_width(level),
-                    depth=c.decoder_depth(level),
+                    widths=[c.decoder_block_width(level, block) for block in range(level + 1)],
+                    depths=[c.decoder_block_depth(level, block) for block in range(level + 1)],
                     reverse_dilation=c.reverse_decoder_dilation,
                     **dilations,
                 )
@@ -172,23 +173,30 @@ class VQVAE(nn.Module):
     # --- training --------------------------------------------------------------------------------
 
     def forward(
-        self, x: torch.Tensor, bandwidth: losses.Bandwidth, frozen_codes: bool = False
+        self,
+        x: torch.Tensor,
+        bandwidth: losses.Bandwidth,
+        frozen_codes: bool = False,
+        levels: tuple[int, ...] | None = None,
     ) -> VQVAEOutput:
         """Encode, quantize and decode every level; return the reference's training loss and metrics.
 
         In training mode the codebooks take an EMA step; in eval mode they are left untouched. With
         `frozen_codes` the encoders run without gradients and the codebooks never move, so only the
-        decoders learn (and the commitment loss, which trains the encoders alone, is a constant).
+        decoders learn (and the commitment loss, which trains the encoders alone, is a constant). With
+        `frozen_codes`, `levels` runs only those levels: a fine-tune of some decoders then does not pay
+        for the others (the bottom decoder, running at the audio rate, is most of a step's cost).
         """
         c = self.config
+        levels = self.levels_to_run(levels, frozen_codes)
         audio = self._as_batch(x)
         target = audio[:, 0]
         metrics: dict[str, torch.Tensor] = {}
-        x_hat: list[torch.Tensor] = [audio] * c.levels
-        codes: list[torch.Tensor] = [audio] * c.levels
+        x_hat: dict[int, torch.Tensor] = {}
+        codes: dict[int, torch.Tensor] = {}
         commit_total = target.new_zeros(())
         update = self.training and not frozen_codes
-        for level in range(c.levels):
+        for level in levels:
             with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen_codes):
                 z_e = self.encoders[level](audio)
                 q = self.bottleneck.level_blocks[level](z_e, update=update)
@@ -202,7 +210,7 @@ class VQVAE(nn.Module):
                 metrics[name + suffix] = value.detach()
 
         recons_total = spec_total = multispec_total = target.new_zeros(())
-        for level in reversed(range(c.levels)):
+        for level in reversed(levels):
             recons = losses.lmix_loss(
                 target, x_hat[level], bandwidth, c.lmix_l1, c.lmix_l2, c.lmix_linf, c.linf_k
             )
@@ -228,7 +236,7 @@ class VQVAE(nn.Module):
             + c.commit * commit_total
         )
         with torch.no_grad():
-            bottom = x_hat[0]
+            bottom = x_hat[levels[0]]  # the lowest level that ran
             metrics.update(
                 recons_loss=recons_total.detach(),
                 spectral_loss=spec_total.detach(),
@@ -241,4 +249,17 @@ class VQVAE(nn.Module):
                     target, bottom, bandwidth, l1=0.0, l2=0.0, linf=1.0, linf_k=c.linf_k
                 ),
             )
-        return VQVAEOutput(loss, metrics, x_hat, codes)
+        return VQVAEOutput(loss, metrics, [x_hat[l] for l in levels], [codes[l] for l in levels], levels)
+
+    def levels_to_run(self, levels: tuple[int, ...] | None, frozen_codes: bool) -> tuple[int, ...]:
+        """The levels `forward(..., levels=levels)` runs, bottom first; a clear error for a bad choice."""
+        every = tuple(range(self.config.levels))
+        if levels is None or tuple(sorted(set(levels))) == every:
+            return every
+        if not frozen_codes:
+            # The codebooks and encoders of the levels left out would miss their training step.
+            raise ValueError("training some levels alone needs frozen codes (a decoders-only fine-tune)")
+        wrong = [l for l in levels if l not in every]
+        if wrong or not levels:
+            raise ValueError(f"levels must be some of {list(every)}, got {list(levels)}")
+        return tuple(sorted(set(levels)))
