@@ -142,7 +142,10 @@ def test_train_grows_the_top_decoders_low_rate_blocks_and_trains_that_decoder_al
     grow = ("--from", str(base), "--set", "decoders_only=true", "--set", "decoder_levels=2",
             "--set", "decoder_block_multipliers=1,2,2")  # fmt: skip
     assert _train(corpus, tmp_path / "grown", *grow, "--steps", "3") == 0
-    assert "block multipliers [1, 1, 1] to [1, 2, 2]" in capsys.readouterr().out
+    assert (
+        "grew the decoders from block multipliers [1, 1, 1] to [1, 2, 2]: they decode"
+        in capsys.readouterr().out
+    )
     old = checkpoint.load_model(base, "vqvae").eval()
     new = checkpoint.load_model(tmp_path / "grown" / "model", "vqvae").eval()
     assert new.config.decoder_block_multipliers == (1, 2, 2)

@@ -122,10 +122,15 @@ def _new_vqvae_task(request, context, say):
             loaded = grow_decoders(
                 loaded, config.decoder_sizes, seed=train.seed, block_multipliers=config.decoder_block_sizes
             )
-            grown = f"from multipliers {list(had)} to {list(config.decoder_sizes)}"
-            if config.decoder_block_sizes != had_blocks:
-                grown += f", block multipliers {list(had_blocks)} to {list(config.decoder_block_sizes)}"
-            say(f"grew the decoders {grown}: they decode as before")
+            changes = [
+                f"{what} {list(before)} to {list(after)}"
+                for what, before, after in (
+                    ("multipliers", had, config.decoder_sizes),
+                    ("block multipliers", had_blocks, config.decoder_block_sizes),
+                )
+                if before != after
+            ]
+            say(f"grew the decoders from {', '.join(changes)}: they decode as before")
         loaded.config = config  # loss weights only now: the shape matches
     if train.decoders_only and loaded is None:
         raise ValueError(
