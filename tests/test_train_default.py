@@ -53,7 +53,7 @@ def test_the_tiny_recipe_builds_an_installable_model_that_generates(tmp_path, ca
     # A rerun finds every stage done; asking for more prior steps resumes only that stage.
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert out.count("already") == 12 and "training to step" not in out
+    assert out.count("already") == 13 and "training to step" not in out
 
 
 def test_stages_can_train_on_the_first_songs_only(tmp_path, capsys):
@@ -80,7 +80,9 @@ def test_stages_can_train_on_the_first_songs_only(tmp_path, capsys):
 
 def test_the_decoder_stage_fine_tunes_the_vqvae_which_ships_with_its_codes_unchanged(tmp_path, capsys):
     # Without a grow stage, so that the fine-tuned decoders are what ships.
-    recipe = replace(RECIPES["tiny"], decoder_steps=3, decoder_warmup=1, grow_multipliers=None)
+    recipe = replace(
+        RECIPES["tiny"], decoder_steps=3, decoder_warmup=1, grow_multipliers=None, top_decoder_blocks=None
+    )
     pipeline = _through_vqvae(tmp_path, recipe)
     with pytest.raises(ValueError, match="needs the fine-tuned decoders first"):
         pipeline.run(only="bundle")
@@ -129,6 +131,31 @@ def test_the_grow_stage_grows_the_fine_tuned_decoders_and_ships_them_with_the_co
     trained = checkpoint.load_model(tmp_path / "runs" / "vqvae" / "model", "vqvae")
     audio = torch.randn(1, 8192, generator=torch.Generator().manual_seed(3)) * 0.3
     for a, b in zip(shipped.encode(audio), trained.encode(audio), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_the_top_decoder_stage_grows_its_low_rate_blocks_trains_it_alone_and_ships_it(tmp_path, capsys):
+    recipe = replace(RECIPES["tiny"], top_decoder_blocks=(1, 2, 2), top_decoder_steps=2, top_decoder_warmup=1)
+    pipeline = _through_vqvae(tmp_path, recipe)
+    assert pipeline.run(only="decoders") == 0
+    with pytest.raises(ValueError, match="top_decoder needs the grown decoders first"):
+        pipeline.run(only="top_decoder")
+    assert pipeline.run() == 0
+    out = capsys.readouterr().out
+    command = next(line for line in out.splitlines() if line.startswith("top_decoder: training"))
+    assert f"--from {tmp_path / 'runs' / 'grow' / 'model'} --set decoders_only=true" in command
+    assert "--set decoder_block_multipliers=1,2,2 --set decoder_levels=2 --set seed=3" in command
+    shipped = ComposeEngine.load(tmp_path / "model").bundle.vqvae
+    grown = checkpoint.load_model(tmp_path / "runs" / "grow" / "model", "vqvae")
+    assert shipped.config.decoder_block_multipliers == (1, 2, 2)
+    assert shipped.config.decoder_multipliers == grown.config.decoder_multipliers
+    recipe_json = json.loads((tmp_path / "model" / "recipe.json").read_text())
+    assert recipe_json["top_decoder_blocks"] == [1, 2, 2] and recipe_json["top_decoder_steps"] == 2
+    # Only the top decoder trained: the bottom decoder, and the codes, are the grow stage's.
+    for a, b in zip(shipped.decoders[0].parameters(), grown.decoders[0].parameters(), strict=True):
+        assert torch.equal(a, b)
+    audio = torch.randn(1, 8192, generator=torch.Generator().manual_seed(3)) * 0.3
+    for a, b in zip(shipped.encode(audio), grown.encode(audio), strict=True):
         assert torch.equal(a, b)
 
 

@@ -1,17 +1,17 @@
 """`cocompose train-default`: the embedded default model, end to end, from nothing.
 
 The recipe is the whole story of the shipped model: synthesize the corpus, train the VQ-VAE, fine-tune its
-decoders alone (its codes stay the same), optionally grow them and train them again, train the top prior
-(then, optionally, fine-tune it on songs' starts) and both upsamplers on its codes (then, optionally,
-fine-tune each on every song), and put the four into one model folder with a bundle.json. Each stage is
-an ordinary `cocompose train` run in WORK/runs/, so a stopped pipeline picks up where it was (a finished
-stage is skipped, an unfinished one resumes exactly), and an ML engineer can rerun or tune any stage by
-hand with the same command the pipeline prints.
+decoders alone (its codes stay the same), optionally grow them and train them again (all of them, then the top
+one's low-rate blocks and that decoder alone), train the top prior (then, optionally, fine-tune it on songs'
+starts) and both upsamplers on its codes (then, optionally, fine-tune each on every song), and put the four
+into one model folder with a bundle.json. Each stage is an ordinary `cocompose train` run in WORK/runs/, so a
+stopped pipeline picks up where it was (a finished stage is skipped, an unfinished one resumes exactly), and
+an ML engineer can rerun or tune any stage by hand with the same command the pipeline prints.
 
-The decoder and prior stages depend only on the VQ-VAE stage (the decoder fine-tune leaves every code as
-it was), so on a machine with spare cores they can run at the same time (`--only decoders`, `--only
-prior`, `--only upsampler1`, `--only upsampler0` in four processes); `starts` follows `prior`,
-`grow` follows `decoders`, and `upsampler1_tune` / `upsampler0_tune` follow their upsamplers.
+The decoder and prior stages depend only on the VQ-VAE stage (the decoder fine-tune leaves every code as it
+was), so on a machine with spare cores they can run at the same time (`--only decoders`, `--only prior`,
+`--only upsampler1`, `--only upsampler0` in four processes); `starts` follows `prior`, `grow` follows
+`decoders`, `top_decoder` follows `grow`, and `upsampler1_tune` / `upsampler0_tune` follow their upsamplers.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from engine import checkpoint
 from engine.bundle import BundleManifest
 from engine.training.entry import TrainRequest, train
 
-STAGES = ("corpus", "vqvae", "decoders", "grow", "prior", "starts", "upsampler1", "upsampler0",
+STAGES = ("corpus", "vqvae", "decoders", "grow", "top_decoder", "prior", "starts", "upsampler1", "upsampler0",
           "upsampler1_tune", "upsampler0_tune", "bundle")  # fmt: skip
 MODEL_NAME = "cocompose-default"
 TOP_NAME = "default"
@@ -57,6 +57,15 @@ class Recipe:
     grow_steps: int = 2000
     grow_warmup: int = 100
     grow_seed: int = 2
+    # Then, optionally, the top decoder's low-rate blocks grown (`decoder_block_multipliers`: the blocks
+    # that undo the middle and top levels' downsampling run at 125 to 1000 frames a second here, so they
+    # cost previews little) and that decoder alone trained, rate decayed to zero after a warm-up. The
+    # middle decoder's level-1 block grows too (the multipliers are per block, in every decoder) but,
+    # untrained, decodes exactly as before. None: no such stage.
+    top_decoder_blocks: tuple[int, ...] | None = (1, 2, 2)
+    top_decoder_steps: int = 5000
+    top_decoder_warmup: int = 100
+    top_decoder_seed: int = 3
     # Then, optionally, the top prior fine-tuned with a share of its crops at the songs' first sample
     # (`start_share`), rate decayed to zero after a warm-up. Composing from nothing starts there, with only
     # the labels to give the genre's tempo and metre, which uniform crops almost never show. 0: no stage.
@@ -89,6 +98,11 @@ class Recipe:
     def grows(self) -> bool:
         """Whether the recipe has a grow stage."""
         return self.grow_multipliers is not None and self.grow_steps > 0
+
+    @property
+    def grows_top_decoder(self) -> bool:
+        """Whether the recipe grows the top decoder's low-rate blocks and trains it (top_decoder stage)."""
+        return self.top_decoder_blocks is not None and self.top_decoder_steps > 0
 
     @property
     def tunes_starts(self) -> bool:
@@ -129,6 +143,8 @@ RECIPES = {
         decoder_warmup=1,
         grow_steps=2,
         grow_warmup=1,
+        top_decoder_steps=2,
+        top_decoder_warmup=1,
         starts_steps=2,
         starts_warmup=1,
         upsampler_tune_rounds=(2, 2),
@@ -228,6 +244,20 @@ class DefaultModelPipeline:
         )
         return self._train("grow", "vqvae", r.grow_steps, settings=settings, base=self._decoders_run("grow"))
 
+    def _stage_top_decoder(self) -> int:
+        r = self.recipe
+        if not r.grows_top_decoder:
+            self.say("top_decoder: none in this recipe; the top decoder ships as the grow stage left it")
+            return 0
+        base = self._grown_run("top_decoder")
+        top_level = json.loads((base / "model.json").read_text())["config"]["levels"] - 1
+        blocks = ",".join(str(m) for m in r.top_decoder_blocks)
+        settings = _decoders_only(
+            r.top_decoder_seed, r.top_decoder_warmup, r.top_decoder_steps,
+            f"decoder_block_multipliers={blocks}", f"decoder_levels={top_level}",
+        )  # fmt: skip
+        return self._train("top_decoder", "vqvae", r.top_decoder_steps, settings=settings, base=base)
+
     def _stage_prior(self) -> int:
         return self._train("prior", "prior", self.recipe.prior_steps)
 
@@ -317,12 +347,22 @@ class DefaultModelPipeline:
             return self._vqvae_run(needed_by)
         return self._finished_run("decoders", self.recipe.decoder_steps, "the fine-tuned decoders", needed_by)
 
-    def _final_vqvae_run(self) -> Path:
-        """The VQ-VAE that ships: the last of its stages the recipe has (grow, decoders, vqvae)."""
+    def _grown_run(self, needed_by: str) -> Path:
+        """The grow stage's run, or the one before it when the recipe has no grow stage."""
         r = self.recipe
         if r.grows:
-            return self._finished_run("grow", r.grow_steps, "the grown decoders", "the bundle")
-        return self._decoders_run("the bundle")
+            return self._finished_run("grow", r.grow_steps, "the grown decoders", needed_by)
+        return self._decoders_run(needed_by)
+
+    def _final_vqvae_run(self) -> Path:
+        """The VQ-VAE that ships: the last of its stages the recipe has (top_decoder, grow, decoders,
+        vqvae)."""
+        r = self.recipe
+        if r.grows_top_decoder:
+            return self._finished_run(
+                "top_decoder", r.top_decoder_steps, "the grown top decoder", "the bundle"
+            )
+        return self._grown_run("the bundle")
 
     def _final_prior_run(self) -> Path:
         """The top prior that ships: fine-tuned on songs' starts when the recipe says so."""
