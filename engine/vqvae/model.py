@@ -179,7 +179,7 @@ class VQVAE(nn.Module):
         frozen_codes: bool = False,
         levels: tuple[int, ...] | None = None,
     ) -> VQVAEOutput:
-        """Encode, quantize and decode every level; return the reference's training loss and metrics.
+        """Encode, quantize and decode every level (or `levels`); return the training loss and metrics.
 
         In training mode the codebooks take an EMA step; in eval mode they are left untouched. With
         `frozen_codes` the encoders run without gradients and the codebooks never move, so only the
