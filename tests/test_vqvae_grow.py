@@ -13,6 +13,7 @@ from cocompose.cli import main
 from engine import checkpoint
 from engine.vqvae import VQVAE
 from engine.vqvae.config import TINY, VQVAEConfig
+from engine.vqvae.encdec import decoder_context_frames
 from engine.vqvae.grow import grow_decoders
 from tests.training_corpus import write_corpus
 
@@ -66,11 +67,14 @@ def test_decoders_grown_in_their_low_rate_blocks_alone_decode_every_code_as_befo
         ):
             sizes = [sum(p.numel() for p in b.parameters()) for b in (old, new)]
             assert (sizes[1] > sizes[0]) == (blocks[block] > 1), (level, block, sizes)
-    # What a block grows into: its multiplier's width and depth, times its decoder's multiplier.
+    # What a block grows into: its multiplier's width, at the same depth, so that no decoder reaches
+    # further (a streamed preview waits for as many codes as its decoder reaches).
     top_block = big.decoders[2].level_blocks[2]
     resnet = list(top_block.model)[1][0]
     assert resnet.model[0].model[1].in_channels == TINY.width * blocks[2]
-    assert len(resnet.dilations) == TINY.depth * blocks[2]
+    assert len(resnet.dilations) == TINY.depth
+    for old_decoder, new_decoder in zip(small.decoders, big.decoders, strict=True):
+        assert decoder_context_frames(new_decoder) == decoder_context_frames(old_decoder)
 
 
 def test_a_stack_with_a_dilation_cycle_grows_as_well():

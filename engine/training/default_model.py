@@ -57,13 +57,13 @@ class Recipe:
     grow_steps: int = 2000
     grow_warmup: int = 100
     grow_seed: int = 2
-    # Then, optionally, the top decoder's low-rate blocks grown (`decoder_block_multipliers`: the blocks
+    # Then, optionally, the top decoder's low-rate blocks widened (`decoder_block_multipliers`: the blocks
     # that undo the middle and top levels' downsampling run at 125 to 1000 frames a second here, so they
     # cost previews little) and that decoder alone trained, rate decayed to zero after a warm-up. The
-    # middle decoder's level-1 block grows too (the multipliers are per block, in every decoder) but,
+    # middle decoder's level-1 block widens too (the multipliers are per block, in every decoder) but,
     # untrained, decodes exactly as before. None: no such stage.
     top_decoder_blocks: tuple[int, ...] | None = (1, 2, 2)
-    top_decoder_steps: int = 5000
+    top_decoder_steps: int = 4000
     top_decoder_warmup: int = 100
     top_decoder_seed: int = 3
     # Then, optionally, the top prior fine-tuned with a share of its crops at the songs' first sample
@@ -79,7 +79,7 @@ class Recipe:
     # and its rate decayed to zero, so that more training extends a finished round instead of redoing it.
     # Round k (from 0) of level L is seeded `upsampler_tune_seed + L + 10 k`. (): the upsamplers ship as
     # trained.
-    upsampler_tune_rounds: tuple[int, ...] = (8000, 12000, 6000, 8000, 8000, 8000, 8000, 8000)
+    upsampler_tune_rounds: tuple[int, ...] = (8000, 12000, 6000, 8000, 8000, 8000, 8000, 8000, 8000)
     upsampler_tune_lr: float = 6e-4
     upsampler_tune_warmup: int = 100
     upsampler_tune_seed: int = 11

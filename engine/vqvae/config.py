@@ -25,10 +25,12 @@ class VQVAEConfig:
     # The decoders' own multipliers when they differ from the encoders' (None: the same). A trained
     # model's decoders can be grown this way without touching a code (engine/vqvae/grow.py).
     decoder_multipliers: tuple[int, ...] | None = None
-    # Inside every decoder, a further multiplier for the block that undoes level l's downsampling (None:
-    # 1 each). A block costs in proportion to the rate it runs at, so the blocks of the upper levels
-    # (hundreds of frames a second, not thousands) can grow for little: the top decoder gains room while
-    # previews, which it decodes, stay fast.
+    # Inside every decoder, a further width multiplier for the block that undoes level l's downsampling
+    # (None: 1 each). A block costs in proportion to the rate it runs at, so the blocks of the upper
+    # levels (hundreds of frames a second, not thousands) can widen for little: the top decoder gains room
+    # while previews, which it decodes, stay fast. Width only: a deeper stack's dilations grow threefold
+    # per residual block, and at those rates would reach seconds of codes away, which a preview streamed
+    # while it is sampled would have to wait for.
     decoder_block_multipliers: tuple[int, ...] | None = None
     width: int = 32
     depth: int = 4
@@ -111,8 +113,9 @@ class VQVAEConfig:
         """Channels of block `block` (0 = the one nearest the audio) in level `level`'s decoder."""
         return self.width * self.decoder_multiplier(level) * self.decoder_block_sizes[block]
 
-    def decoder_block_depth(self, level: int, block: int) -> int:
-        return self.depth * self.decoder_multiplier(level) * self.decoder_block_sizes[block]
+    def decoder_depth(self, level: int) -> int:
+        """Residual blocks per step in every block of level `level`'s decoder."""
+        return self.depth * self.decoder_multiplier(level)
 
     def to_dict(self) -> dict:
         return asdict(self)
