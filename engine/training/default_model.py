@@ -360,7 +360,7 @@ class DefaultModelPipeline:
         r = self.recipe
         if r.grows_top_decoder:
             return self._finished_run(
-                "top_decoder", r.top_decoder_steps, "the grown top decoder", "the bundle"
+                "top_decoder", r.top_decoder_steps, "the widened top decoder", "the bundle"
             )
         return self._grown_run("the bundle")
 
