@@ -35,8 +35,8 @@ def grow_decoders(
     block_multipliers: tuple[int, ...] | None = None,
 ) -> VQVAE:
     """A new VQ-VAE whose level-l decoder has multiplier decoder_multipliers[l] (width and depth), and
-    whose decoders' level-l blocks have the further multiplier block_multipliers[l] (None: as `model`
-    has them), decoding every code exactly as `model` does. Multipliers may only grow."""
+    whose decoders' level-l blocks are block_multipliers[l] times wider again (None: as in `model`),
+    decoding every code exactly as `model` does. Multipliers may only grow."""
     old = model.config
     blocks = tuple(block_multipliers) if block_multipliers is not None else old.decoder_block_sizes
     for name, label, new, had in (
