@@ -28,6 +28,13 @@ def _through_vqvae(work, recipe):
     return pipeline
 
 
+def _assert_same_codes(vqvae, other) -> None:
+    """Both VQ-VAEs encode the same audio to the same codes at every level."""
+    audio = torch.randn(1, 8192, generator=torch.Generator().manual_seed(3)) * 0.3
+    for a, b in zip(vqvae.encode(audio), other.encode(audio), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_the_tiny_recipe_builds_an_installable_model_that_generates(tmp_path, capsys):
     work, target = tmp_path / "work", tmp_path / "installed"
     args = ["train-default", "--work", str(work), "--recipe", "tiny", "--install"]
@@ -108,9 +115,7 @@ def test_the_decoder_stage_fine_tunes_the_vqvae_which_ships_with_its_codes_uncha
     )
     assert torch.equal(shipped.decoders[0].out.weight, tuned.decoders[0].out.weight)
     assert not torch.equal(shipped.decoders[0].out.weight, trained.decoders[0].out.weight)
-    audio = torch.randn(1, 8192, generator=torch.Generator().manual_seed(3)) * 0.3
-    for a, b in zip(shipped.encode(audio), trained.encode(audio), strict=True):
-        assert torch.equal(a, b)  # so the priors, trained on the VQ-VAE stage's codes, still fit
+    _assert_same_codes(shipped, trained)  # so the priors, trained on the VQ-VAE stage's codes, still fit
 
 
 def test_the_grow_stage_grows_the_fine_tuned_decoders_and_ships_them_with_the_codes_unchanged(
@@ -129,9 +134,7 @@ def test_the_grow_stage_grows_the_fine_tuned_decoders_and_ships_them_with_the_co
     assert shipped.config.decoder_multipliers == (2, 1, 1)
     assert json.loads((tmp_path / "model" / "recipe.json").read_text())["grow_multipliers"] == [2, 1, 1]
     trained = checkpoint.load_model(tmp_path / "runs" / "vqvae" / "model", "vqvae")
-    audio = torch.randn(1, 8192, generator=torch.Generator().manual_seed(3)) * 0.3
-    for a, b in zip(shipped.encode(audio), trained.encode(audio), strict=True):
-        assert torch.equal(a, b)
+    _assert_same_codes(shipped, trained)
 
 
 def test_the_top_decoder_stage_grows_its_low_rate_blocks_trains_it_alone_and_ships_it(tmp_path, capsys):
@@ -154,9 +157,7 @@ def test_the_top_decoder_stage_grows_its_low_rate_blocks_trains_it_alone_and_shi
     # Only the top decoder trained: the bottom decoder, and the codes, are the grow stage's.
     for a, b in zip(shipped.decoders[0].parameters(), grown.decoders[0].parameters(), strict=True):
         assert torch.equal(a, b)
-    audio = torch.randn(1, 8192, generator=torch.Generator().manual_seed(3)) * 0.3
-    for a, b in zip(shipped.encode(audio), grown.encode(audio), strict=True):
-        assert torch.equal(a, b)
+    _assert_same_codes(shipped, grown)
 
 
 def test_the_starts_stage_fine_tunes_the_top_prior_on_songs_starts_and_ships_it(tmp_path, capsys):

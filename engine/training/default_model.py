@@ -250,7 +250,7 @@ class DefaultModelPipeline:
             self.say("top_decoder: none in this recipe; the top decoder ships as the grow stage left it")
             return 0
         base = self._grown_run("top_decoder")
-        top_level = json.loads((base / "model.json").read_text())["config"]["levels"] - 1
+        top_level = checkpoint.read_settings(base / "model")["config"]["levels"] - 1
         blocks = ",".join(str(m) for m in r.top_decoder_blocks)
         settings = _decoders_only(
             r.top_decoder_seed, r.top_decoder_warmup, r.top_decoder_steps,
