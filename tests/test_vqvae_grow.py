@@ -77,6 +77,37 @@ def test_decoders_grown_in_their_low_rate_blocks_alone_decode_every_code_as_befo
         assert decoder_context_frames(new_decoder) == decoder_context_frames(old_decoder)
 
 
+def test_decoders_deepened_by_repeating_their_dilations_decode_every_code_as_before(tmp_path):
+    small = _random_model()
+    big = grow_decoders(small, (1, 1, 1), block_multipliers=(1, 1, 2), block_repeats=(1, 2, 3)).eval()
+    checkpoint.save_model(tmp_path / "deepened", big, "vqvae")
+    loaded = checkpoint.load_model(tmp_path / "deepened", "vqvae").eval()
+    assert loaded.config.decoder_block_repeats == (1, 2, 3)
+    for level, codes in enumerate(_codes(small)):
+        before = small.decode(codes, level)
+        for grown in (big, loaded):
+            torch.testing.assert_close(
+                grown.decode(codes, level), before, rtol=0, atol=1e-6 * float(before.abs().max())
+            )
+    # Block l's stacks run the old schedule repeats[l] times: reach grows in proportion, not threefold
+    # per added residual block as a deeper tripling stack's would.
+    schedule = list(small.decoders[2].level_blocks[2].model)[1][0].dilations
+    for block, repeats in enumerate((1, 2, 3)):
+        resnet = list(big.decoders[2].level_blocks[block].model)[1][0]
+        assert resnet.dilations == schedule * repeats
+    tripled = grow_decoders(small, (1, 1, 3)).eval()
+    assert (
+        decoder_context_frames(small.decoders[2])
+        < decoder_context_frames(big.decoders[2])
+        < decoder_context_frames(tripled.decoders[2])
+    )
+    assert [decoder_context_frames(d) for d in big.decoders[:1]] == [
+        decoder_context_frames(d) for d in small.decoders[:1]
+    ]
+    with pytest.raises(ValueError, match="level 2 would go from block repeat count 3 to 1"):
+        grow_decoders(big, (1, 1, 1), block_repeats=(1, 2, 1))
+
+
 def test_a_stack_with_a_dilation_cycle_grows_as_well():
     small = _random_model(dilation_cycle=2, depth=2)
     big = grow_decoders(small, (2, 1, 2)).eval()
@@ -139,20 +170,23 @@ def test_train_grows_the_decoders_of_a_loaded_model_keeps_its_codes_and_trains_t
     ]
 
 
-def test_train_grows_the_top_decoders_low_rate_blocks_and_trains_that_decoder_alone(tmp_path, capsys):
+@pytest.mark.parametrize(
+    "setting, said",
+    [("decoder_block_multipliers", "block multipliers"), ("decoder_block_repeats", "block repeats")],
+)
+def test_train_grows_the_top_decoders_low_rate_blocks_and_trains_that_decoder_alone(
+    tmp_path, capsys, setting, said
+):
     corpus = write_corpus(tmp_path / "data")
     assert _train(corpus, tmp_path / "base", "--steps", "2") == 0
     base = tmp_path / "base" / "model"
     grow = ("--from", str(base), "--set", "decoders_only=true", "--set", "decoder_levels=2",
-            "--set", "decoder_block_multipliers=1,2,2")  # fmt: skip
+            "--set", f"{setting}=1,2,2")  # fmt: skip
     assert _train(corpus, tmp_path / "grown", *grow, "--steps", "3") == 0
-    assert (
-        "grew the decoders from block multipliers [1, 1, 1] to [1, 2, 2]: they decode"
-        in capsys.readouterr().out
-    )
+    assert f"grew the decoders from {said} [1, 1, 1] to [1, 2, 2]: they decode" in capsys.readouterr().out
     old = checkpoint.load_model(base, "vqvae").eval()
     new = checkpoint.load_model(tmp_path / "grown" / "model", "vqvae").eval()
-    assert new.config.decoder_block_multipliers == (1, 2, 2)
+    assert getattr(new.config, setting) == (1, 2, 2)
     codes = _codes(old)
     # The middle decoder grew too (its level-1 block) but did not train: it decodes exactly as before.
     torch.testing.assert_close(new.decode(codes[1], 1), old.decode(codes[1], 1), rtol=0, atol=1e-6)

@@ -117,19 +117,25 @@ def _new_vqvae_task(request, context, say):
         request, shape, train, fixed_shape=loaded is not None, adjustable=FINE_TUNE_FIELDS
     )
     if loaded is not None:
-        had, had_blocks = loaded.config.decoder_sizes, loaded.config.decoder_block_sizes
-        if (config.decoder_sizes, config.decoder_block_sizes) != (had, had_blocks):
-            loaded = grow_decoders(
-                loaded, config.decoder_sizes, seed=train.seed, block_multipliers=config.decoder_block_sizes
+        sizes = [
+            (what, getattr(loaded.config, field), getattr(config, field))
+            for what, field in (
+                ("multipliers", "decoder_sizes"),
+                ("block multipliers", "decoder_block_sizes"),
+                ("block repeats", "decoder_block_repeat_counts"),
             )
-            changes = [
-                f"{what} {list(before)} to {list(after)}"
-                for what, before, after in (
-                    ("multipliers", had, config.decoder_sizes),
-                    ("block multipliers", had_blocks, config.decoder_block_sizes),
-                )
-                if before != after
-            ]
+        ]
+        changes = [
+            f"{what} {list(before)} to {list(after)}" for what, before, after in sizes if before != after
+        ]
+        if changes:
+            loaded = grow_decoders(
+                loaded,
+                config.decoder_sizes,
+                seed=train.seed,
+                block_multipliers=config.decoder_block_sizes,
+                block_repeats=config.decoder_block_repeat_counts,
+            )
             say(f"grew the decoders from {', '.join(changes)}: they decode as before")
         loaded.config = config  # loss weights only now: the shape matches
     if train.decoders_only and loaded is None:

@@ -30,8 +30,13 @@ class VQVAEConfig:
     # levels (hundreds of frames a second, not thousands) can widen for little: the top decoder gains room
     # while previews, which it decodes, stay fast. Width only: a deeper stack's dilations grow threefold
     # per residual block, and at those rates would reach seconds of codes away, which a preview streamed
-    # while it is sampled would have to wait for.
+    # while it is sampled would have to wait for (decoder_block_repeats deepens without that).
     decoder_block_multipliers: tuple[int, ...] | None = None
+    # Inside every decoder, how many times the residual stacks of the block that undoes level l's
+    # downsampling run their dilation schedule (None: once each). This deepens a block while its reach
+    # grows only in proportion (two repeats of 1, 3, 9 reach 26 frames, where a stack of six tripling
+    # dilations would reach 364), so a streamed preview still waits only a fraction of a second.
+    decoder_block_repeats: tuple[int, ...] | None = None
     width: int = 32
     depth: int = 4
     m_conv: float = 1.0
@@ -65,11 +70,17 @@ class VQVAEConfig:
             "multipliers",
             "decoder_multipliers",
             "decoder_block_multipliers",
+            "decoder_block_repeats",
         ):
             value = getattr(self, name)
             if value is not None and len(value) != self.levels:
                 raise ValueError(f"VQVAEConfig.{name} needs one entry per level ({self.levels})")
-        for name in ("multipliers", "decoder_multipliers", "decoder_block_multipliers"):
+        for name in (
+            "multipliers",
+            "decoder_multipliers",
+            "decoder_block_multipliers",
+            "decoder_block_repeats",
+        ):
             value = getattr(self, name)
             if value is not None and min(value) < 1:
                 raise ValueError(f"VQVAEConfig.{name} must be at least 1 at every level, got {list(value)}")
@@ -112,6 +123,11 @@ class VQVAEConfig:
     def decoder_block_width(self, level: int, block: int) -> int:
         """Channels of block `block` (0 = the one nearest the audio) in level `level`'s decoder."""
         return self.width * self.decoder_multiplier(level) * self.decoder_block_sizes[block]
+
+    @property
+    def decoder_block_repeat_counts(self) -> tuple[int, ...]:
+        """How many times each level's block inside every decoder runs its dilation schedule."""
+        return tuple(self.decoder_block_repeats or (1,) * self.levels)
 
     def decoder_depth(self, level: int) -> int:
         """Residual blocks per step in every block of level `level`'s decoder."""
@@ -156,6 +172,6 @@ OBJECTIVE_FIELDS = frozenset(
 )  # fmt: skip
 
 # The fields that size the decoders alone: they never change a code, and a fine-tune may grow them.
-DECODER_SIZE_FIELDS = frozenset({"decoder_multipliers", "decoder_block_multipliers"})
+DECODER_SIZE_FIELDS = frozenset({"decoder_multipliers", "decoder_block_multipliers", "decoder_block_repeats"})
 
 PRESETS: dict[str, VQVAEConfig] = {"official": OFFICIAL, "tiny": TINY}

@@ -74,12 +74,13 @@ class LevelEncoder(nn.Module):
 
 class LevelDecoder(nn.Module):
     """Quantized latents (N, E, T / hop) of one level -> audio (N, 1, T). Block l, which undoes level l's
-    downsampling, has widths[l] channels."""
+    downsampling, has widths[l] channels, and its residual stacks run their dilations repeats[l] times."""
 
-    def __init__(self, level: int, downs_t, strides_t, emb_width: int, widths, **resnet):
+    def __init__(self, level: int, downs_t, strides_t, emb_width: int, widths, repeats, **resnet):
         super().__init__()
         self.level_blocks = nn.ModuleList(
-            DecoderBlock(emb_width, downs_t[l], strides_t[l], widths[l], **resnet) for l in range(level + 1)
+            DecoderBlock(emb_width, downs_t[l], strides_t[l], widths[l], repeats=repeats[l], **resnet)
+            for l in range(level + 1)
         )
         self.out = nn.Conv1d(emb_width, 1, 3, 1, 1)
 

@@ -8,7 +8,8 @@ embedded in the big one, function-preserving growth as in Net2Net (Chen et al., 
   start at zero, so the old units compute exactly what they did;
 - new units start at the layer's usual random init and read everything;
 - the residual blocks a deeper stack adds start as identities (their last convolution is zero), placed
-  where the deeper stack's dilation schedule has the dilations the old blocks did not.
+  where the deeper stack's dilation schedule has the dilations the old blocks did not (a stack that
+  repeats its schedule gets its new blocks in the first repeats).
 
 The grown model decodes every code to the same audio as before; training then moves the zero weights
 (their gradients are not zero: the new units they read are active), so the extra room is used from the
@@ -33,15 +34,19 @@ def grow_decoders(
     decoder_multipliers: tuple[int, ...],
     seed: int = 0,
     block_multipliers: tuple[int, ...] | None = None,
+    block_repeats: tuple[int, ...] | None = None,
 ) -> VQVAE:
-    """A new VQ-VAE whose level-l decoder has multiplier decoder_multipliers[l] (width and depth), and
-    whose decoders' level-l blocks are block_multipliers[l] times wider again (None: as in `model`),
-    decoding every code exactly as `model` does. Multipliers may only grow."""
+    """A new VQ-VAE whose level-l decoder has multiplier decoder_multipliers[l] (width and depth), whose
+    decoders' level-l blocks are block_multipliers[l] times wider again and run their dilation schedule
+    block_repeats[l] times (None: as in `model`), decoding every code exactly as `model` does.
+    Multipliers and repeats may only grow."""
     old = model.config
     blocks = tuple(block_multipliers) if block_multipliers is not None else old.decoder_block_sizes
+    repeats = tuple(block_repeats) if block_repeats is not None else old.decoder_block_repeat_counts
     for name, label, new, had in (
         ("decoder_multipliers", "multiplier", tuple(decoder_multipliers), old.decoder_sizes),
         ("decoder_block_multipliers", "block multiplier", blocks, old.decoder_block_sizes),
+        ("decoder_block_repeats", "block repeat count", repeats, old.decoder_block_repeat_counts),
     ):
         if len(new) != old.levels:
             raise ValueError(f"{name} needs one entry per level ({old.levels}), got {new}")
@@ -53,6 +58,7 @@ def grow_decoders(
         old,
         decoder_multipliers=tuple(decoder_multipliers),
         decoder_block_multipliers=blocks if blocks != (1,) * old.levels else old.decoder_block_multipliers,
+        decoder_block_repeats=repeats if repeats != (1,) * old.levels else old.decoder_block_repeats,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the new units' random init, reproducible

@@ -44,11 +44,15 @@ class DilatedResnet(nn.Module):
         dilation_cycle: int | None = None,
         scale_residual: bool = False,
         reverse_dilation: bool = False,
+        repeats: int = 1,
     ):
+        """`repeats` runs the stack's dilation schedule that many times in a row (depth * repeats
+        residual blocks in all)."""
         super().__init__()
-        res_scale = 1.0 / math.sqrt(depth) if scale_residual else 1.0
+        res_scale = 1.0 / math.sqrt(depth * repeats) if scale_residual else 1.0
         hidden = int(m_conv * channels)
-        self.dilations = block_dilations(depth, dilation_growth_rate, dilation_cycle, reverse_dilation)
+        schedule = block_dilations(depth, dilation_growth_rate, dilation_cycle, reverse_dilation)
+        self.dilations = schedule * repeats
         self.model = nn.Sequential(
             *[ResidualConvBlock(channels, hidden, d, res_scale) for d in self.dilations]
         )
