@@ -15,7 +15,7 @@ from engine import checkpoint
 from engine.api import ComposeEngine, LabelSpec
 from engine.prior.labels import normalise_v2
 from engine.prior.sampler import SamplingSettings
-from engine.training.default_model import RECIPES, DefaultModelPipeline
+from engine.training.default_model import RECIPES, DefaultModelPipeline, TopDecoderRound
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -88,7 +88,7 @@ def test_stages_can_train_on_the_first_songs_only(tmp_path, capsys):
 def test_the_decoder_stage_fine_tunes_the_vqvae_which_ships_with_its_codes_unchanged(tmp_path, capsys):
     # Without a grow stage, so that the fine-tuned decoders are what ships.
     recipe = replace(
-        RECIPES["tiny"], decoder_steps=3, decoder_warmup=1, grow_multipliers=None, top_decoder_blocks=None
+        RECIPES["tiny"], decoder_steps=3, decoder_warmup=1, grow_multipliers=None, top_decoder_rounds=()
     )
     pipeline = _through_vqvae(tmp_path, recipe)
     with pytest.raises(ValueError, match="needs the fine-tuned decoders first"):
@@ -137,23 +137,54 @@ def test_the_grow_stage_grows_the_fine_tuned_decoders_and_ships_them_with_the_co
     _assert_same_codes(shipped, trained)
 
 
-def test_the_top_decoder_stage_grows_its_low_rate_blocks_trains_it_alone_and_ships_it(tmp_path, capsys):
-    recipe = replace(RECIPES["tiny"], top_decoder_blocks=(1, 2, 2), top_decoder_steps=2, top_decoder_warmup=1)
+def test_the_top_decoder_stage_grows_its_low_rate_blocks_trains_it_alone_in_rounds_and_ships_it(
+    tmp_path, capsys
+):
+    rounds = (
+        TopDecoderRound(2, seed=3, block_multipliers=(1, 2, 2)),
+        TopDecoderRound(3, seed=5, block_repeats=(1, 2, 2), lr=3e-4),
+    )
+    recipe = replace(RECIPES["tiny"], top_decoder_rounds=rounds, top_decoder_warmup=1)
     pipeline = _through_vqvae(tmp_path, recipe)
     assert pipeline.run(only="decoders") == 0
     with pytest.raises(ValueError, match="top_decoder needs the grown decoders first"):
         pipeline.run(only="top_decoder")
     assert pipeline.run() == 0
     out = capsys.readouterr().out
-    command = next(line for line in out.splitlines() if line.startswith("top_decoder: training"))
-    assert f"--from {tmp_path / 'runs' / 'grow' / 'model'} --set decoders_only=true" in command
-    assert "--set decoder_block_multipliers=1,2,2 --set decoder_levels=2 --set seed=3" in command
+    commands = {
+        stage: next(line for line in out.splitlines() if line.startswith(f"{stage}: training"))
+        for stage in ("top_decoder1", "top_decoder2")
+    }
+    assert (
+        f"--from {tmp_path / 'runs' / 'grow' / 'model'} --set decoders_only=true" in commands["top_decoder1"]
+    )
+    assert (
+        "--set decoder_block_multipliers=1,2,2 --set decoder_levels=2 --set seed=3"
+        in commands["top_decoder1"]
+    )
+    assert (
+        f"--from {tmp_path / 'runs' / 'top_decoder1' / 'model'} --set decoders_only=true"
+        in commands["top_decoder2"]
+    )
+    assert (
+        "--set decoder_block_repeats=1,2,2 --set lr=0.0003 --set decoder_levels=2 --set seed=5"
+        in commands["top_decoder2"]
+    )
+    assert "--set decay_steps=2" in commands["top_decoder2"]
     shipped = ComposeEngine.load(tmp_path / "model").bundle.vqvae
     grown = checkpoint.load_model(tmp_path / "runs" / "grow" / "model", "vqvae")
-    assert shipped.config.decoder_block_multipliers == (1, 2, 2)
+    assert (
+        shipped.config.decoder_block_multipliers
+        == recipe.top_decoder_blocks("block_multipliers")
+        == (1, 2, 2)
+    )
+    assert shipped.config.decoder_block_repeats == recipe.top_decoder_blocks("block_repeats") == (1, 2, 2)
     assert shipped.config.decoder_multipliers == grown.config.decoder_multipliers
+    assert checkpoint.read_settings(tmp_path / "model" / "vqvae")["step"] == 3
     recipe_json = json.loads((tmp_path / "model" / "recipe.json").read_text())
-    assert recipe_json["top_decoder_blocks"] == [1, 2, 2] and recipe_json["top_decoder_steps"] == 2
+    assert recipe_json["top_decoder_rounds"][1] == {
+        "steps": 3, "seed": 5, "block_multipliers": None, "block_repeats": [1, 2, 2], "lr": 3e-4
+    }  # fmt: skip
     # Only the top decoder trained: the bottom decoder, and the codes, are the grow stage's.
     for a, b in zip(shipped.decoders[0].parameters(), grown.decoders[0].parameters(), strict=True):
         assert torch.equal(a, b)

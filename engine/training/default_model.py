@@ -11,7 +11,8 @@ an ML engineer can rerun or tune any stage by hand with the same command the pip
 The decoder and prior stages depend only on the VQ-VAE stage (the decoder fine-tune leaves every code as it
 was), so on a machine with spare cores they can run at the same time (`--only decoders`, `--only prior`,
 `--only upsampler1`, `--only upsampler0` in four processes); `starts` follows `prior`, `grow` follows
-`decoders`, `top_decoder` follows `grow`, and `upsampler1_tune` / `upsampler0_tune` follow their upsamplers.
+`decoders`, `top_decoder` (its rounds one after another) follows `grow`, and `upsampler1_tune` /
+`upsampler0_tune` follow their upsamplers.
 """
 
 from __future__ import annotations
@@ -30,6 +31,28 @@ STAGES = ("corpus", "vqvae", "decoders", "grow", "top_decoder", "prior", "starts
           "upsampler1_tune", "upsampler0_tune", "bundle")  # fmt: skip
 MODEL_NAME = "cocompose-default"
 TOP_NAME = "default"
+
+
+@dataclass(frozen=True)
+class TopDecoderRound:
+    """One round of the top decoder trained alone (`decoder_levels`), from the round before: its blocks
+    first grown as the round says (`decoder_block_multipliers`, `decoder_block_repeats`; None: as they
+    are), then `steps` steps after the recipe's warm-up, at rate `lr` (None: the preset's) decayed to zero."""
+
+    steps: int
+    seed: int
+    block_multipliers: tuple[int, ...] | None = None
+    block_repeats: tuple[int, ...] | None = None
+    lr: float | None = None
+
+    def settings(self) -> tuple[str, ...]:
+        """This round's `--set`s besides its seed and schedule."""
+        grown = (
+            ("decoder_block_multipliers", self.block_multipliers),
+            ("decoder_block_repeats", self.block_repeats),
+        )
+        sets = [f"{name}={','.join(str(m) for m in value)}" for name, value in grown if value is not None]
+        return (*sets, *([f"lr={self.lr}"] if self.lr is not None else []))
 
 
 @dataclass(frozen=True)
@@ -57,15 +80,15 @@ class Recipe:
     grow_steps: int = 2000
     grow_warmup: int = 100
     grow_seed: int = 2
-    # Then, optionally, the top decoder's low-rate blocks widened (`decoder_block_multipliers`: the blocks
-    # that undo the middle and top levels' downsampling run at 125 to 1000 frames a second here, so they
-    # cost previews little) and that decoder alone trained, rate decayed to zero after a warm-up. The
-    # middle decoder's level-1 block widens too (the multipliers are per block, in every decoder) but,
-    # untrained, decodes exactly as before. None: no such stage.
-    top_decoder_blocks: tuple[int, ...] | None = (1, 2, 2)
-    top_decoder_steps: int = 4000
+    # Then, optionally, the top decoder alone in rounds, each from the one before: first its low-rate
+    # blocks widened (`decoder_block_multipliers`: the blocks that undo the middle and top levels'
+    # downsampling run at 125 to 1000 frames a second here, so they cost previews little). The middle
+    # decoder's level-1 block grows too (the sizes are per block, in every decoder) but, untrained,
+    # decodes exactly as before. (): no such stage.
+    top_decoder_rounds: tuple[TopDecoderRound, ...] = (
+        TopDecoderRound(4000, seed=3, block_multipliers=(1, 2, 2)),
+    )
     top_decoder_warmup: int = 100
-    top_decoder_seed: int = 3
     # Then, optionally, the top prior fine-tuned with a share of its crops at the songs' first sample
     # (`start_share`), rate decayed to zero after a warm-up. Composing from nothing starts there, with only
     # the labels to give the genre's tempo and metre, which uniform crops almost never show. 0: no stage.
@@ -100,9 +123,15 @@ class Recipe:
         return self.grow_multipliers is not None and self.grow_steps > 0
 
     @property
-    def grows_top_decoder(self) -> bool:
-        """Whether the recipe grows the top decoder's low-rate blocks and trains it (top_decoder stage)."""
-        return self.top_decoder_blocks is not None and self.top_decoder_steps > 0
+    def trains_top_decoder(self) -> bool:
+        """Whether the recipe trains the top decoder alone in rounds (the top_decoder stage)."""
+        return len(self.top_decoder_rounds) > 0
+
+    def top_decoder_blocks(self, field: str) -> tuple[int, ...] | None:
+        """The top decoder's block multipliers (`field` "block_multipliers") or repeats ("block_repeats")
+        after every round: the last round that sets them (None: none does)."""
+        sizes = [getattr(r, field) for r in self.top_decoder_rounds if getattr(r, field) is not None]
+        return sizes[-1] if sizes else None
 
     @property
     def tunes_starts(self) -> bool:
@@ -143,7 +172,7 @@ RECIPES = {
         decoder_warmup=1,
         grow_steps=2,
         grow_warmup=1,
-        top_decoder_steps=2,
+        top_decoder_rounds=(TopDecoderRound(2, seed=3, block_multipliers=(1, 2, 2)),),
         top_decoder_warmup=1,
         starts_steps=2,
         starts_warmup=1,
@@ -245,18 +274,29 @@ class DefaultModelPipeline:
         return self._train("grow", "vqvae", r.grow_steps, settings=settings, base=self._decoders_run("grow"))
 
     def _stage_top_decoder(self) -> int:
+        """Every round of the top decoder alone, in runs top_decoder1, 2, ..."""
         r = self.recipe
-        if not r.grows_top_decoder:
+        if not r.trains_top_decoder:
             self.say("top_decoder: none in this recipe; the top decoder ships as the grow stage left it")
             return 0
         base = self._grown_run("top_decoder")
         top_level = checkpoint.read_settings(base / "model")["config"]["levels"] - 1
-        blocks = ",".join(str(m) for m in r.top_decoder_blocks)
-        settings = _decoders_only(
-            r.top_decoder_seed, r.top_decoder_warmup, r.top_decoder_steps,
-            f"decoder_block_multipliers={blocks}", f"decoder_levels={top_level}",
-        )  # fmt: skip
-        return self._train("top_decoder", "vqvae", r.top_decoder_steps, settings=settings, base=base)
+        for number, round_ in enumerate(r.top_decoder_rounds, start=1):
+            settings = _decoders_only(
+                round_.seed,
+                r.top_decoder_warmup,
+                round_.steps,
+                *round_.settings(),
+                f"decoder_levels={top_level}",
+            )
+            stage = f"top_decoder{number}"
+            code = self._train(stage, "vqvae", round_.steps, settings=settings, base=base)
+            if code:
+                return code
+            base = self._finished_run(
+                stage, round_.steps, f"round {number} of the top decoder", "the next round"
+            )
+        return 0
 
     def _stage_prior(self) -> int:
         return self._train("prior", "prior", self.recipe.prior_steps)
@@ -355,12 +395,13 @@ class DefaultModelPipeline:
         return self._decoders_run(needed_by)
 
     def _final_vqvae_run(self) -> Path:
-        """The VQ-VAE that ships: the last of its stages the recipe has (top_decoder, grow, decoders,
-        vqvae)."""
+        """The VQ-VAE that ships: the last of its stages the recipe has (top_decoder's last round, grow,
+        decoders, vqvae)."""
         r = self.recipe
-        if r.grows_top_decoder:
+        if r.trains_top_decoder:
+            last = len(r.top_decoder_rounds)
             return self._finished_run(
-                "top_decoder", r.top_decoder_steps, "the widened top decoder", "the bundle"
+                f"top_decoder{last}", r.top_decoder_rounds[-1].steps, "the trained top decoder", "the bundle"
             )
         return self._grown_run("the bundle")
 
