@@ -72,8 +72,8 @@ def test_the_shipped_model_is_the_one_train_default_builds():
     if recipe.trains_top_decoder:
         vqvae_steps = recipe.top_decoder_rounds[-1].steps
         config = checkpoint.load_model(DEFAULT_MODEL_DIR / "vqvae").config
-        assert config.decoder_block_multipliers == recipe.top_decoder_blocks("block_multipliers")
-        assert config.decoder_block_repeats == recipe.top_decoder_blocks("block_repeats")
+        assert config.decoder_block_multipliers == recipe.top_decoder_block_multipliers
+        assert config.decoder_block_repeats == recipe.top_decoder_block_repeats
     prior_steps = recipe.starts_steps if recipe.tunes_starts else recipe.prior_steps
     steps = {"vqvae": vqvae_steps, "prior_default": prior_steps}
     steps.update(dict.fromkeys(("upsampler_level_1", "upsampler_level_0"), recipe.shipped_upsampler_steps))

@@ -173,12 +173,8 @@ def test_the_top_decoder_stage_grows_its_low_rate_blocks_trains_it_alone_in_roun
     assert "--set decay_steps=2" in commands["top_decoder2"]
     shipped = ComposeEngine.load(tmp_path / "model").bundle.vqvae
     grown = checkpoint.load_model(tmp_path / "runs" / "grow" / "model", "vqvae")
-    assert (
-        shipped.config.decoder_block_multipliers
-        == recipe.top_decoder_blocks("block_multipliers")
-        == (1, 2, 2)
-    )
-    assert shipped.config.decoder_block_repeats == recipe.top_decoder_blocks("block_repeats") == (1, 2, 2)
+    assert shipped.config.decoder_block_multipliers == recipe.top_decoder_block_multipliers == (1, 2, 2)
+    assert shipped.config.decoder_block_repeats == recipe.top_decoder_block_repeats == (1, 2, 2)
     assert shipped.config.decoder_multipliers == grown.config.decoder_multipliers
     assert checkpoint.read_settings(tmp_path / "model" / "vqvae")["step"] == 3
     recipe_json = json.loads((tmp_path / "model" / "recipe.json").read_text())

@@ -131,11 +131,15 @@ class Recipe:
         """Whether the recipe trains the top decoder alone in rounds (the top_decoder stage)."""
         return len(self.top_decoder_rounds) > 0
 
-    def top_decoder_blocks(self, field: str) -> tuple[int, ...] | None:
-        """The top decoder's block multipliers (`field` "block_multipliers") or repeats ("block_repeats")
-        after every round: the last round that sets them (None: none does)."""
-        sizes = [getattr(r, field) for r in self.top_decoder_rounds if getattr(r, field) is not None]
-        return sizes[-1] if sizes else None
+    @property
+    def top_decoder_block_multipliers(self) -> tuple[int, ...] | None:
+        """The top decoder's block multipliers after every round (None: no round widens it)."""
+        return _last_set(r.block_multipliers for r in self.top_decoder_rounds)
+
+    @property
+    def top_decoder_block_repeats(self) -> tuple[int, ...] | None:
+        """The top decoder's block repeats after every round (None: no round deepens it)."""
+        return _last_set(r.block_repeats for r in self.top_decoder_rounds)
 
     @property
     def tunes_starts(self) -> bool:
@@ -188,6 +192,14 @@ RECIPES = {
         upsampler_songs=None,
     ),
 }
+
+
+def _last_set(sizes) -> tuple[int, ...] | None:
+    """The last of `sizes` that is not None (growth only ever goes up, so the last one set stands)."""
+    chosen = None
+    for size in sizes:
+        chosen = size if size is not None else chosen
+    return chosen
 
 
 def _names(rows: list[str]) -> set[str]:
