@@ -196,10 +196,7 @@ RECIPES = {
 
 def _last_set(sizes) -> tuple[int, ...] | None:
     """The last of `sizes` that is not None (growth only ever goes up, so the last one set stands)."""
-    chosen = None
-    for size in sizes:
-        chosen = size if size is not None else chosen
-    return chosen
+    return next((size for size in reversed(tuple(sizes)) if size is not None), None)
 
 
 def _names(rows: list[str]) -> set[str]:
@@ -217,6 +214,11 @@ def _decayed(seed: int, warmup: int, steps: int, *extra: str) -> tuple[str, ...]
 def _decoders_only(seed: int, warmup: int, steps: int, *extra: str) -> tuple[str, ...]:
     """`--set`s of a decoders-alone fine-tune."""
     return _decayed(seed, warmup, steps, "decoders_only=true", *extra)
+
+
+def _top_decoder_run(number: int) -> str:
+    """The run (and stage name) of round `number` (from 1) of the top decoder alone."""
+    return f"top_decoder{number}"
 
 
 def _tune_run(level: int, round_: int) -> str:
@@ -305,7 +307,7 @@ class DefaultModelPipeline:
                 *round_.settings(),
                 f"decoder_levels={top_level}",
             )
-            stage = f"top_decoder{number}"
+            stage = _top_decoder_run(number)
             code = self._train(stage, "vqvae", round_.steps, settings=settings, base=base)
             if code:
                 return code
@@ -417,7 +419,10 @@ class DefaultModelPipeline:
         if r.trains_top_decoder:
             last = len(r.top_decoder_rounds)
             return self._finished_run(
-                f"top_decoder{last}", r.top_decoder_rounds[-1].steps, "the trained top decoder", "the bundle"
+                _top_decoder_run(last),
+                r.top_decoder_rounds[-1].steps,
+                "the trained top decoder",
+                "the bundle",
             )
         return self._grown_run("the bundle")
 

@@ -10,6 +10,14 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
+# The per-level fields that multiply a size: one entry per level, each at least 1.
+_SIZE_MULTIPLIER_FIELDS = (
+    "multipliers",
+    "decoder_multipliers",
+    "decoder_block_multipliers",
+    "decoder_block_repeats",
+)
+
 
 @dataclass(frozen=True)
 class VQVAEConfig:
@@ -64,23 +72,11 @@ class VQVAEConfig:
     sample_length: int = 1048576
 
     def __post_init__(self) -> None:
-        for name in (
-            "downs_t",
-            "strides_t",
-            "multipliers",
-            "decoder_multipliers",
-            "decoder_block_multipliers",
-            "decoder_block_repeats",
-        ):
+        for name in ("downs_t", "strides_t", *_SIZE_MULTIPLIER_FIELDS):
             value = getattr(self, name)
             if value is not None and len(value) != self.levels:
                 raise ValueError(f"VQVAEConfig.{name} needs one entry per level ({self.levels})")
-        for name in (
-            "multipliers",
-            "decoder_multipliers",
-            "decoder_block_multipliers",
-            "decoder_block_repeats",
-        ):
+        for name in _SIZE_MULTIPLIER_FIELDS:
             value = getattr(self, name)
             if value is not None and min(value) < 1:
                 raise ValueError(f"VQVAEConfig.{name} must be at least 1 at every level, got {list(value)}")
