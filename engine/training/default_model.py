@@ -106,7 +106,7 @@ class Recipe:
     # and its rate decayed to zero, so that more training extends a finished round instead of redoing it.
     # Round k (from 0) of level L is seeded `upsampler_tune_seed + L + 10 k`. (): the upsamplers ship as
     # trained.
-    upsampler_tune_rounds: tuple[int, ...] = (8000, 12000, 6000, 8000, 8000, 8000, 8000, 8000, 8000, 8000, 8000)
+    upsampler_tune_rounds: tuple[int, ...] = (8000, 12000, 6000) + (8000,) * 8
     upsampler_tune_lr: float = 6e-4
     upsampler_tune_warmup: int = 100
     upsampler_tune_seed: int = 11
