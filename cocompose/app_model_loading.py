@@ -31,8 +31,15 @@ def load_engine(folder: Path, top: str | None, settings: Settings) -> tuple[Any,
         can_upsample=engine.can_upsample,
         weights_bytes=engine.weights_bytes(),
         recommended_guidance=engine.recommended_guidance,
+        genre_tempi=_genre_tempi(engine),
     )
     return engine, summary
+
+
+def _genre_tempi(engine) -> tuple[tuple[str, float, int], ...] | None:
+    if not engine.has_beat_clock:
+        return None
+    return tuple((genre, *tempo) for genre in engine.genres() if (tempo := engine.genre_tempo(genre)))
 
 
 def _torch_dtype(precision: str) -> Any:

@@ -26,6 +26,9 @@ class ModelSummary:
     can_upsample: bool
     weights_bytes: int
     recommended_guidance: float  # the label strength its bundle.json names (0: none)
+    # (genre, usual tempo in bpm, beats per bar) for a model with a beat clock, which then takes a tempo;
+    # None for a model without one.
+    genre_tempi: tuple[tuple[str, float, int], ...] | None = None
 
 
 @dataclass(frozen=True)

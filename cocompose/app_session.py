@@ -51,6 +51,7 @@ from cocompose.service.jobs import DONE, FINISHED, PREVIEW_AUDIO, JobEvent, JobH
 from cocompose.service.requests import GenerateRequest, Priority, RenderRequest, SamplingParams
 from cocompose.settings import Settings, load_settings
 from cocompose.song import ArtistBlend, Conditioning, ModelInfo
+from cocompose.song.records import Tempo
 from cocompose.store import Project, ProjectError
 from cocompose.take_audio import PathAudio, SongAudio
 from cocompose.tree_mirror import TreeSnapshot
@@ -247,12 +248,9 @@ class AppSession:
             service.close()
 
     def _check_names(self, conditioning: Conditioning) -> None:
-        from engine.api import LabelSpec
+        from cocompose.service.runners import label_spec
 
-        blend = conditioning.blend
-        self.engine.check_names(LabelSpec(conditioning.artist, conditioning.genre, conditioning.lyrics,
-                                          blend_artist=blend.other_artist if blend else None,
-                                          blend_weight=blend.weight if blend else 0.0))  # fmt: skip
+        self.engine.check_names(label_spec(conditioning, 0.0))
 
     # -- edits ---------------------------------------------------------------------------------------
     def edit(self, change: Callable[[Project], Any]) -> Future:
@@ -284,14 +282,15 @@ class AppSession:
         return self.edit(lambda p: p.redo())
 
     def swap(self, node_id: int, artist: str, genre: str, lyrics: str | None = None,
-             blend: ArtistBlend | None = None) -> Future:  # fmt: skip
-        """From `node_id` on, another artist (a duet when it is partway through the song)."""
+             blend: ArtistBlend | None = None, tempo: Tempo | None = None) -> Future:  # fmt: skip
+        """From `node_id` on, another artist (a duet when it is partway through the song); tempo None is
+        the genre's usual one."""
 
         def change(project: Project) -> Conditioning:
             if node_id not in project.tree:
                 raise ProjectError(f"Take {node_id} is not in this song.")
             old = project.tree.conditioning_at(node_id)
-            new = Conditioning(artist, genre, old.lyrics if lyrics is None else lyrics, blend)
+            new = Conditioning(artist, genre, old.lyrics if lyrics is None else lyrics, blend, tempo)
             if self.engine is not None:
                 self._check_names(new)
             project.set_conditioning(node_id, new)

@@ -176,14 +176,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def _new_voice(args: argparse.Namespace, project: Project, service, parent: int):
     """The conditioning the new takes carry when --artist/--genre/--lyrics ask for a change, else None."""
-    if args.artist is None and args.genre is None and args.lyrics is None:
+    if args.artist is None and args.genre is None and args.lyrics is None and args.tempo is None:
         return None
     if parent not in project.tree:
         raise ValueError(f"take {parent} is not in this song")
     old = project.tree.conditioning_at(parent)
     new = replace(old, artist=args.artist or old.artist, genre=args.genre or old.genre,
                   lyrics=old.lyrics if args.lyrics is None else args.lyrics,
-                  blend=None if args.artist else old.blend)  # fmt: skip
+                  blend=None if args.artist else old.blend, tempo=args.tempo or old.tempo)  # fmt: skip
     from cocompose.service.runners import label_spec
 
     service.engine.check_names(label_spec(new, project.song.planned_seconds))
@@ -218,7 +218,7 @@ def cmd_generate_oneshot(args: argparse.Namespace) -> int:
     folder = resolve_model(model)  # before loading anything: a bad name fails at once
     request = OneShotRequest(
         out=Path(args.out),
-        conditioning=Conditioning(args.artist, args.genre, args.lyrics or ""),
+        conditioning=Conditioning(args.artist, args.genre, args.lyrics or "", tempo=args.tempo),
         seconds=args.seconds,
         branches=args.branches,
         seed=_seed(args),
@@ -282,7 +282,8 @@ def cmd_swap(args: argparse.Namespace) -> int:
         if old is None:
             raise ValueError(f"take {args.node} is not in this song")
         # A swap names the artist anew, so an earlier blend does not carry over unless --blend repeats it.
-        new = replace(old, artist=args.artist, genre=args.genre or old.genre, blend=blend)
+        new = replace(old, artist=args.artist, genre=args.genre or old.genre, blend=blend,
+                      tempo=args.tempo or old.tempo)  # fmt: skip
         if args.lyrics is not None:
             new = replace(new, lyrics=args.lyrics)
         from cocompose.service.runners import label_spec
@@ -290,7 +291,8 @@ def cmd_swap(args: argparse.Namespace) -> int:
         service.engine.check_names(label_spec(new, project.song.planned_seconds))
         service.read(lambda p: p.set_conditioning(args.node, new))
         voice = new.artist if blend is None else f"{new.artist} + {blend.other_artist} at {blend.weight:g}"
-        print(f"from take {args.node} on: {voice}, {new.genre}")
+        beat = "" if new.tempo is None else f", {new.tempo}"
+        print(f"from take {args.node} on: {voice}, {new.genre}{beat}")
     return 0
 
 
@@ -366,6 +368,21 @@ def _seed_arg(text: str) -> int:
     return value
 
 
+TEMPO_HELP = (
+    "tempo in beats per minute, and beats per bar after a slash (e.g. 96 or 150/3), for models with a beat "
+    "clock (others ignore it)"
+)
+
+
+def _tempo_arg(text: str):
+    from cocompose.song.records import Tempo
+
+    try:
+        return Tempo.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _change_arg(text: str):
     from cocompose.oneshot import parse_change
 
@@ -419,10 +436,12 @@ def add_compose_commands(commands) -> None:
                           "genre for the new takes")  # fmt: skip
     generate.add_argument("--lyrics", help="lyrics (for models with a lyrics encoder); in a project: for "
                           "the new takes on")  # fmt: skip
+    generate.add_argument("--tempo", type=_tempo_arg, metavar="BPM[/BEATS]",
+                          help=TEMPO_HELP + "; default: the genre's usual one, or the take's")  # fmt: skip
     oneshot.add_argument("--prime", metavar="AUDIO_FILE", help="continue after this audio (WAV, FLAC, ...)")
     oneshot.add_argument("--prime-seconds", type=float, help="use only the first SECONDS of the prime")
     oneshot.add_argument("--change", action="append", type=_change_arg,
-                         metavar="SECONDS:artist=NAME[,genre=NAME]",
+                         metavar="SECONDS:artist=NAME[,genre=NAME][,tempo=BPM[/BEATS]]",
                          help="from SECONDS into the new music on, these names (repeatable)")  # fmt: skip
     oneshot.add_argument("--upsample", action="store_true", default=None,
                          help="render all three levels (slow), not the fast top-level decode")  # fmt: skip
@@ -447,6 +466,9 @@ def add_compose_commands(commands) -> None:
     swap.add_argument("--artist", required=True)
     swap.add_argument("--genre", help="default: keep the genre")
     swap.add_argument("--lyrics", help="default: keep the lyrics")
+    swap.add_argument(
+        "--tempo", type=_tempo_arg, metavar="BPM[/BEATS]", help=f"{TEMPO_HELP} (default: keep it)"
+    )
     swap.add_argument(
         "--blend",
         metavar="ARTIST:W",

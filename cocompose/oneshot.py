@@ -40,6 +40,7 @@ from cocompose.service.requests import (
     check_seed,
 )
 from cocompose.song import Codes, Conditioning, ModelInfo
+from cocompose.song.records import Tempo
 from cocompose.store import Project
 
 if TYPE_CHECKING:
@@ -61,12 +62,17 @@ class Change:
     at_s: float
     artist: str | None = None
     genre: str | None = None
+    tempo: Tempo | None = None
 
 
 def parse_change(text: str) -> Change:
-    """'SECONDS:artist=NAME[,genre=NAME]' (either key, or both) -> Change; ValueError saying what is wrong."""
+    """'SECONDS:artist=NAME[,genre=NAME][,tempo=BPM[/BEATS]]' (any of the keys) -> Change; ValueError
+    saying what is wrong."""
     when, sep, rest = text.partition(":")
-    usage = f"a change is SECONDS:artist=NAME[,genre=NAME] (e.g. 12.5:artist=Bo Noise), not {text!r}"
+    usage = (
+        "a change is SECONDS:artist=NAME[,genre=NAME][,tempo=BPM[/BEATS]] (e.g. 12.5:artist=Bo Noise), "
+        f"not {text!r}"
+    )
     try:
         at_s = float(when)
     except ValueError:
@@ -77,12 +83,13 @@ def parse_change(text: str) -> Change:
     for item in rest.split(","):
         key, eq, value = item.partition("=")
         key, value = key.strip().lower(), value.strip()
-        if not eq or key not in ("artist", "genre") or not value:
-            raise ValueError(f"{usage} ({item.strip()!r} is not artist=NAME or genre=NAME)")
+        if not eq or key not in ("artist", "genre", "tempo") or not value:
+            raise ValueError(f"{usage} ({item.strip()!r} is not artist=NAME, genre=NAME or tempo=BPM)")
         if key in names:
             raise ValueError(f"{usage} ({key} is given twice)")
         names[key] = value
-    return Change(at_s, names.get("artist"), names.get("genre"))
+    tempo = Tempo.parse(names["tempo"]) if "tempo" in names else None
+    return Change(at_s, names.get("artist"), names.get("genre"), tempo)
 
 
 @dataclass(frozen=True)
@@ -118,7 +125,12 @@ def plan_sections(
             )
         previous = conditionings[-1]
         conditionings.append(
-            replace(previous, artist=change.artist or previous.artist, genre=change.genre or previous.genre)
+            replace(
+                previous,
+                artist=change.artist or previous.artist,
+                genre=change.genre or previous.genre,
+                tempo=change.tempo or previous.tempo,
+            )
         )
         bounds.append(at)
     bounds.append(n_codes)
@@ -217,15 +229,14 @@ def generate_oneshot(
 ) -> OneShotResult:
     """Sample the branches, render each (preview decode, or all three levels with upsample) to a WAV in
     request.out, then write the manifest. Bad input raises ValueError before any work is done."""
-    from engine.api import LabelSpec
+    from cocompose.service.runners import label_spec
 
     check_out_folder(request.out, request.overwrite)
     cps = engine.codes_per_second
     n_codes = max(1, round(request.seconds * cps))  # as the service rounds a take's length
     sections = plan_sections(request.conditioning, n_codes, cps, request.changes)
     for section in sections:
-        c = section.conditioning
-        engine.check_names(LabelSpec(c.artist, c.genre, c.lyrics))
+        engine.check_names(label_spec(section.conditioning, request.seconds))
     if request.upsample and not engine.can_upsample:
         raise ValueError(f"the model {engine.name} has no upsamplers; leave out --upsample")
 
@@ -329,6 +340,7 @@ def manifest_document(
             "artist": s.conditioning.artist,
             "genre": s.conditioning.genre,
             "lyrics": s.conditioning.lyrics,
+            **_beat(engine, s.conditioning),
         }
         for s in sections
     ]
@@ -400,6 +412,18 @@ def manifest_document(
 def _sha256(path: Path) -> str:
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _beat(engine, conditioning: Conditioning) -> dict:
+    """The tempo and metre a section was sampled at, for a model with a beat clock (named, or its genre's
+    usual ones); nothing for other models."""
+    from cocompose.service.runners import label_spec
+
+    clock = engine.beat_clock(label_spec(conditioning, 0.0))
+    if clock is None:
+        return {}
+    named = conditioning.tempo is not None
+    return {"tempo_bpm": clock.tempo_bpm, "beats_per_bar": clock.beats_per_bar, "tempo_named": named}
 
 
 def _write_manifest(request: OneShotRequest, engine, sections, prime_codes, prime_notes, branches) -> Path:

@@ -26,6 +26,7 @@ from engine.bundle import ModelBundle
 from engine.preview_stream import StreamingPreview
 from engine.prior.labels import Label, blend_rows, build_label, check_blend_weight, with_blend
 from engine.prior.sampler import Cancelled, SamplingSettings, branch_generators, sample
+from engine.prior.tempo import BeatClock
 from engine.prior.text import lyrics_vocab
 from engine.sampling.alignment import get_alignment
 from engine.sampling.drivers import window_labels, window_seed
@@ -40,6 +41,10 @@ class LabelSpec:
 
     blend_artist/blend_weight: an artist blend, the artist embedding (1 - w) * e(artist) + w * e(blend),
     which gives new voices between two known ones; w = 0 is plain `artist`, w = 1 plain `blend_artist`.
+
+    tempo_bpm/beats_per_bar/bar_start_seconds: the beat clock, for a model whose top prior has one
+    (`engine.prior.beat_clock`; others ignore it). None is the genre's usual tempo or metre in the model's
+    training songs; bar_start_seconds is a moment of the song where a bar starts.
     """
 
     artist: str
@@ -48,6 +53,9 @@ class LabelSpec:
     total_seconds: float = 60.0
     blend_artist: str | None = None
     blend_weight: float = 0.0
+    tempo_bpm: float | None = None
+    beats_per_bar: int | None = None
+    bar_start_seconds: float = 0.0
 
 
 SpecChanges = Sequence[tuple[int, LabelSpec]]  # (first top-level code, spec in force from there on)
@@ -244,6 +252,7 @@ class ComposeEngine:
                 hint = f"; nearest: {', '.join(near)}" if near else "; see the model's genre list"
                 raise ValueError(f"unknown genre {word!r}{hint}")
         check_blend_weight(spec.blend_weight)
+        self.beat_clock(spec)  # a tempo or metre out of range says so here
 
     def label(self, spec: LabelSpec, offset_samples: int = 0, prior=None) -> Label | None:
         """The label of one item for `prior` (default: the top prior) at an offset into the song."""
@@ -259,10 +268,39 @@ class ComposeEngine:
             total = min(max(total, low), high - 1)
         total = max(total, offset_samples + 1)
         names = self._names(prior.config.level)
-        label = build_label(config, names, spec.artist, spec.genre, spec.lyrics, total, offset_samples)
+        clock = self.beat_clock(spec) if config.beat_clock else None
+        label = build_label(config, names, spec.artist, spec.genre, spec.lyrics, total, offset_samples, clock)
         if spec.blend_artist:
             label = with_blend(label, names.artist_id(spec.blend_artist), spec.blend_weight)
         return label
+
+    # -- beat clock -------------------------------------------------------------------------------
+    @property
+    def has_beat_clock(self) -> bool:
+        """The top prior takes a tempo and a metre (`LabelSpec.tempo_bpm`, `beats_per_bar`)."""
+        labels = self.bundle.top.config.labels
+        return labels is not None and labels.beat_clock
+
+    def genre_tempo(self, genre: str) -> tuple[float, int] | None:
+        """(tempo in bpm, beats per bar) the model plays `genre` at when none is named; None if unknown."""
+        return self.bundle.genre_tempi.get(genre.lower()) if self.has_beat_clock else None
+
+    def beat_clock(self, spec: LabelSpec) -> BeatClock | None:
+        """The clock a spec's songs are sampled with: its own tempo and metre, else the genre's usual ones;
+        None for a model without a clock, or when neither a tempo nor the genre's tempo is known (the
+        prior then plays as one that never heard of a clock). ValueError for a tempo out of range."""
+        if not self.has_beat_clock:
+            return None
+        usual = self.genre_tempo(spec.genre)
+        tempo = spec.tempo_bpm if spec.tempo_bpm is not None else None if usual is None else usual[0]
+        if tempo is None:
+            return None
+        per_bar = spec.beats_per_bar or (usual[1] if usual is not None else 4)
+        most = self.bundle.top.config.labels.bar_beats
+        if per_bar > most:
+            raise ValueError(f"this model knows bars of at most {most} beats, not {per_bar}")
+        anchor = round(float(spec.bar_start_seconds) * self.sample_rate)
+        return BeatClock(tempo, per_bar, anchor)
 
     # -- lyrics -----------------------------------------------------------------------------------
     @property

@@ -28,6 +28,7 @@ from engine.errors import CheckpointError
 from engine.prior.labels import ArtistGenreIds, LabelConfig, NameTable, load_artist_genre_ids, normalise_v2
 from engine.prior.model import JukeboxPrior
 from engine.prior.sampler import MAX_GUIDANCE
+from engine.prior.tempo import BeatClock
 from engine.vqvae import VQVAE
 
 MANIFEST_NAME = "bundle.json"
@@ -176,6 +177,9 @@ class ModelBundle:
     upsamplers: list[JukeboxPrior] | None
     names: dict[int, ArtistGenreIds]  # per prior level: the ids its labels use
     fingerprints: dict[str, str]  # role ("vqvae", "top", "upsampler_L") -> fingerprint
+    # A top prior with a beat clock: each genre's usual (tempo in bpm, beats per bar) in its training
+    # songs (lower-case genre names), what it plays a genre at when no tempo is named.
+    genre_tempi: dict[str, tuple[float, int]] = field(default_factory=dict)
 
     @classmethod
     def load(
@@ -219,7 +223,9 @@ class ModelBundle:
         for up, level in zip(upsamplers or [], range(len(upsamplers or [])), strict=True):
             names[level] = _names_for(folder, manifest, stems[f"upsampler_{level}"], up)
         prints = {role: fingerprint(stem) for role, stem in stems.items()}
-        return cls(folder, manifest, vqvae, top_name, prior, upsamplers, names, prints)
+        clocked = prior.config.labels is not None and prior.config.labels.beat_clock
+        tempi = _genre_tempi(folder / top_stem) if clocked else {}
+        return cls(folder, manifest, vqvae, top_name, prior, upsamplers, names, prints, tempi)
 
     @property
     def name(self) -> str:
@@ -242,7 +248,8 @@ class ModelBundle:
         if cfg.labels is None:
             return None
         v3 = self.names[cfg.level].v3
-        return LabelConfig(v3, cfg.labels.max_bow_genre_size, cfg.n_tokens, cfg.sample_length)
+        labels = cfg.labels
+        return LabelConfig(v3, labels.max_bow_genre_size, cfg.n_tokens, cfg.sample_length, labels.beat_clock)
 
 
 def _require(stem: Path, what: str) -> None:
@@ -278,6 +285,22 @@ def _choose_top(folder: Path, manifest: BundleManifest, wanted: str | None) -> t
     if stem is None:
         raise CheckpointError(f"no top prior named {wanted!r} in {folder}; it has {', '.join(sorted(tops))}")
     return wanted.removeprefix("prior_"), stem
+
+
+def _genre_tempi(stem: Path) -> dict[str, tuple[float, int]]:
+    """The `genre_tempi` a beat-clock prior's training saved with it ({} when it holds none)."""
+    saved = checkpoint.read_settings(stem).get("genre_tempi")
+    if not isinstance(saved, dict):
+        return {}
+    tempi = {}
+    for genre, value in saved.items():
+        try:
+            clock = BeatClock(float(value[0]), int(value[1]))
+        except (TypeError, ValueError, IndexError):
+            what = f"{stem.name}: genre_tempi[{genre!r}] is not [tempo, beats per bar]: {value!r}"
+            raise CheckpointError(what) from None
+        tempi[str(genre).lower()] = (clock.tempo_bpm, clock.beats_per_bar)
+    return tempi
 
 
 def _names_for(folder: Path, manifest: BundleManifest, stem: Path, prior: JukeboxPrior) -> ArtistGenreIds:

@@ -12,6 +12,7 @@ import torch
 from engine import checkpoint
 from engine.bundle import BundleManifest
 from engine.data.vocabulary import Vocabulary
+from engine.prior.add_clock import with_beat_clock
 from engine.prior.builders import build_prior, layer_kinds, prior_config
 from engine.prior.config import ENC_DEC
 from engine.training.config import MODEL_PRESETS
@@ -47,6 +48,7 @@ def write_tiny_bundle(
     vocabulary: Vocabulary | None = None,
     audible: bool = False,
     lyric_alignment: bool = False,
+    genre_tempi: dict[str, list] | None = None,
 ) -> Path:
     """Write the tiny models (and bundle.json) into `folder`; returns the folder. The priors know the
     names of `vocabulary` (default: tiny_vocabulary()).
@@ -55,6 +57,8 @@ def write_tiny_bundle(
     sound, and a test comparing audio could not tell two songs apart.
     lyric_alignment: the top prior (which has a small lyric encoder) gets an alignment head, so the app
     can say where in the lyrics a take sings; without it the model counts as one that sings no lyrics.
+    genre_tempi: the top prior gets a beat clock (16 phase bins, bars of up to 4 beats) with random
+    tables, and these usual tempi ({genre: [bpm, beats per bar]}) in its settings.
     """
     folder.mkdir(parents=True, exist_ok=True)
     vocabulary = vocabulary or tiny_vocabulary()
@@ -67,12 +71,15 @@ def write_tiny_bundle(
             block.k.copy_(torch.randn(block.k.shape, generator=generator))
             block.initialized.fill_(True)
     checkpoint.save_model(folder / "vqvae", vqvae, "vqvae")
-    checkpoint.save_model(
-        folder / "prior_tiny",
-        _prior("prior", 2, vqvae, vocabulary, seed + 1, lyric_alignment),
-        "prior",
-        extra,
-    )
+    top = _prior("prior", 2, vqvae, vocabulary, seed + 1, lyric_alignment)
+    top_extra = dict(extra)
+    if genre_tempi is not None:
+        top = with_beat_clock(top, beat_bins=16, bar_beats=4)
+        with torch.no_grad():
+            for table in (top.y_emb.beat_phase_emb, top.y_emb.bar_beat_emb):
+                table.emb.weight.normal_(0.0, 1.0, generator=torch.Generator().manual_seed(seed + 7))
+        top_extra["genre_tempi"] = genre_tempi
+    checkpoint.save_model(folder / "prior_tiny", top, "prior", top_extra)
     ups = {}
     if upsamplers:
         for level in (1, 0):

@@ -74,10 +74,11 @@ def test_the_shipped_model_is_the_one_train_default_builds():
         config = checkpoint.load_model(DEFAULT_MODEL_DIR / "vqvae").config
         assert config.decoder_block_multipliers == recipe.top_decoder_block_multipliers
         assert config.decoder_block_repeats == recipe.top_decoder_block_repeats
-    prior_steps = recipe.starts_steps if recipe.tunes_starts else recipe.prior_steps
-    steps = {"vqvae": vqvae_steps, "prior_default": prior_steps}
+    steps = {"vqvae": vqvae_steps, "prior_default": recipe.shipped_prior_steps}
     steps.update(dict.fromkeys(("upsampler_level_1", "upsampler_level_0"), recipe.shipped_upsampler_steps))
     for stem, expected in steps.items():
         assert checkpoint.read_settings(DEFAULT_MODEL_DIR / stem)["step"] == expected, stem
+    labels = checkpoint.load_model(DEFAULT_MODEL_DIR / "prior_default", "prior").config.labels
+    assert labels.beat_bins == (recipe.clock_beat_bins if recipe.clocks_prior else 0)
     # and the app samples it with the label guidance it was measured with
     assert BundleManifest.read(DEFAULT_MODEL_DIR / "bundle.json").guidance == recipe.guidance

@@ -60,7 +60,7 @@ def test_the_tiny_recipe_builds_an_installable_model_that_generates(tmp_path, ca
     # A rerun finds every stage done; asking for more prior steps resumes only that stage.
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert out.count("already") == 13 and "training to step" not in out
+    assert out.count("already") == 14 and "training to step" not in out
 
 
 def test_stages_can_train_on_the_first_songs_only(tmp_path, capsys):
@@ -97,7 +97,8 @@ def test_the_decoder_stage_fine_tunes_the_vqvae_which_ships_with_its_codes_uncha
     assert (
         DefaultModelPipeline(tmp_path, replace(recipe, decoder_steps=2), say=print).run(only="decoders") == 0
     )
-    stages = ("decoders", "prior", "starts", "upsampler1", "upsampler0", "upsampler1_tune", "upsampler0_tune")
+    stages = ("decoders", "prior", "starts", "clock", "upsampler1", "upsampler0", "upsampler1_tune",
+              "upsampler0_tune")  # fmt: skip
     for stage in (*stages, "bundle"):
         assert pipeline.run(only=stage) == 0
     out = capsys.readouterr().out
@@ -188,7 +189,7 @@ def test_the_top_decoder_stage_grows_its_low_rate_blocks_trains_it_alone_in_roun
 
 
 def test_the_starts_stage_fine_tunes_the_top_prior_on_songs_starts_and_ships_it(tmp_path, capsys):
-    recipe = RECIPES["tiny"]  # starts_steps=2, starts_warmup=1
+    recipe = replace(RECIPES["tiny"], clock_steps=0)  # starts_steps=2, starts_warmup=1; ships the starts run
     pipeline = DefaultModelPipeline(tmp_path, recipe, say=print)
     for stage in ("corpus", "vqvae", "decoders"):
         assert pipeline.run(only=stage) == 0
@@ -209,6 +210,32 @@ def test_the_starts_stage_fine_tunes_the_top_prior_on_songs_starts_and_ships_it(
     for name, weight in shipped.state_dict().items():
         assert torch.equal(weight, tuned.state_dict()[name]), name
     assert any(not torch.equal(w, trained.state_dict()[n]) for n, w in shipped.state_dict().items())
+
+
+def test_the_clock_stage_gives_the_starts_tuned_prior_a_beat_clock_and_ships_it(tmp_path, capsys):
+    recipe = RECIPES["tiny"]  # clock_steps=2: 8 phase bins, bars of up to 4 beats, input noise 0.1
+    pipeline = DefaultModelPipeline(tmp_path, recipe, say=print)
+    for stage in ("corpus", "vqvae", "decoders", "prior"):
+        assert pipeline.run(only=stage) == 0
+    with pytest.raises(ValueError, match="clock needs the starts-tuned prior first"):
+        pipeline.run(only="clock")
+    assert pipeline.run() == 0
+    out = capsys.readouterr().out
+    command = next(line for line in out.splitlines() if line.startswith("clock: training"))
+    assert f"--from {tmp_path / 'runs' / 'starts' / 'model'} --set beat_bins=8 --set bar_beats=4" in command
+    assert "--set input_noise=0.1 --set start_share=0.5" in command
+    shipped = checkpoint.load_model(tmp_path / "model" / "prior_default", "prior")
+    assert (shipped.config.labels.beat_bins, shipped.config.labels.bar_beats) == (8, 4)
+    tuned = checkpoint.load_model(tmp_path / "runs" / "clock" / "model", "prior")
+    for name, weight in shipped.state_dict().items():
+        assert torch.equal(weight, tuned.state_dict()[name]), name
+    # The corpus's songs give their tempi, so the model knows each genre's usual one.
+    tempi = checkpoint.read_settings(tmp_path / "model" / "prior_default")["genre_tempi"]
+    metadata = [
+        json.loads(line) for line in (tmp_path / "corpus" / "metadata.jsonl").read_text().splitlines()
+    ]
+    assert set(tempi) == {row["genre"] for row in metadata}
+    assert all(tempi[row["genre"]][1] == row["beats_per_bar"] for row in metadata)
 
 
 def test_the_upsampler_tune_stages_fine_tune_each_upsampler_on_every_song_in_rounds_and_ship_the_last(

@@ -128,6 +128,55 @@ def test_a_fine_tune_may_change_the_priors_attention_pattern_but_not_its_shape(
         assert message in capsys.readouterr().err, setting
 
 
+def test_input_noise_changes_what_the_prior_reads_not_what_it_predicts_and_resumes_exactly(
+    corpus, vqvae, tmp_path
+):
+    """With inputs equal to the tokens the loss is the plain one; noisy inputs change it. A run with input
+    noise trains other weights than one without, and a resumed run draws the same noise."""
+    assert _train("prior", corpus, vqvae, tmp_path / "base", "--preset", "tiny", "--steps", "1") == 0
+    prior = checkpoint.load_model(tmp_path / "base" / "model", "prior").eval()
+    cfg = prior.config
+    generator = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, cfg.l_bins, (2, cfg.n_ctx), generator=generator)
+    labels = torch.tensor([[44100 * 30, 0, cfg.sample_length, 1, 1] + [0] * (cfg.label_len - 5)] * 2)
+    with torch.no_grad():
+        plain = prior.loss(tokens, labels)["gen_loss"]
+        assert torch.equal(prior.loss(tokens, labels, inputs=tokens)["gen_loss"], plain)
+        noisy = torch.where(torch.rand(tokens.shape, generator=generator) < 0.3, tokens.flip(1), tokens)
+        assert not torch.allclose(prior.loss(tokens, labels, inputs=noisy)["gen_loss"], plain)
+    noisy_run = _resumed_equals_straight(
+        corpus, vqvae, tmp_path, "--preset", "tiny", "--set", "input_noise=0.3"
+    )
+    assert _train("prior", corpus, vqvae, tmp_path / "clean", "--preset", "tiny", "--steps", "4") == 0
+    clean = load_file(str(tmp_path / "clean" / "model.safetensors"))
+    assert any(not torch.equal(clean[key], value) for key, value in noisy_run.items())
+
+
+def test_a_fine_tune_gives_the_prior_a_beat_clock_from_its_songs_tempi(tmp_path, vqvae, capsys):
+    """`--set beat_bins=...` on a trained prior: the clock starts silent (the first step's loss is the base
+    prior's), learns from the songs' tempi, saves each genre's usual tempo, and resumes bit-exactly."""
+    corpus = write_corpus(tmp_path / "data", songs=3, seconds=2.0, tempi=((120, 4), (150, 3)))
+    assert _train("prior", corpus, vqvae, tmp_path / "base", "--preset", "tiny", "--steps", "1") == 0
+    base = tmp_path / "base" / "model"
+    clock = ("--preset", "tiny", "--from", str(base), "--set", "beat_bins=8", "--set", "bar_beats=4")
+
+    def first_loss(run, *settings) -> str:
+        capsys.readouterr()
+        assert _train("prior", corpus, vqvae, tmp_path / run, "--preset", "tiny", "--from", str(base),
+                      *settings, "--steps", "1", "--set", "lr=0.01") == 0  # fmt: skip
+        return re.search(r"^step 1/1 loss ([\d.e+-]+)", capsys.readouterr().out, re.M).group(1)
+
+    assert first_loss("clocked", "--set", "beat_bins=8") == first_loss("unclocked")
+    _resumed_equals_straight(corpus, vqvae, tmp_path, *clock)
+    tuned = checkpoint.load_model(tmp_path / "straight" / "model", "prior")
+    assert (tuned.config.labels.beat_bins, tuned.config.labels.bar_beats) == (8, 4)
+    phase = tuned.y_emb.beat_phase_emb.emb.weight.detach()
+    assert not torch.equal(phase[1:], torch.zeros_like(phase[1:])), "the clock was trained"
+    assert torch.equal(phase[0], torch.zeros_like(phase[0])), "every song had a tempo: 'no clock' unused"
+    saved = checkpoint.read_settings(tmp_path / "straight" / "model")["genre_tempi"]
+    assert saved == {"jazz": [150.0, 3], "rock": [120.0, 4]}
+
+
 @pytest.mark.slow
 def test_fine_tuning_a_converted_prior_adds_a_new_artist_and_leaves_other_artists_alone(tmp_path):
     require_fixture()

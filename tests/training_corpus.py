@@ -22,7 +22,9 @@ def write_corpus(
     artists: tuple[str, ...] = ("Ada Tone", "Bo Noise"),
     genres: tuple[str, ...] = ("rock", "jazz"),
     seed: int = 0,
+    tempi: tuple[tuple[float, int], ...] = (),
 ) -> Path:
+    """tempi: (bpm, beats per bar) of song i is tempi[i % len(tempi)]; none given, no song has a tempo."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     rows = []
@@ -40,5 +42,7 @@ def write_corpus(
                 "lyrics": f"la la song {i}\nsing it again",
             }
         )
+        if tempi:
+            rows[-1]["tempo_bpm"], rows[-1]["beats_per_bar"] = tempi[i % len(tempi)]
     (folder / "metadata.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     return folder

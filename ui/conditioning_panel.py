@@ -1,5 +1,6 @@
-"""Who sings and in what style: artist and genre pickers with search, a blend of two artists, the lyrics,
-and "Change from this take" (the new conditioning applies from the take under the cursor on: a duet).
+"""Who sings and in what style: artist and genre pickers with search, a blend of two artists, the tempo
+(for a model with a beat clock), the lyrics, and "Change from this take" (the new conditioning applies from
+the take under the cursor on: a duet).
 
 For a lyric model the lyrics editor also shows how far the song up to the take under the cursor has sung
 (from the model's lyric alignment, `AppSession.lyric_progress`): the characters sung so far are shaded and
@@ -17,23 +18,29 @@ from typing import Any
 from PySide6.QtCore import QStringListModel, Qt, Signal
 from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
+    QCheckBox,
     QCompleter,
+    QDoubleSpinBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
     QSlider,
+    QSpinBox,
     QTextEdit,
     QVBoxLayout,
     QWidget,
 )
 
 from cocompose.song import ArtistBlend, Conditioning
+from cocompose.song.records import Tempo
 
 SUNG_BACKGROUND = QColor(255, 200, 80, 90)  # a light shade: the text stays readable over it
 PLAYHEAD_UNDERLINE = QColor(200, 60, 20)
 NO_LYRICS_MODEL = "This model sings no lyrics."
+FALLBACK_TEMPO = Tempo(120.0, 4)  # shown for a genre whose usual tempo the model does not know
 
 
 def utf16_position(text: str, offset: int) -> int:
@@ -100,21 +107,60 @@ class ConditioningPanel(QWidget):
         )
         self.swap_button.clicked.connect(self._request_swap)
 
+        # Tempo: unticked, the genre's usual tempo (shown greyed); ticked, the musician's own.
+        self.tempo_set = QCheckBox("Tempo", objectName="tempoSet")
+        self.tempo_set.setToolTip("Untick to play each genre at its usual tempo")
+        self.tempo = QDoubleSpinBox(objectName="tempo", minimum=20.0, maximum=400.0, decimals=1)
+        self.tempo.setSuffix(" bpm")
+        self.beats_per_bar = QSpinBox(objectName="beatsPerBar", minimum=1, maximum=16, suffix=" per bar")
+        self.tempo_row = QWidget(objectName="tempoRow")
+        beat = QHBoxLayout(self.tempo_row)
+        beat.setContentsMargins(0, 0, 0, 0)
+        beat.addWidget(self.tempo)
+        beat.addWidget(self.beats_per_bar)
+        self._usual_tempi: dict[str, Tempo] | None = None  # None: the model has no beat clock
+        self._shown_tempo: Tempo | None = None  # kept for a model without a clock, so a swap keeps it
+        self.tempo_set.toggled.connect(self._show_tempo_state)
+        self.genre.textChanged.connect(self._show_tempo_state)
+
         form = QFormLayout()
         form.addRow("Artist", self.artist)
         form.addRow("Genre", self.genre)
         form.addRow("Blend with", self.blend_artist)
         form.addRow(self.blend_label, self.blend)
+        form.addRow(self.tempo_set, self.tempo_row)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.lyrics, 1)
         layout.addWidget(self.lyrics_progress)
         layout.addWidget(self.swap_button)
+        self.set_beat_clock(None)  # no model yet
 
     def set_names(self, artists: tuple[str, ...], genres: tuple[str, ...]) -> None:
         self.artist.set_names(artists)
         self.blend_artist.set_names(artists)
         self.genre.set_names(genres)
+
+    def set_beat_clock(self, genre_tempi: tuple[tuple[str, float, int], ...] | None) -> None:
+        """The model's usual tempo per genre when it has a beat clock (the tempo row shows), else None."""
+        clock = genre_tempi is not None
+        self._usual_tempi = {g.lower(): Tempo(b, n) for g, b, n in genre_tempi} if clock else None
+        self.tempo_set.setVisible(genre_tempi is not None)
+        self.tempo_row.setVisible(genre_tempi is not None)
+        self._show_tempo_state()
+
+    def usual_tempo(self) -> Tempo:
+        """What the genre in the field plays at when no tempo is set."""
+        return (self._usual_tempi or {}).get(self.genre.text().strip().lower(), FALLBACK_TEMPO)
+
+    def _show_tempo_state(self) -> None:
+        own = self.tempo_set.isChecked()
+        self.tempo.setEnabled(own)
+        self.beats_per_bar.setEnabled(own)
+        if not own:
+            usual = self.usual_tempo()
+            self.tempo.setValue(usual.bpm)
+            self.beats_per_bar.setValue(usual.beats_per_bar)
 
     def show_conditioning(self, conditioning: Conditioning) -> None:
         """Fill the fields from the conditioning in force at a take."""
@@ -124,6 +170,12 @@ class ConditioningPanel(QWidget):
         blend = conditioning.blend
         self.blend_artist.setText(blend.other_artist if blend else "")
         self.blend.setValue(round(100 * blend.weight) if blend else 0)
+        tempo = self._shown_tempo = conditioning.tempo
+        self.tempo_set.setChecked(tempo is not None)
+        if tempo is not None:
+            self.tempo.setValue(tempo.bpm)
+            self.beats_per_bar.setValue(tempo.beats_per_bar)
+        self._show_tempo_state()
 
     def conditioning(self) -> Conditioning:
         """The fields as a Conditioning. Raises ValueError naming what is missing."""
@@ -132,7 +184,14 @@ class ConditioningPanel(QWidget):
             raise ValueError("Choose an artist and a genre first.")
         other = self.blend_artist.text().strip()
         blend = ArtistBlend(other, self.blend.value() / 100) if other and self.blend.value() > 0 else None
-        return Conditioning(artist, genre, self.lyrics.toPlainText(), blend)
+        return Conditioning(artist, genre, self.lyrics.toPlainText(), blend, self._tempo())
+
+    def _tempo(self) -> Tempo | None:
+        if self._usual_tempi is None:
+            return self._shown_tempo  # this model ignores a tempo; one set with another model stays
+        if not self.tempo_set.isChecked():
+            return None
+        return Tempo(round(self.tempo.value(), 1), self.beats_per_bar.value())
 
     # -- how far the song has sung ----------------------------------------------------------------
     def show_lyric_progress(self, progress: Any) -> None:

@@ -229,6 +229,7 @@ class MainWindow(QMainWindow):
             self.model_label.setToolTip(model.reference)
             self.device_label.setText(f"Device: {model.device}")
             self.conditioning_panel.set_names(model.artists, model.genres)
+            self.conditioning_panel.set_beat_clock(model.genre_tempi)
             # Another model starts from its own recommended label strength; the same one loaded again
             # (another device or precision, a failed switch) keeps what the musician chose.
             recommends = (model.reference, model.recommended_guidance)
@@ -440,7 +441,7 @@ class MainWindow(QMainWindow):
             self.show_error("Choose the take from which the new artist sings.")
             return
         self.session.swap(node_id, conditioning.artist, conditioning.genre, conditioning.lyrics,
-                          conditioning.blend)  # fmt: skip
+                          conditioning.blend, conditioning.tempo)  # fmt: skip
 
     def change_voice_at(self, seconds: float) -> None:
         """A duet from the timeline: from `seconds` into the song shown on, new takes (as many and as long

@@ -27,8 +27,8 @@ def node_of(request) -> int | None:
     return request.leaf_id  # upsample and render
 
 
-def label_spec(conditioning: Conditioning, total_seconds: float) -> LabelSpec:
-    blend = conditioning.blend
+def label_spec(conditioning: Conditioning, total_seconds: float, bar_start_seconds: float = 0.0) -> LabelSpec:
+    blend, tempo = conditioning.blend, conditioning.tempo
     return LabelSpec(
         artist=conditioning.artist,
         genre=conditioning.genre,
@@ -36,7 +36,32 @@ def label_spec(conditioning: Conditioning, total_seconds: float) -> LabelSpec:
         total_seconds=total_seconds,
         blend_artist=blend.other_artist if blend else None,
         blend_weight=blend.weight if blend else 0.0,
+        tempo_bpm=tempo.bpm if tempo else None,
+        beats_per_bar=tempo.beats_per_bar if tempo else None,
+        bar_start_seconds=bar_start_seconds,
     )
+
+
+def bar_start_seconds(tree, parent_id: int, conditioning: Conditioning, engine) -> float:
+    """Where the beat clock of new takes under `parent_id` starts counting bars: the moment of the song
+    since which the beat (the tempo and metre, named or the genre's usual ones) has been the same, so a
+    change of tempo starts a new bar where it happens and a change of voice alone keeps the pulse."""
+    if not engine.has_beat_clock:
+        return 0.0
+
+    def beat(c: Conditioning):
+        clock = engine.beat_clock(label_spec(c, 0.0))
+        return None if clock is None else clock.slots()[:2]
+
+    at, start, current = 0, 0, None
+    for node_id in tree.path_to(parent_id):
+        here = beat(tree.conditioning_at(node_id))
+        if here != current:
+            start, current = at, here
+        at += len(tree.node(node_id).codes)
+    if beat(conditioning) != current:
+        start = at
+    return start / engine.codes_per_second
 
 
 def _generation_setup(project: Project, request: GenerateRequest, engine):
@@ -48,7 +73,8 @@ def _generation_setup(project: Project, request: GenerateRequest, engine):
     song_seconds = (len(history) + n_new) / engine.codes_per_second
     inherited = tree.conditioning_at(request.parent_id)
     conditioning = request.conditioning or inherited
-    spec = label_spec(conditioning, max(project.song.planned_seconds, song_seconds))
+    bar_start = bar_start_seconds(tree, request.parent_id, conditioning, engine)
+    spec = label_spec(conditioning, max(project.song.planned_seconds, song_seconds), bar_start)
     engine.check_names(spec)
     s = request.sampling
     samplings = [

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
 from cocompose.song.codes import Codes
+from engine.prior.tempo import BeatClock
 
 
 class NodeState(StrEnum):
@@ -30,6 +31,32 @@ class ArtistBlend:
 
 
 @dataclass(frozen=True)
+class Tempo:
+    """The beat the musician sets for models with a beat clock: beats per minute and beats per bar."""
+
+    bpm: float
+    beats_per_bar: int = 4
+
+    def __post_init__(self) -> None:
+        BeatClock(self.bpm, self.beats_per_bar)  # the engine's range, and its message, for both numbers
+
+    def __str__(self) -> str:
+        return f"{self.bpm:g} bpm, {self.beats_per_bar}/4"
+
+    @classmethod
+    def parse(cls, text: str) -> Tempo:
+        """'BPM' or 'BPM/BEATS' (e.g. '120', '150/3') -> Tempo; ValueError saying what is wrong."""
+        bpm, sep, beats = text.strip().partition("/")
+        try:
+            return cls(float(bpm), int(beats) if sep else 4)
+        except ValueError as exc:
+            detail = str(exc) if "must" in str(exc) else "both must be numbers"
+            raise ValueError(
+                f"a tempo is BPM or BPM/BEATS_PER_BAR (e.g. 120 or 150/3), not {text!r}: {detail}"
+            ) from None
+
+
+@dataclass(frozen=True)
 class Conditioning:
     """What the prior is told about the music. Set on a node, it applies to that node's whole subtree."""
 
@@ -37,15 +64,22 @@ class Conditioning:
     genre: str
     lyrics: str = ""
     blend: ArtistBlend | None = None
+    tempo: Tempo | None = None  # None: the genre's usual tempo (models without a beat clock ignore it)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        data = asdict(self)
+        if self.tempo is None:
+            del data["tempo"]  # so songs composed without a tempo read the same in older versions
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Conditioning:
         data = json.loads(text)
         blend = data.pop("blend", None)
-        return cls(**data, blend=ArtistBlend(**blend) if blend else None)
+        tempo = data.pop("tempo", None)
+        return cls(
+            **data, blend=ArtistBlend(**blend) if blend else None, tempo=Tempo(**tempo) if tempo else None
+        )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Label vectors of training crops: `[total_length, offset, sample_length, artist, genres, lyric window]`.
+"""Label vectors of training crops: `[total_length, offset, sample_length, artist, genres, lyric window]`
+(and a beat clock's entries before the lyrics, for a prior that has one).
 
 Each crop gets the label the reference's labeller gives it (total length and offset in samples at the
 model's rate, the lyric window centred on the crop's share of the song). Top priors also embed the
@@ -17,6 +18,7 @@ import torch
 from engine.data.dataset import Crop, CropDataset
 from engine.data.vocabulary import Vocabulary
 from engine.prior.labels import LabelConfig, label_from_ids
+from engine.prior.tempo import BeatClock
 from engine.prior.text import lyrics_vocab
 
 
@@ -59,6 +61,14 @@ class CropLabeller:
                 self._lyric_tokens[crop.song],
                 total,
                 offset,
+                _clock(song.record),
             )
             rows.append(label.y)
         return torch.tensor(rows, dtype=torch.int64).reshape(len(crops), self.config.label_len)
+
+
+def _clock(record) -> BeatClock | None:
+    """The song's beat clock, bars counted from its first sample (None when its tempo is unknown)."""
+    if record.tempo_bpm is None:
+        return None
+    return BeatClock(record.tempo_bpm, record.beats_per_bar or 4)

@@ -2,7 +2,9 @@
 
 Accepted: `metadata.jsonl` (one JSON object per line, what `cocompose synth` writes) or `metadata.csv`
 (a header row). The audio column may be called `file` or `path`; paths are relative to the folder.
-Artist, genre and lyrics may be missing or empty (they then become "unknown" / no lyrics).
+Artist, genre and lyrics may be missing or empty (they then become "unknown" / no lyrics). Optional
+`tempo_bpm` and `beats_per_bar` give a song's beat clock (bars counted from the file's first sample), for
+priors that have one; a song without a tempo trains such a prior as a song of unknown tempo.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from engine.prior.tempo import BeatClock
 
 METADATA_NAMES = ("metadata.jsonl", "metadata.csv")
 
@@ -21,6 +25,8 @@ class SongRecord:
     artist: str
     genre: str
     lyrics: str
+    tempo_bpm: float | None = None
+    beats_per_bar: int | None = None
 
 
 def find_metadata(data_dir: Path) -> Path:
@@ -53,6 +59,18 @@ def _rows(path: Path) -> list[tuple[str, dict]]:
     return rows
 
 
+def _tempo(row: dict, where: str) -> dict:
+    """tempo_bpm / beats_per_bar of a row (both None without a tempo; 4 beats per bar unless given)."""
+    tempo, per_bar = row.get("tempo_bpm"), row.get("beats_per_bar")
+    if tempo in (None, ""):
+        return {}
+    try:
+        clock = BeatClock(float(tempo), 4 if per_bar in (None, "") else int(float(per_bar)))
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    return {"tempo_bpm": clock.tempo_bpm, "beats_per_bar": clock.beats_per_bar}
+
+
 def read_metadata(data_dir: str | Path, metadata: str | Path | None = None) -> list[SongRecord]:
     """Every row of the folder's metadata file, in file order."""
     data_dir = Path(data_dir)
@@ -70,6 +88,7 @@ def read_metadata(data_dir: str | Path, metadata: str | Path | None = None) -> l
                 artist=str(row.get("artist") or "unknown"),
                 genre=str(row.get("genre") or "unknown"),
                 lyrics=str(row.get("lyrics") or ""),
+                **_tempo(row, where),
             )
         )
     if not records:

@@ -495,7 +495,7 @@ def evaluate_conditioning(
     return ConditioningReport(
         model=str(engine.bundle.folder),
         sample_rate=engine.sample_rate,
-        settings=asdict(config),
+        settings=asdict(config) | {"beat_clock": engine.has_beat_clock},
         reference_songs=reference.songs,
         classifiers=(fitted["artist"].check, fitted["genre"].check),
         artist=artist,

@@ -121,7 +121,8 @@ class ConditioningReport:
         lines += [
             f"  generated: {s['songs_per_artist']} songs per artist in {s['genres_per_artist']} genres, "
             f"{s['seconds']:g} s each (clips from {s['listen_from_seconds']:g} s), temperature "
-            f"{s['temperature']:g}, label guidance {s.get('guidance', 0.0):g}",
+            f"{s['temperature']:g}, label guidance {s.get('guidance', 0.0):g}"
+            + (", each genre at its usual tempo (beat clock)" if s.get("beat_clock") else ""),
             f"  artist change at {s['change_at_seconds']:g} s, "
             f"heard from {s['change_at_seconds'] + s['after_change_seconds']:g} s; "
             f"{self.generated_seconds:.0f} s sampled in {self.wall_seconds:.0f} s",

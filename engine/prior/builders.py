@@ -148,6 +148,7 @@ def prior_config(hps: Mapping, vqvae_hps: Mapping) -> PriorConfig:
         min_d, max_d = _get(hps, "min_duration"), _get(hps, "max_duration")
         if is_top and (min_d is None or max_d is None):
             raise ValueError("a top-level prior needs min_duration and max_duration for its timing signal")
+        beat_bins = int(hps.get("beat_bins", 0)) if is_top else 0
         labels = LabelEmbeddingConfig(
             n_genres=int(y_bins[0]),
             n_artists=int(y_bins[1]),
@@ -160,7 +161,11 @@ def prior_config(hps: Mapping, vqvae_hps: Mapping) -> PriorConfig:
             sr=float(hps.get("sr", _get(vqvae_hps, "sr"))),
             min_duration=None if min_d is None else float(min_d),
             max_duration=None if max_d is None else float(max_d),
+            beat_bins=beat_bins,
+            bar_beats=int(hps.get("bar_beats", 0)) if beat_bins else 0,
         )
+        if labels.beat_clock and labels.bar_beats < 1:
+            raise ValueError("a beat clock needs bar_beats >= 1 (the most beats per bar it knows)")
 
     conditioner = None
     cond_downsample = None

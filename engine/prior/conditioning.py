@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from engine.phase_split_conv import PhaseSplitConvTranspose1d
-from engine.prior.config import ConditionerConfig, LabelEmbeddingConfig
+from engine.prior.beat_clock import clock_bins
+from engine.prior.config import CLOCK_SLOTS, ConditionerConfig, LabelEmbeddingConfig
 from engine.prior.conv1d import LayerNorm
 from engine.prior.timing import timing_bins
 
@@ -28,7 +29,8 @@ class _Table(nn.Module):
 class LabelConditioner(nn.Module):
     """Label vector -> start embedding (N, 1, W) and, for top priors, timing embedding (N, n_time, W).
 
-    The label layout is [total_length, offset, sample_length, artist, genre x max_bow (-1 = empty)].
+    The label layout is [total_length, offset, sample_length, artist, genre x max_bow (-1 = empty)],
+    then, for a prior with a beat clock, [tempo, beats per bar, anchor] (`engine.prior.beat_clock`).
     """
 
     def __init__(self, cfg: LabelEmbeddingConfig, width: int):
@@ -40,6 +42,9 @@ class LabelConditioner(nn.Module):
             self.total_length_emb = _Table(cfg.t_bins, width)
             self.absolute_pos_emb = _Table(cfg.t_bins, width)
             self.relative_pos_emb = _Table(cfg.t_bins, width)
+        if cfg.beat_clock:
+            self.beat_phase_emb = _Table(cfg.beat_bins + 1, width)
+            self.bar_beat_emb = _Table(cfg.bar_beats + 1, width)
 
     def start_embedding(
         self, labels: torch.Tensor, blend: torch.Tensor | None = None, neutral: bool | torch.Tensor = False
@@ -104,9 +109,22 @@ class LabelConditioner(nn.Module):
             min_duration=cfg.min_duration,
             max_duration=cfg.max_duration,
         )
-        return (
+        timing = (
             self.total_length_emb(total) + self.absolute_pos_emb(absolute) + self.relative_pos_emb(relative)
         )
+        if not cfg.beat_clock:
+            return timing
+        first = 4 + cfg.max_bow_genre_size
+        phase, beat = clock_bins(
+            labels[:, 1],
+            labels[:, 2],
+            labels[:, first : first + CLOCK_SLOTS],
+            n_time=cfg.n_time,
+            sr=cfg.sr,
+            beat_bins=cfg.beat_bins,
+            bar_beats=cfg.bar_beats,
+        )
+        return timing + self.beat_phase_emb(phase) + self.bar_beat_emb(beat)
 
 
 def mix_artists(a: torch.Tensor, b: torch.Tensor, weight: torch.Tensor | float) -> torch.Tensor:

@@ -20,6 +20,9 @@ PRIME = 7  # the first `prime_keep` stream positions (lyrics + a few music token
 
 SUPPORTED_FUNCS = frozenset({DENSE, BLOCK, COLUMN, PREV_BLOCK, ENC_DEC, PRIME})
 
+# Label-vector entries of a beat clock (tempo, beats per bar, anchor), between the genres and the lyrics.
+CLOCK_SLOTS = 3
+
 
 @dataclass(frozen=True)
 class TransformerConfig:
@@ -80,6 +83,14 @@ class LabelEmbeddingConfig:
     sr: float
     min_duration: float | None
     max_duration: float | None
+    # The beat clock (`engine.prior.beat_clock`), a conditioner of our own that no official prior has:
+    # rows of the beat-phase table (0 = none) and the most beats per bar the bar table knows.
+    beat_bins: int = 0
+    bar_beats: int = 0
+
+    @property
+    def beat_clock(self) -> bool:
+        return self.beat_bins > 0
 
 
 @dataclass(frozen=True)
@@ -141,7 +152,8 @@ class PriorConfig:
     def label_len(self) -> int:
         if self.labels is None:
             return 0
-        return 4 + self.labels.max_bow_genre_size + self.n_tokens
+        clock = CLOCK_SLOTS if self.labels.beat_clock else 0
+        return 4 + self.labels.max_bow_genre_size + clock + self.n_tokens
 
     @property
     def sample_length(self) -> int:

@@ -2,7 +2,8 @@
 
 Label vector of one item (int64):
 `[total_length, offset, sample_length, artist, genre x max_bow, lyrics x n_tokens]`,
-with unused genre slots set to -1 and the lyric slots holding a window of the full lyric token list.
+with unused genre slots set to -1 and the lyric slots holding a window of the full lyric token list. A prior
+with a beat clock (ours only) takes three more entries before the lyrics: tempo, beats per bar, anchor.
 
 Id lists are text files of `name;id` lines (`v2_artist_ids.txt`, `v2_genre_ids.txt`, `v3_...`) shipped
 with the official models; names are lowercased on load and several names may share one id. The
@@ -22,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.prior.config import CLOCK_SLOTS
+from engine.prior.tempo import NO_CLOCK_SLOTS, BeatClock
 from engine.prior.text import PAD_ID, lyrics_vocab
 
 UNKNOWN_ID = 0
@@ -172,10 +175,11 @@ class LabelConfig:
     max_bow: int
     n_tokens: int
     sample_length: int
+    beat_clock: bool = False  # the vector carries a beat clock's entries (`engine.prior.beat_clock`)
 
     @property
     def label_len(self) -> int:
-        return 4 + self.max_bow + self.n_tokens
+        return 4 + self.max_bow + (CLOCK_SLOTS if self.beat_clock else 0) + self.n_tokens
 
 
 @dataclass(frozen=True)
@@ -230,8 +234,12 @@ def label_from_ids(
     full_tokens: Sequence[int],
     total_length: int,
     offset: int,
+    clock: BeatClock | None = None,
 ) -> Label:
-    """Label vector from ids and an already tokenised lyric list (first labelling: float64 window)."""
+    """Label vector from ids and an already tokenised lyric list (first labelling: float64 window).
+
+    clock: the song's beat clock, for a prior that has one (None: no clock, the song's tempo is unknown);
+    a prior without one has nowhere to put it and is labelled as if none were given."""
     if len(genre_ids) > config.max_bow:
         raise ValueError(f"{len(genre_ids)} genre ids given, this model takes at most {config.max_bow}")
     genres = list(genre_ids) + [EMPTY_GENRE_SLOT] * (config.max_bow - len(genre_ids))
@@ -247,6 +255,7 @@ def label_from_ids(
         int(config.sample_length),
         int(artist_id),
         *map(int, genres),
+        *(() if not config.beat_clock else NO_CLOCK_SLOTS if clock is None else clock.slots()),
         *tokens,
     ]
     return Label(y=y, full_tokens=[int(t) for t in full_tokens], lyric_indices=indices)
@@ -260,8 +269,10 @@ def build_label(
     lyrics: str,
     total_length: int,
     offset: int,
+    clock: BeatClock | None = None,
 ) -> Label:
-    """Label of one item from human-readable names and raw lyrics (what the reference's `get_label` does)."""
+    """Label of one item from human-readable names and raw lyrics (what the reference's `get_label` does);
+    clock: see `label_from_ids`."""
     if ids.v3 != config.v3:
         raise ValueError("id tables and label config disagree on the label version (v2/v3)")
     full_tokens = lyrics_vocab(config.v3).encode(lyrics)
@@ -272,6 +283,7 @@ def build_label(
         full_tokens,
         total_length,
         offset,
+        clock,
     )
 
 

@@ -130,13 +130,24 @@ class JukeboxPrior(nn.Module):
         return tokens
 
     def _forward(
-        self, tokens, labels, upper_tokens, record_layer=None, hidden_states=None, blend=None, neutral=False
+        self,
+        tokens,
+        labels,
+        upper_tokens,
+        record_layer=None,
+        hidden_states=None,
+        blend=None,
+        neutral=False,
+        inputs=None,
     ):
         cond = self.conditioning(labels, upper_tokens, blend, neutral)
         stream = self._stream(tokens, cond)
         _check_batch(stream, cond)
+        read = stream if inputs is None else self._stream(inputs, cond)
+        if read.shape != stream.shape:
+            raise ValueError(f"inputs {tuple(inputs.shape)} and tokens {tuple(tokens.shape)} differ in shape")
         core = self.prior
-        x = core.inputs(stream[:, :-1], 0, cond.x_cond, cond.start)
+        x = core.inputs(read[:, :-1], 0, cond.x_cond, cond.start)
         h, weights = core.transformer(x, 0, None, cond.encoder_kv, record_layer, hidden_states)
         logits = core.outputs(h, 0, cond.x_cond, self.config.add_cond_after_transformer)
         return logits, stream, cond, weights
@@ -159,15 +170,16 @@ class JukeboxPrior(nn.Module):
         self._forward(tokens, labels, upper_tokens, hidden_states=states)
         return states
 
-    def loss(self, tokens, labels, upper_tokens=None, neutral=False) -> dict[str, torch.Tensor]:
+    def loss(self, tokens, labels, upper_tokens=None, neutral=False, inputs=None) -> dict[str, torch.Tensor]:
         """Per-item losses in bits per token: {'loss', 'gen_loss', 'prime_loss'}, each (N,).
 
         gen_loss is over the music tokens, prime_loss over the lyric tokens (0 without lyrics), and
         loss = prime_loss_fraction * prime_loss * n_tokens / total + gen_loss * L / total.
-        neutral: rows scored with the neutral start token (see `conditioning`).
+        neutral: rows scored with the neutral start token (see `conditioning`). inputs: (N, L) codes the
+        prior reads in place of `tokens` (training with input noise); the targets stay `tokens`.
         """
         cfg = self.config
-        logits, stream, cond, _ = self._forward(tokens, labels, upper_tokens, neutral=neutral)
+        logits, stream, cond, _ = self._forward(tokens, labels, upper_tokens, neutral=neutral, inputs=inputs)
         n_prime = cfg.n_tokens if cfg.single_enc_dec else 0
         gen = _bits(logits[:, n_prime:], stream[:, n_prime:])
         if cfg.single_enc_dec:

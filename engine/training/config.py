@@ -54,6 +54,10 @@ class TrainConfig:
     # with (the mean artist and genre), so that guidance contrasts with a stream the prior has learned,
     # as classifier-free guidance trains its unconditional model (Ho and Salimans, 2022). 0: never.
     label_dropout: float = 0.0
+    # Priors: the share of input codes replaced by random ones (the codes to predict stay the song's), so
+    # the prior cannot lean on the song so far alone and learns to listen to its labels and clock as
+    # well: sampling feeds it its own codes, which drift from any real song. 0: the song as it is.
+    input_noise: float = 0.0
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "save_every", "log_every", "sample_every")
@@ -68,6 +72,8 @@ class TrainConfig:
             raise ValueError(f"start_share is a share of crops, between 0 and 1; got {self.start_share}")
         if not 0.0 <= self.label_dropout <= 1.0:
             raise ValueError(f"label_dropout is a share of crops, between 0 and 1; got {self.label_dropout}")
+        if not 0.0 <= self.input_noise < 1.0:
+            raise ValueError(f"input_noise is a share of codes, from 0 to below 1; got {self.input_noise}")
         if self.decoder_levels is not None and not self.decoders_only:
             raise ValueError(
                 "decoder_levels picks the decoders that a decoders-only fine-tune trains; "
@@ -117,6 +123,10 @@ class PriorHparams:
     cond_dilation_cycle: int | None = 8
     cond_res_scale: bool = False
     cond_c_res: int = 1
+    # A top prior's beat clock (ours; `engine.prior.beat_clock`): beat-phase bins (0: none) and the most
+    # beats per bar it knows. Given with --from, a trained prior gains a clock that starts silent.
+    beat_bins: int = 0
+    bar_beats: int = 8
 
     def to_hps(self, level: int, n_genres: int, n_artists: int) -> dict:
         """Reference-style hps for `engine.prior.builders.prior_config`."""

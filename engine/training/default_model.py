@@ -3,16 +3,16 @@
 The recipe is the whole story of the shipped model: synthesize the corpus, train the VQ-VAE, fine-tune its
 decoders alone (its codes stay the same), optionally grow them and train them again (all of them, then the top
 one's low-rate blocks and that decoder alone), train the top prior (then, optionally, fine-tune it on songs'
-starts) and both upsamplers on its codes (then, optionally, fine-tune each on every song), and put the four
-into one model folder with a bundle.json. Each stage is an ordinary `cocompose train` run in WORK/runs/, so a
-stopped pipeline picks up where it was (a finished stage is skipped, an unfinished one resumes exactly), and
-an ML engineer can rerun or tune any stage by hand with the same command the pipeline prints.
+starts and give it a beat clock) and both upsamplers on its codes (then, optionally, fine-tune each on every
+song), and put the four into one model folder with a bundle.json. Each stage is an ordinary `cocompose train`
+run in WORK/runs/, so a stopped pipeline picks up where it was (a finished stage is skipped, an unfinished one
+resumes exactly), and an ML engineer can rerun or tune any stage by hand with the command the pipeline prints.
 
 The decoder and prior stages depend only on the VQ-VAE stage (the decoder fine-tune leaves every code as it
 was), so on a machine with spare cores they can run at the same time (`--only decoders`, `--only prior`,
-`--only upsampler1`, `--only upsampler0` in four processes); `starts` follows `prior`, `grow` follows
-`decoders`, `top_decoder` (its rounds one after another) follows `grow`, and `upsampler1_tune` /
-`upsampler0_tune` follow their upsamplers.
+`--only upsampler1`, `--only upsampler0` in four processes); `starts` follows `prior`, `clock` follows
+`starts`, `grow` follows `decoders`, `top_decoder` (its rounds one after another) follows `grow`, and
+`upsampler1_tune` / `upsampler0_tune` follow their upsamplers.
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ from engine import checkpoint
 from engine.bundle import BundleManifest
 from engine.training.entry import TrainRequest, train
 
-STAGES = ("corpus", "vqvae", "decoders", "grow", "top_decoder", "prior", "starts", "upsampler1", "upsampler0",
-          "upsampler1_tune", "upsampler0_tune", "bundle")  # fmt: skip
+STAGES = ("corpus", "vqvae", "decoders", "grow", "top_decoder", "prior", "starts", "clock", "upsampler1",
+          "upsampler0", "upsampler1_tune", "upsampler0_tune", "bundle")  # fmt: skip
+# Bumped when `cocompose synth` writes more per song (2: beats_per_bar), so an older corpus is rewritten.
+CORPUS_FORMAT = 2
 MODEL_NAME = "cocompose-default"
 TOP_NAME = "default"
 
@@ -101,6 +103,17 @@ class Recipe:
     starts_lr: float = 3e-4
     starts_warmup: int = 100
     starts_seed: int = 8
+    # Then, optionally, a beat clock (engine/prior/beat_clock.py) given to the top prior, which is fine-tuned
+    # with every song's tempo and metre; `clock_input_noise` of the codes it reads are replaced at random
+    # so that it learns to keep to the clock rather than to its own drifting codes. 0: no such stage.
+    clock_steps: int = 0
+    clock_beat_bins: int = 32
+    clock_bar_beats: int = 8
+    clock_input_noise: float = 0.0
+    clock_share: float = 0.5  # of crops at songs' starts, as in the starts stage
+    clock_lr: float = 3e-4
+    clock_warmup: int = 100
+    clock_seed: int = 31
     # Then, optionally, each upsampler fine-tuned on every song of the corpus (the first stage reads
     # `upsampler_songs`) in rounds of these many steps, each from the round before with its own warm-up
     # and its rate decayed to zero, so that more training extends a finished round instead of redoing it.
@@ -147,6 +160,18 @@ class Recipe:
         return self.starts_steps > 0
 
     @property
+    def clocks_prior(self) -> bool:
+        """Whether the recipe gives the top prior a beat clock (the clock stage)."""
+        return self.clock_steps > 0
+
+    @property
+    def shipped_prior_steps(self) -> int:
+        """The step the shipped top prior's checkpoint records: its last stage's."""
+        if self.clocks_prior:
+            return self.clock_steps
+        return self.starts_steps if self.tunes_starts else self.prior_steps
+
+    @property
     def tunes_upsamplers(self) -> bool:
         """Whether the recipe fine-tunes both upsamplers on every song (the upsampler*_tune stages)."""
         return len(self.upsampler_tune_rounds) > 0
@@ -184,6 +209,11 @@ RECIPES = {
         top_decoder_warmup=1,
         starts_steps=2,
         starts_warmup=1,
+        clock_steps=2,
+        clock_beat_bins=8,
+        clock_bar_beats=4,
+        clock_input_noise=0.1,
+        clock_warmup=1,
         upsampler_tune_rounds=(2, 2),
         upsampler_tune_warmup=1,
         batch_size=2,
@@ -329,6 +359,18 @@ class DefaultModelPipeline:
         base = self._finished_run("prior", r.prior_steps, "the trained top prior", "starts")
         return self._train("starts", "prior", r.starts_steps, settings=settings, base=base)
 
+    def _stage_clock(self) -> int:
+        r = self.recipe
+        if not r.clocks_prior:
+            self.say("clock: none in this recipe; the top prior ships without a beat clock")
+            return 0
+        settings = _decayed(r.clock_seed, r.clock_warmup, r.clock_steps, f"beat_bins={r.clock_beat_bins}",
+                            f"bar_beats={r.clock_bar_beats}", f"input_noise={r.clock_input_noise}",
+                            f"start_share={r.clock_share}", f"lr={r.clock_lr}")  # fmt: skip
+        return self._train(
+            "clock", "prior", r.clock_steps, settings=settings, base=self._tuned_prior_run("clock")
+        )
+
     def _stage_upsampler1(self) -> int:
         return self._train("upsampler1", "upsampler", self.recipe.upsampler_steps, level=1)
 
@@ -426,12 +468,19 @@ class DefaultModelPipeline:
             )
         return self._grown_run("the bundle")
 
-    def _final_prior_run(self) -> Path:
-        """The top prior that ships: fine-tuned on songs' starts when the recipe says so."""
+    def _tuned_prior_run(self, needed_by: str) -> Path:
+        """The top prior fine-tuned on songs' starts when the recipe says so, else as trained."""
         r = self.recipe
         if r.tunes_starts:
-            return self._finished_run("starts", r.starts_steps, "the starts-tuned prior", "the bundle")
-        return self.runs / "prior"
+            return self._finished_run("starts", r.starts_steps, "the starts-tuned prior", needed_by)
+        return self._finished_run("prior", r.prior_steps, "the trained top prior", needed_by)
+
+    def _final_prior_run(self) -> Path:
+        """The top prior that ships: with a beat clock, or tuned on songs' starts, as the recipe says."""
+        r = self.recipe
+        if r.clocks_prior:
+            return self._finished_run("clock", r.clock_steps, "the prior with its beat clock", "the bundle")
+        return self._tuned_prior_run("the bundle")
 
     def _final_upsampler_run(self, level: int) -> Path:
         """The level-`level` upsampler that ships: fine-tuned on every song when the recipe says so."""
@@ -445,7 +494,8 @@ class DefaultModelPipeline:
 
     def _corpus_key(self) -> dict:
         r = self.recipe
-        return {"songs": r.songs, "seconds": r.seconds, "seed": r.corpus_seed, "sample_rate": r.sample_rate}
+        return {"songs": r.songs, "seconds": r.seconds, "seed": r.corpus_seed, "sample_rate": r.sample_rate,
+                "format": CORPUS_FORMAT}  # fmt: skip
 
     def _corpus_matches(self) -> bool:
         try:

@@ -21,6 +21,7 @@ from engine.data.crop_labels import CropLabeller
 from engine.data.dataset import CropDataset
 from engine.data.metadata import read_metadata
 from engine.data.vocabulary import Vocabulary, extend, official_lists, vocabulary_from_data
+from engine.prior.add_clock import CLOCK_FIELDS, with_beat_clock
 from engine.prior.builders import build_prior, prior_config
 from engine.prior.config import config_from_dict, config_to_dict
 from engine.prior.repattern import PATTERN_FIELDS, with_attention_pattern
@@ -203,6 +204,16 @@ def _repatterned(prior, settings: tuple[str, ...], hparams, say):
     return repatterned
 
 
+def _clocked(prior, settings: tuple[str, ...], hparams, say):
+    """The loaded prior with the beat clock that `--set beat_bins=... --set bar_beats=...` name."""
+    if not {split_assignment(s)[0] for s in settings} & CLOCK_FIELDS:
+        return prior
+    clocked = with_beat_clock(prior, hparams.beat_bins, hparams.bar_beats)
+    if clocked is not prior:
+        say(f"beat clock added: {hparams.beat_bins} phase bins, up to {hparams.bar_beats} beats per bar")
+    return clocked
+
+
 def _vqvae_dataset(request, config: VQVAEConfig, train: TrainConfig, say) -> CropDataset:
     """Crops of the VQ-VAE's length at its rate, for a new run and a resumed one alike."""
     return CropDataset(
@@ -221,13 +232,18 @@ def _new_prior_task(request, context, say):
     records = read_metadata(request.data_dir, request.metadata)
     model_preset, train = presets_for(request.kind, request.preset or "small")
     train, hparams = _resolve_settings(
-        request, model_preset, train, fixed_shape=request.from_model is not None, adjustable=PATTERN_FIELDS
+        request,
+        model_preset,
+        train,
+        fixed_shape=request.from_model is not None,
+        adjustable=PATTERN_FIELDS | CLOCK_FIELDS,
     )
     _seed_everything(train.seed)
     if request.from_model is not None:
         prior, vocabulary = _fine_tune_prior(request, vqvae, level, records)
         say(f"fine-tuning {request.from_model}: new artists {list(vocabulary.new_artists)}")
         prior = _repatterned(prior, request.settings, hparams, say)
+        prior = _clocked(prior, request.settings, hparams, say)
     else:
         vocabulary = vocabulary_from_data(records, v3=hparams.labels_v3)
         hps = hparams.to_hps(level, vocabulary.n_genres, vocabulary.n_artists)

@@ -16,6 +16,7 @@ from torch import nn
 from engine.data.code_cache import CodeCache, aligned
 from engine.data.crop_labels import CropLabeller, TimingRange
 from engine.data.dataset import CropDataset
+from engine.data.genre_tempi import genre_tempi
 from engine.data.vocabulary import Vocabulary
 from engine.prior.builders import build_prior
 from engine.prior.config import PriorConfig
@@ -27,6 +28,7 @@ from engine.vqvae import VQVAE
 
 # Tells the label-dropout draws apart from every other random stream seeded by (seed, step).
 LABEL_DROPOUT_STREAM = 0x1ABE1
+INPUT_NOISE_STREAM = 0x0115E  # and the input-noise draws
 
 
 class PriorLoss(nn.Module):
@@ -36,8 +38,9 @@ class PriorLoss(nn.Module):
         super().__init__()
         self.prior = prior
 
-    def forward(self, tokens, labels, upper_tokens, neutral=None):
-        losses = self.prior.loss(tokens, labels, upper_tokens, False if neutral is None else neutral)
+    def forward(self, tokens, labels, upper_tokens, neutral=None, inputs=None):
+        neutral = False if neutral is None else neutral
+        losses = self.prior.loss(tokens, labels, upper_tokens, neutral, inputs=inputs)
         return {name: value.mean() for name, value in losses.items()}
 
 
@@ -54,7 +57,9 @@ def vqvae_hps(vqvae: VQVAE) -> dict:
 
 
 def label_config(cfg: PriorConfig, vocabulary: Vocabulary) -> LabelConfig:
-    return LabelConfig(vocabulary.v3, cfg.labels.max_bow_genre_size, cfg.n_tokens, cfg.sample_length)
+    labels = cfg.labels
+    v3, clock = vocabulary.v3, labels.beat_clock
+    return LabelConfig(v3, labels.max_bow_genre_size, cfg.n_tokens, cfg.sample_length, clock)
 
 
 def timing_range(cfg: PriorConfig) -> TimingRange | None:
@@ -123,11 +128,23 @@ class PriorTask:
         return self.loss_module
 
     def batch(self, step: int) -> tuple[torch.Tensor, ...]:
-        """(tokens, labels, upper tokens or None) and, with label dropout, the rows to train neutral."""
+        """(tokens, labels, upper tokens or None); with label dropout, the rows to train neutral (else
+        None); with input noise, the codes the prior reads (the tokens, some replaced at random)."""
         batch = self._cached_batch(step) if self.code_cache is not None else self._encoded_batch(step)
-        if self.train.label_dropout <= 0 or self.model.config.labels is None:
-            return batch
-        return (*batch, self._neutral_rows(step).to(self.context.device))
+        dropout = self.train.label_dropout > 0 and self.model.config.labels is not None
+        neutral = self._neutral_rows(step).to(self.context.device) if dropout else None
+        if self.train.input_noise > 0:
+            return (*batch, neutral, self._noisy_inputs(step, batch[0]))
+        return batch if neutral is None else (*batch, neutral)
+
+    def _noisy_inputs(self, step: int, tokens: torch.Tensor) -> torch.Tensor:
+        """The tokens with a share `input_noise` of them replaced by uniformly drawn codes, from a stream of
+        their own seeded by the run's seed, the step and the rank (a resumed run draws the same)."""
+        rng = np.random.default_rng([self.train.seed, step, INPUT_NOISE_STREAM, self.context.rank])
+        shape = tuple(tokens.shape)
+        replace_at = torch.from_numpy(rng.random(shape) < self.train.input_noise)
+        random_codes = torch.from_numpy(rng.integers(0, self.model.config.l_bins, shape))
+        return torch.where(replace_at.to(tokens.device), random_codes.to(tokens), tokens)
 
     def _neutral_rows(self, step: int) -> torch.Tensor:
         """This rank's share of the global batch's label-dropout draws: a stream of its own, seeded by
@@ -180,4 +197,7 @@ class PriorTask:
         """Audio samples of a prior need a sampling run; the app does that from the saved model."""
 
     def checkpoint_extra(self) -> dict:
-        return {"vocabulary": self.vocabulary.to_dict(), "level": self.model.config.level}
+        extra = {"vocabulary": self.vocabulary.to_dict(), "level": self.model.config.level}
+        if self.model.config.labels is not None and self.model.config.labels.beat_clock:
+            extra["genre_tempi"] = genre_tempi([song.record for song in self.dataset.songs])
+        return extra

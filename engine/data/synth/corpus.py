@@ -31,6 +31,7 @@ def song_metadata(plan: SongPlan, path: str, sample_rate: int) -> dict:
         "seconds": plan.seconds,
         "sample_rate": sample_rate,
         "tempo_bpm": plan.tempo_bpm,
+        "beats_per_bar": plan.genre.beats_per_bar,
         "key": plan.key.name,
         "sections": [
             {"name": s.name, "start_s": round(s.start_s, 4), "end_s": round(s.end_s, 4)}
