@@ -24,7 +24,10 @@ def test_a_prior_re_patterned_and_back_computes_what_it_did_and_in_between_reads
     cfg = prior.config
     generator = torch.Generator().manual_seed(0)
     codes = torch.randint(0, cfg.l_bins, (2, cfg.n_ctx), generator=generator)
-    labels = torch.tensor([[30 * 16000, 0, 16000 * 30 - cfg.n_ctx * 128, 1, 2], [20 * 16000, 0, 0, 3, 1]])
+    clock = [12_000, 4, 0]  # 120 bpm in 4/4, for a prior with a beat clock (cut off for one without)
+    labels = torch.tensor(
+        [[30 * 16000, 0, 16000 * 30 - cfg.n_ctx * 128, 1, 2, *clock], [20 * 16000, 0, 0, 3, 1, *clock]]
+    )
     labels = labels[:, : cfg.label_len]
     before = _logits(prior, codes, labels)
 
