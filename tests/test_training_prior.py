@@ -152,6 +152,26 @@ def test_input_noise_changes_what_the_prior_reads_not_what_it_predicts_and_resum
     assert any(not torch.equal(clean[key], value) for key, value in noisy_run.items())
 
 
+def test_input_noise_draws_the_global_batch_so_two_processes_read_what_one_does():
+    from types import SimpleNamespace
+
+    from engine.training.prior_task import PriorTask
+
+    def noisy(rank: int, world: int, tokens: torch.Tensor) -> torch.Tensor:
+        task = SimpleNamespace(
+            context=SimpleNamespace(rank=rank, world_size=world),
+            train=SimpleNamespace(seed=5, batch_size=4, input_noise=0.3),
+            model=SimpleNamespace(config=SimpleNamespace(l_bins=64)),
+        )
+        return PriorTask._noisy_inputs(task, 11, tokens)
+
+    tokens = torch.arange(4 * 50).reshape(4, 50) % 64
+    one = noisy(0, 1, tokens)
+    assert torch.equal(torch.cat([noisy(0, 2, tokens[:2]), noisy(1, 2, tokens[2:])]), one)
+    share = float((one != tokens).float().mean())
+    assert 0.2 < share < 0.35, share  # 0.3 drawn, less the draws that land on the code already there
+
+
 def test_a_fine_tune_gives_the_prior_a_beat_clock_from_its_songs_tempi(tmp_path, vqvae, capsys):
     """`--set beat_bins=...` on a trained prior: the clock starts silent (the first step's loss is the base
     prior's), learns from the songs' tempi, saves each genre's usual tempo, and resumes bit-exactly."""

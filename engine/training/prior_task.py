@@ -138,13 +138,19 @@ class PriorTask:
         return batch if neutral is None else (*batch, neutral)
 
     def _noisy_inputs(self, step: int, tokens: torch.Tensor) -> torch.Tensor:
-        """The tokens with a share `input_noise` of them replaced by uniformly drawn codes, from a stream of
-        their own seeded by the run's seed, the step and the rank (a resumed run draws the same)."""
-        rng = np.random.default_rng([self.train.seed, step, INPUT_NOISE_STREAM, self.context.rank])
-        shape = tuple(tokens.shape)
-        replace_at = torch.from_numpy(rng.random(shape) < self.train.input_noise)
-        random_codes = torch.from_numpy(rng.integers(0, self.model.config.l_bins, shape))
-        return torch.where(replace_at.to(tokens.device), random_codes.to(tokens), tokens)
+        """The tokens with a share `input_noise` of them replaced by uniformly drawn codes. The draws are
+        the global batch's, from a stream of their own seeded by the run's seed and the step, and each
+        rank keeps its rows: so a resumed run, and a run on more processes, read what one process would."""
+        ctx, size = self.context, self.train.batch_size
+        # (The trailing 0 keeps the draws the default model's clock stage was trained with, on one process.)
+        rng = np.random.default_rng([self.train.seed, step, INPUT_NOISE_STREAM, 0])
+        shape = (size, tokens.shape[1])
+        replace_at = rng.random(shape) < self.train.input_noise
+        random_codes = rng.integers(0, self.model.config.l_bins, shape)
+        per_rank = size // ctx.world_size
+        mine = slice(ctx.rank * per_rank, (ctx.rank + 1) * per_rank)
+        noisy = torch.from_numpy(replace_at[mine]).to(tokens.device)
+        return torch.where(noisy, torch.from_numpy(random_codes[mine]).to(tokens), tokens)
 
     def _neutral_rows(self, step: int) -> torch.Tensor:
         """This rank's share of the global batch's label-dropout draws: a stream of its own, seeded by
