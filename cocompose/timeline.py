@@ -17,10 +17,11 @@ VOICE_CUT_LABEL = "Cut for a new voice"  # the undo step of the cut made before 
 
 
 def voice_label(conditioning: Conditioning) -> str:
-    """ "Artist · Genre", with a blended second artist after a "+"."""
+    """ "Artist · Genre", with a blended second artist after a "+" and a named tempo after the genre."""
     blend = conditioning.blend
     artist = conditioning.artist if blend is None else f"{conditioning.artist} + {blend.other_artist}"
-    return f"{artist} · {conditioning.genre}"
+    tempo = "" if conditioning.tempo is None else f" · {conditioning.tempo.bpm:g} bpm"
+    return f"{artist} · {conditioning.genre}{tempo}"
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,10 @@ import pytest
 from PySide6.QtCore import Qt
 
 from cocompose.song.records import Tempo
+from cocompose.timeline import voice_label
 from tests.compose_model import write_tiny_bundle
 from tests.test_app_flow import JOB_MS, new_song, open_window, run_job
+from ui.qt_song_tree_model import Column
 
 pytestmark = [pytest.mark.qt, pytest.mark.usefixtures("one_thread")]
 
@@ -35,6 +37,9 @@ def test_the_tempo_row_sets_a_songs_tempo_for_a_model_with_a_beat_clock(qtbot, t
     panel.beats_per_bar.setValue(3)
     qtbot.mouseClick(panel.swap_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window._mirror.conditioning_at(1).tempo == Tempo(96.0, 3), timeout=JOB_MS)
+    model = window.tree_model
+    assert model.data(model.index_of(1, Column.CONDITIONING)) == "Ada Tone / rock / 96 bpm"
+    assert voice_label(window._mirror.conditioning_at(1)) == "Ada Tone · rock · 96 bpm"
 
     window.generate_panel.branches.setValue(1)
     window.generate_panel.seconds.setValue(0.5)

@@ -62,7 +62,8 @@ def conditioning_text(conditioning: Conditioning) -> str:
     artist = conditioning.artist
     if conditioning.blend is not None:
         artist = f"{artist} + {conditioning.blend.weight:.0%} {conditioning.blend.other_artist}"
-    return f"{artist} / {conditioning.genre}"
+    tempo = "" if conditioning.tempo is None else f" / {conditioning.tempo.bpm:g} bpm"
+    return f"{artist} / {conditioning.genre}{tempo}"
 
 
 class QtSongTreeModel(QAbstractItemModel):
