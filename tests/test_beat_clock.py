@@ -239,3 +239,26 @@ def test_a_tempo_is_written_and_read_in_a_song_and_in_a_change():
             Tempo.parse(bad)
     with pytest.raises(ValueError, match="tempo=BPM"):
         parse_change("3:speed=90")
+
+
+def test_a_one_shot_song_changes_tempo_mid_song_and_its_manifest_says_at_what(tmp_path, capsys):
+    """Through the real CLI: the change's tempo reaches the service's job record (a blend with it) and the
+    manifest names each section's tempo, the genre's usual one where none is named."""
+    from cocompose.cli import main
+    from cocompose.service.requests import GenerateRequest
+    from cocompose.service.worker import _plain
+    from cocompose.song import ArtistBlend
+
+    folder = write_tiny_bundle(tmp_path / "clock", upsamplers=False, genre_tempi={"rock": [120.0, 4]})
+    out = tmp_path / "songs"
+    args = ["generate", "--model", str(folder), "--artist", "Ada Tone", "--genre", "rock", "--seconds", "1",
+            "--branches", "1", "--seed", "3", "--out", str(out)]  # fmt: skip
+    args += ["--change", "0.5:artist=Bo Noise,tempo=100/3"]
+    assert main(args) == 0, capsys.readouterr().err
+    sections = json.loads((out / "manifest.json").read_text())["branches"][0]["sections"]
+    beats = [(s["artist"], s["tempo_bpm"], s["beats_per_bar"], s["tempo_named"]) for s in sections]
+    assert beats == [("Ada Tone", 120.0, 4, False), ("Bo Noise", 100.0, 3, True)]
+
+    duet = Conditioning("Ada Tone", "rock", blend=ArtistBlend("Bo Noise", 0.3), tempo=Tempo(96, 3))
+    detail = _plain(GenerateRequest.branches(1, 1, 1.0, 0, conditioning=duet))
+    assert json.loads(json.dumps(detail))["conditioning"]["tempo"] == {"bpm": 96, "beats_per_bar": 3}

@@ -22,6 +22,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import asdict, is_dataclass
 from typing import Any
 
 from cocompose.service.jobs import (
@@ -291,5 +292,6 @@ def _plain(request) -> dict:
     """A request as JSON-ready fields (for the jobs table's detail column)."""
     out = {}
     for name, value in vars(request).items():
-        out[name] = vars(value) if hasattr(value, "__dataclass_fields__") else value
+        # asdict goes down into nested records too (a conditioning's blend and tempo)
+        out[name] = asdict(value) if is_dataclass(value) and not isinstance(value, type) else value
     return out
