@@ -78,7 +78,8 @@ def _node_summary(project: Project, node: Node) -> str:
         c = node.conditioning
         artist = c.artist if c.blend is None else f"{c.artist} + {c.blend.weight:g} {c.blend.other_artist}"
         lyrics = f' lyrics "{c.lyrics[:30]}"' if c.lyrics else ""
-        parts.append(f"[from here: {artist}, {c.genre}{lyrics}]")
+        tempo = f", {c.tempo}" if c.tempo else ""
+        parts.append(f"[from here: {artist}, {c.genre}{tempo}{lyrics}]")
     return " ".join(p for p in parts if p)
 
 

@@ -262,3 +262,25 @@ def test_a_one_shot_song_changes_tempo_mid_song_and_its_manifest_says_at_what(tm
     duet = Conditioning("Ada Tone", "rock", blend=ArtistBlend("Bo Noise", 0.3), tempo=Tempo(96, 3))
     detail = _plain(GenerateRequest.branches(1, 1, 1.0, 0, conditioning=duet))
     assert json.loads(json.dumps(detail))["conditioning"]["tempo"] == {"bpm": 96, "beats_per_bar": 3}
+
+
+def test_a_project_takes_a_tempo_from_generate_and_swap_and_info_shows_it(tmp_path, capsys):
+    from cocompose.cli import main
+    from cocompose.store import Project
+
+    folder = write_tiny_bundle(tmp_path / "clock", upsamplers=False, genre_tempi={"rock": [120.0, 4]})
+    song = str(tmp_path / "song.cocompose")
+    assert main(["new", song, "--artist", "Ada Tone", "--genre", "rock", "--model", str(folder)]) == 0
+    assert (
+        main(["generate", song, "--branches", "1", "--seconds", "0.3", "--seed", "1", "--tempo", "90/3"]) == 0
+    )
+    assert main(["swap", song, "2", "--artist", "Bo Noise"]) == 0, "a swap keeps the tempo set before"
+    with Project.open(song) as project:
+        assert project.tree.conditioning_at(2) == Conditioning("Bo Noise", "rock", tempo=Tempo(90, 3))
+    capsys.readouterr()
+    assert main(["info", song]) == 0
+    assert "[from here: Bo Noise, rock, 90 bpm, 3/4]" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:
+        main(["generate", song, "--seconds", "0.3", "--tempo", "fast"])
+    assert refused.value.code == 2
+    assert "a tempo is BPM or BPM/BEATS_PER_BAR" in capsys.readouterr().err
