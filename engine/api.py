@@ -291,11 +291,11 @@ class ComposeEngine:
         prior then plays as one that never heard of a clock). ValueError for a tempo out of range."""
         if not self.has_beat_clock:
             return None
-        usual = self.genre_tempo(spec.genre)
-        tempo = spec.tempo_bpm if spec.tempo_bpm is not None else None if usual is None else usual[0]
+        usual_tempo, usual_per_bar = self.genre_tempo(spec.genre) or (None, 4)
+        tempo = usual_tempo if spec.tempo_bpm is None else spec.tempo_bpm
         if tempo is None:
             return None
-        per_bar = spec.beats_per_bar or (usual[1] if usual is not None else 4)
+        per_bar = spec.beats_per_bar or usual_per_bar
         most = self.bundle.top.config.labels.bar_beats
         if per_bar > most:
             raise ValueError(f"this model knows bars of at most {most} beats, not {per_bar}")

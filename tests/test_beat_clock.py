@@ -23,7 +23,7 @@ from engine import checkpoint
 from engine.api import ComposeEngine, LabelSpec
 from engine.data.genre_tempi import genre_tempi
 from engine.data.metadata import read_metadata
-from engine.prior.add_clock import with_beat_clock
+from engine.prior.add_clock import CLOCK_TABLES, with_beat_clock
 from engine.prior.beat_clock import clock_bins
 from engine.prior.builders import build_prior
 from engine.prior.labels import LabelConfig, label_from_ids
@@ -35,7 +35,6 @@ from tests.compose_model import write_tiny_bundle
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SR = 16000
-CLOCK_TABLES = ("y_emb.beat_phase_emb.emb.weight", "y_emb.bar_beat_emb.emb.weight")
 
 
 def _bins(offset: int, length: int, clock: BeatClock | None, n_time: int, beat_bins=32, bar_beats=4):

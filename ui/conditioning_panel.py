@@ -110,9 +110,11 @@ class ConditioningPanel(QWidget):
         # Tempo: unticked, the genre's usual tempo (shown greyed); ticked, the musician's own.
         self.tempo_set = QCheckBox("Tempo", objectName="tempoSet")
         self.tempo_set.setToolTip("Untick to play each genre at its usual tempo")
-        self.tempo = QDoubleSpinBox(objectName="tempo", minimum=20.0, maximum=400.0, decimals=1)
+        self.tempo = QDoubleSpinBox(objectName="tempo", decimals=1)
+        self.tempo.setRange(Tempo.MIN_BPM, Tempo.MAX_BPM)
         self.tempo.setSuffix(" bpm")
-        self.beats_per_bar = QSpinBox(objectName="beatsPerBar", minimum=1, maximum=16, suffix=" per bar")
+        self.beats_per_bar = QSpinBox(objectName="beatsPerBar", minimum=1, maximum=Tempo.MAX_BEATS_PER_BAR)
+        self.beats_per_bar.setSuffix(" per bar")
         self.tempo_row = QWidget(objectName="tempoRow")
         beat = QHBoxLayout(self.tempo_row)
         beat.setContentsMargins(0, 0, 0, 0)

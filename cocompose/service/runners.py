@@ -53,12 +53,14 @@ def bar_start_seconds(tree, parent_id: int, conditioning: Conditioning, engine) 
         clock = engine.beat_clock(label_spec(c, 0.0))
         return None if clock is None else clock.slots()[:2]
 
-    at, start, current = 0, 0, None
+    at, start, current, in_force = 0, 0, None, None
     for node_id in tree.path_to(parent_id):
-        here = beat(tree.conditioning_at(node_id))
+        node = tree.node(node_id)
+        in_force = node.conditioning or in_force  # the root always carries one
+        here = beat(in_force)
         if here != current:
             start, current = at, here
-        at += len(tree.node(node_id).codes)
+        at += len(node.codes)
     if beat(conditioning) != current:
         start = at
     return start / engine.codes_per_second

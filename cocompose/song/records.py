@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from typing import ClassVar
 
 from cocompose.song.codes import Codes
-from engine.prior.tempo import BeatClock
+from engine.prior.tempo import MAX_BEATS_PER_BAR, MAX_TEMPO_BPM, MIN_TEMPO_BPM, BeatClock
 
 
 class NodeState(StrEnum):
@@ -37,6 +38,11 @@ class Tempo:
     bpm: float
     beats_per_bar: int = 4
 
+    # What the engine accepts (`engine.prior.tempo`), for the GUI's fields.
+    MIN_BPM: ClassVar[float] = MIN_TEMPO_BPM
+    MAX_BPM: ClassVar[float] = MAX_TEMPO_BPM
+    MAX_BEATS_PER_BAR: ClassVar[int] = MAX_BEATS_PER_BAR
+
     def __post_init__(self) -> None:
         BeatClock(self.bpm, self.beats_per_bar)  # the engine's range, and its message, for both numbers
 
@@ -47,13 +53,15 @@ class Tempo:
     def parse(cls, text: str) -> Tempo:
         """'BPM' or 'BPM/BEATS' (e.g. '120', '150/3') -> Tempo; ValueError saying what is wrong."""
         bpm, sep, beats = text.strip().partition("/")
+        usage = f"a tempo is BPM or BPM/BEATS_PER_BAR (e.g. 120 or 150/3), not {text!r}"
         try:
-            return cls(float(bpm), int(beats) if sep else 4)
+            numbers = float(bpm), int(beats) if sep else 4
+        except ValueError:
+            raise ValueError(f"{usage}: both must be numbers") from None
+        try:
+            return cls(*numbers)
         except ValueError as exc:
-            detail = str(exc) if "must" in str(exc) else "both must be numbers"
-            raise ValueError(
-                f"a tempo is BPM or BPM/BEATS_PER_BAR (e.g. 120 or 150/3), not {text!r}: {detail}"
-            ) from None
+            raise ValueError(f"{usage}: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ import torch
 
 from engine.prior.builders import build_prior
 
-# The PriorHparams fields that set the clock.
+# The PriorHparams fields that set the clock, and the weights it adds.
 CLOCK_FIELDS = frozenset({"beat_bins", "bar_beats"})
+CLOCK_TABLES = frozenset({"y_emb.beat_phase_emb.emb.weight", "y_emb.bar_beat_emb.emb.weight"})
 
 
 def with_beat_clock(prior, beat_bins: int, bar_beats: int):
@@ -36,11 +37,10 @@ def with_beat_clock(prior, beat_bins: int, bar_beats: int):
     clocked = replace(labels, beat_bins=beat_bins, bar_beats=bar_beats)
     grown = build_prior(replace(cfg, labels=clocked), device=device)
     missing, unexpected = grown.load_state_dict(prior.state_dict(), strict=False)
-    clock_tables = {"y_emb.beat_phase_emb.emb.weight", "y_emb.bar_beat_emb.emb.weight"}
-    if set(missing) != clock_tables or unexpected:
+    if set(missing) != CLOCK_TABLES or unexpected:
         raise RuntimeError(f"unexpected weights while adding a beat clock: {missing}, {unexpected}")
     with torch.no_grad():
-        for name in clock_tables:
+        for name in CLOCK_TABLES:
             grown.get_parameter(name).zero_()
     grown.train(prior.training)
     return grown

@@ -13,6 +13,7 @@ TEMPO_SCALE = 100  # label entry = round(tempo_bpm * TEMPO_SCALE)
 NO_CLOCK = 0  # the bin of every position of a song without a clock
 MIN_TEMPO_BPM = 20.0
 MAX_TEMPO_BPM = 400.0
+MAX_BEATS_PER_BAR = 16
 NO_CLOCK_SLOTS = (0, 0, 0)
 
 
@@ -31,8 +32,11 @@ class BeatClock:
                 f"a tempo must lie between {MIN_TEMPO_BPM:g} and {MAX_TEMPO_BPM:g} beats per minute, "
                 f"got {self.tempo_bpm!r}"
             )
-        if int(self.beats_per_bar) != self.beats_per_bar or not 1 <= self.beats_per_bar <= 16:
-            raise ValueError(f"beats per bar must be a whole number from 1 to 16, got {self.beats_per_bar!r}")
+        per_bar = self.beats_per_bar
+        if int(per_bar) != per_bar or not 1 <= per_bar <= MAX_BEATS_PER_BAR:
+            raise ValueError(
+                f"beats per bar must be a whole number from 1 to {MAX_BEATS_PER_BAR}, got {per_bar!r}"
+            )
 
     def slots(self) -> tuple[int, int, int]:
         return round(float(self.tempo_bpm) * TEMPO_SCALE), int(self.beats_per_bar), int(self.anchor)

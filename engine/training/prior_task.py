@@ -8,6 +8,7 @@ prior's own bits-per-token loss, averaged over the batch.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -205,5 +206,9 @@ class PriorTask:
     def checkpoint_extra(self) -> dict:
         extra = {"vocabulary": self.vocabulary.to_dict(), "level": self.model.config.level}
         if self.model.config.labels is not None and self.model.config.labels.beat_clock:
-            extra["genre_tempi"] = genre_tempi([song.record for song in self.dataset.songs])
+            extra["genre_tempi"] = self._genre_tempi
         return extra
+
+    @cached_property
+    def _genre_tempi(self) -> dict[str, list]:
+        return genre_tempi([song.record for song in self.dataset.songs])
