@@ -26,20 +26,32 @@ STEPS = 3
 SETTINGS = ("revival_threshold=0", "warmup_steps=0", "log_every=100", "save_every=100")
 
 
-def _request(data, run_dir) -> TrainRequest:
+# A decoder fine-tune against a critic: its hinge losses are batch means, so the all-reduced gradients
+# of two processes are those of one. (Feature matching divides by the batch's mean activation, a ratio
+# that each process would take over its own half, so it is left out of the comparison.) Adam's eps is
+# raised: some of the critic's gradients are exactly zero but for rounding (its score's bias, while every
+# score lies inside the hinge's margins), and Adam turns any such rounding into a full step of either
+# sign; a larger eps leaves it at its own size, and every real gradient still dominates.
+CRITIC = ("decoders_only=true", "adversarial=0.5", "critic_width=4", "warmup_steps=0", "log_every=100",
+          "eps=1e-4")  # fmt: skip
+
+
+def _request(data, run_dir, base=None) -> TrainRequest:
+    settings = SETTINGS if base is None else CRITIC
     return TrainRequest(
-        "vqvae", data, run_dir, preset="tiny", settings=SETTINGS, steps=STEPS, batch_size=2, device="cpu"
-    )
+        "vqvae", data, run_dir, preset="tiny", settings=settings, steps=STEPS, batch_size=2, device="cpu",
+        from_model=base,
+    )  # fmt: skip
 
 
-def _worker(rank: int, world: int, port: int, data, run_dir) -> None:
+def _worker(rank: int, world: int, port: int, data, run_dir, base=None) -> None:
     os.environ.update(
         MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
         LOCAL_RANK=str(rank),
     )  # fmt: skip
     torch.set_num_threads(1)
     torch.backends.mkldnn.enabled = False
-    assert train(_request(data, run_dir), say=lambda message: None) == 0
+    assert train(_request(data, run_dir, base), say=lambda message: None) == 0
 
 
 def _free_port() -> int:
@@ -80,3 +92,35 @@ def test_two_gloo_processes_match_one_process_on_the_same_global_batch(tmp_path,
         flipped = int(((counts_two - counts_one).abs() > 1e-5).sum())
         assert flipped <= 2 * STEPS, f"level {level}: {flipped} codes' counts differ"
         torch.testing.assert_close(two[prefix + "k"], one[prefix + "k"], atol=1e-3, rtol=0)
+
+
+@pytest.mark.slow
+def test_a_fine_tune_against_a_critic_on_two_processes_matches_one(tmp_path, monkeypatch):
+    data = write_corpus(tmp_path / "data")
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    threads, mkldnn = torch.get_num_threads(), torch.backends.mkldnn.enabled
+    torch.set_num_threads(1)
+    torch.backends.mkldnn.enabled = False
+    try:
+        assert train(_request(data, tmp_path / "base"), say=lambda message: None) == 0
+        base = tmp_path / "base" / "model"
+        mp.spawn(_worker, args=(2, _free_port(), data, tmp_path / "two", base), nprocs=2, join=True)
+        assert train(_request(data, tmp_path / "one", base), say=lambda message: None) == 0
+    finally:
+        torch.set_num_threads(threads)
+        torch.backends.mkldnn.enabled = mkldnn
+    one = load_file(str(tmp_path / "one" / "model.safetensors"))
+    two = load_file(str(tmp_path / "two" / "model.safetensors"))
+    decoders = [k for k in one if k.startswith("decoders.")]
+    assert decoders and one.keys() == two.keys()
+    for key in decoders:
+        torch.testing.assert_close(two[key], one[key], atol=1e-5, rtol=0, msg=key)
+    # The critic's weights agree to within a fifth of one step (the rate is 1e-3): a critic whose
+    # gradients were not all-reduced would have stepped on each process's half alone, a whole step off.
+    saved = f"checkpoints/step_{STEPS:08d}/state.safetensors"
+    one, two = (load_file(str(tmp_path / run / saved)) for run in ("one", "two"))
+    critic = [k for k in one if k.startswith("companion.critic.")]
+    assert critic and one.keys() == two.keys()
+    for key in critic:
+        torch.testing.assert_close(two[key], one[key], atol=2e-4, rtol=0, msg=key)

@@ -116,6 +116,35 @@ def test_a_fine_tune_of_the_top_decoder_alone_trains_it_and_leaves_every_other_w
     assert len([k for k in moments if k.endswith(".exp_avg")]) == sum(1 for _ in top.parameters())
 
 
+def test_a_fine_tune_against_a_critic_resumes_exactly_keeps_every_code_and_saves_the_critic_apart(
+    corpus, tmp_path
+):
+    base = _trained(corpus, tmp_path)
+    critic = ("--set", "adversarial=0.5", "--set", "feature_matching=0.5", "--set", "critic_width=4")
+    top_only = ("--from", str(base), "--set", "decoders_only=true", "--set", "decoder_levels=2", *critic)
+    _assert_resume_equals_straight(corpus, tmp_path, *top_only)  # the critic's weights included
+    before, after = _tensors(f"{base}.safetensors"), _tensors(tmp_path / "straight" / "model.safetensors")
+    assert before.keys() == after.keys()  # the model holds no critic: the app loads it as any VQ-VAE
+    for key in before:
+        if not key.startswith("decoders.2."):
+            assert torch.equal(before[key], after[key]), key
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoders.2."))
+    state = _tensors(tmp_path / "straight" / "checkpoints" / "step_00000004" / "state.safetensors")
+    critic_weights = [k for k in state if k.startswith("companion.critic.")]
+    assert critic_weights
+    # A decoders-only fine-tune with or without a critic reads the same audio: only the objective differs.
+    assert _train(corpus, tmp_path / "plain", *top_only[:6], "--steps", "4") == 0
+    plain = _tensors(tmp_path / "plain" / "model.safetensors")
+    assert any(not torch.equal(plain[k], after[k]) for k in plain if k.startswith("decoders.2."))
+
+
+def test_a_critic_needs_a_decoders_only_fine_tune(corpus, tmp_path, capsys):
+    assert _train(corpus, tmp_path / "a", "--steps", "2", "--set", "adversarial=0.1") == 2
+    assert "set decoders_only=true as well" in capsys.readouterr().err
+    assert _train(corpus, tmp_path / "b", "--steps", "2", "--set", "feature_matching=-1") == 2
+    assert "loss weights" in capsys.readouterr().err
+
+
 def test_decoder_levels_needs_a_decoders_only_fine_tune_and_real_levels(corpus, tmp_path, capsys):
     base = _trained(corpus, tmp_path)
     assert _train(corpus, tmp_path / "a", "--from", str(base), "--set", "decoder_levels=2") == 2

@@ -58,6 +58,16 @@ class TrainConfig:
     # the prior cannot lean on the song so far alone and learns to listen to its labels and clock as
     # well: sampling feeds it its own codes, which drift from any real song. 0: the song as it is.
     input_noise: float = 0.0
+    # VQ-VAE decoders-only fine-tunes: train the decoders against a spectrogram critic as well
+    # (engine/vqvae/adversarial.py), the weights of its hinge loss and of feature matching; 0 and 0: no
+    # critic. The L2/spectral losses alone make the top level's audio dull; a critic asks for real texture.
+    adversarial: float = 0.0
+    feature_matching: float = 0.0
+    critic_width: int = 16  # channels of the critic's layers
+
+    @property
+    def uses_critic(self) -> bool:
+        return self.adversarial > 0 or self.feature_matching > 0
 
     def __post_init__(self) -> None:
         positive = ("steps", "batch_size", "save_every", "log_every", "sample_every")
@@ -74,6 +84,15 @@ class TrainConfig:
             raise ValueError(f"label_dropout is a share of crops, between 0 and 1; got {self.label_dropout}")
         if not 0.0 <= self.input_noise < 1.0:
             raise ValueError(f"input_noise is a share of codes, from 0 to below 1; got {self.input_noise}")
+        if self.adversarial < 0 or self.feature_matching < 0 or self.critic_width <= 0:
+            raise ValueError(
+                "adversarial and feature_matching are loss weights (0 or more); critic_width is 1 or more"
+            )
+        if self.uses_critic and not self.decoders_only:
+            raise ValueError(
+                "a critic (adversarial, feature_matching) trains decoders alone, whose codes stay as they "
+                "are; set decoders_only=true as well"
+            )
         if self.decoder_levels is not None and not self.decoders_only:
             raise ValueError(
                 "decoder_levels picks the decoders that a decoders-only fine-tune trains; "

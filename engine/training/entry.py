@@ -319,10 +319,11 @@ def train(request: TrainRequest, say=print) -> int:
             if context.is_main:
                 request.run_dir.mkdir(parents=True, exist_ok=True)
                 run_state.write_json(run_file, run)
-        optimizer = loop.make_optimizer(task.model, task.train)
+        optimizer = loop.make_optimizer(task, task.train)
         start = 0
         if request.resume:
-            start = run_state.restore(run_state.latest(request.run_dir), task.model, optimizer)
+            latest = run_state.latest(request.run_dir)
+            start = run_state.restore(latest, task.model, optimizer, task.companions())
             say0(f"resuming {request.run_dir} at step {start}")
         writer = (
             reporting.make_writer(request.run_dir / "logs", say0) if context.is_main else reporting.NoWriter()

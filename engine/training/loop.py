@@ -39,6 +39,8 @@ class Task(Protocol):
 
     def checkpoint_extra(self) -> dict: ...
 
+    def companions(self) -> dict[str, nn.Module]: ...  # trained beside the model, saved with checkpoints
+
 
 class StopRequest:
     """Set by SIGINT/SIGTERM; the loop finishes the step in flight, saves and exits. A second Ctrl-C
@@ -73,17 +75,30 @@ class LoopSettings:
     say: Callable[[str], None]
 
 
-def make_optimizer(model: nn.Module, train: TrainConfig) -> torch.optim.AdamW:
-    params = [p for p in model.parameters() if p.requires_grad]
+def make_optimizer(task: Task, train: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over the model's trainable parameters (the first group) and each companion's (one group
+    each, clipped apart: a critic's gradients must not shrink the model's steps)."""
+    groups = [[p for p in task.model.parameters() if p.requires_grad]]
+    groups += [list(companion.parameters()) for companion in task.companions().values()]
     return torch.optim.AdamW(
-        params, lr=train.lr, betas=(train.beta1, train.beta2), eps=train.eps, weight_decay=train.weight_decay
+        [{"params": params} for params in groups],
+        lr=train.lr,
+        betas=(train.beta1, train.beta2),
+        eps=train.eps,
+        weight_decay=train.weight_decay,
     )
 
 
 def _save(task: Task, settings: LoopSettings, optimizer, step: int) -> None:
     if settings.context.is_main:
         folder = run_state.save(
-            settings.run_dir, step, task.model, task.kind, optimizer, task.checkpoint_extra()
+            settings.run_dir,
+            step,
+            task.model,
+            task.kind,
+            optimizer,
+            task.checkpoint_extra(),
+            task.companions(),
         )
         settings.say(f"saved {folder}")
     distributed_setup.barrier()
@@ -93,7 +108,6 @@ def run(task: Task, optimizer: torch.optim.Optimizer, settings: LoopSettings, st
     """Train from `start_step` to `train.steps`; returns 0, or INTERRUPTED_EXIT after a Ctrl-C save."""
     train, context = settings.train, settings.context
     module = distributed_setup.wrap(task.module, context)
-    params = [p for p in task.model.parameters() if p.requires_grad]
     use_bf16 = context.device.type == "cuda"
     progress = reporting.Progress(start_step, train.steps)
     step = start_step
@@ -109,13 +123,18 @@ def run(task: Task, optimizer: torch.optim.Optimizer, settings: LoopSettings, st
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower the learning rate")
             loss.backward()
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(params, train.clip))
+            grad_norm, *companion_norms = (
+                float(torch.nn.utils.clip_grad_norm_(group["params"], train.clip))
+                for group in optimizer.param_groups
+            )
             optimizer.step()
             step += 1
 
             if context.is_main and (step % train.log_every == 0 or step == train.steps):
                 metrics = {"loss": float(loss.detach()), **task.metrics(batch, output)}
                 metrics.update(lr=optimizer.param_groups[0]["lr"], grad_norm=grad_norm)
+                for name, norm in zip(task.companions(), companion_norms, strict=True):
+                    metrics[f"{name}_grad_norm"] = norm
                 if not math.isfinite(grad_norm):
                     settings.say(f"warning: gradient norm {grad_norm} at step {step}")
                 reporting.log_scalars(writer, metrics, step)

@@ -203,6 +203,9 @@ class PriorTask:
     def log_samples(self, writer, step: int, batch, output) -> None:
         """Audio samples of a prior need a sampling run; the app does that from the saved model."""
 
+    def companions(self) -> dict[str, nn.Module]:
+        return {}
+
     def checkpoint_extra(self) -> dict:
         extra = {"vocabulary": self.vocabulary.to_dict(), "level": self.model.config.level}
         if self.model.config.labels is not None and self.model.config.labels.beat_clock:

@@ -28,6 +28,7 @@ from engine import checkpoint
 from engine.errors import CheckpointError
 
 KEEP_CHECKPOINTS = 2
+COMPANION_PREFIX = "companion."
 
 
 def write_json(path: Path, data: dict) -> None:
@@ -87,10 +88,34 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.T
     optimizer.load_state_dict({"state": per_param, "param_groups": meta["param_groups"]})
 
 
+def _companion_tensors(companions: dict[str, nn.Module]) -> dict[str, torch.Tensor]:
+    return {
+        f"{COMPANION_PREFIX}{name}.{key}": value.detach().cpu().contiguous()
+        for name, module in companions.items()
+        for key, value in module.state_dict().items()
+    }
+
+
+def _load_companions(companions: dict[str, nn.Module], tensors: dict[str, torch.Tensor], folder) -> None:
+    for name, module in companions.items():
+        prefix = f"{COMPANION_PREFIX}{name}."
+        state = {key[len(prefix) :]: value for key, value in tensors.items() if key.startswith(prefix)}
+        if not state:
+            raise CheckpointError(f"cannot resume from {folder}: it holds no {name} weights")
+        module.load_state_dict(state)
+
+
 def save(
-    run_dir: Path, step: int, model: nn.Module, kind: str, optimizer: torch.optim.Optimizer, extra: dict
+    run_dir: Path,
+    step: int,
+    model: nn.Module,
+    kind: str,
+    optimizer: torch.optim.Optimizer,
+    extra: dict,
+    companions: dict[str, nn.Module] | None = None,
 ) -> Path:
-    """Write checkpoint `step` and make it the latest; returns its folder."""
+    """Write checkpoint `step` and make it the latest; returns its folder. `companions` (a critic) are
+    trained beside the model: their weights go with the optimizer state, not into the model."""
     folder = run_dir / "checkpoints" / f"step_{step:08d}"
     partial = folder.with_name(f".{folder.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -98,7 +123,8 @@ def save(
     checkpoint.save_model(partial / "model", model, kind, extra={**extra, "step": step})
     opt_tensors, opt_meta = _optimizer_state(optimizer)
     rng_tensors, rng_scalars = _rng_state()
-    save_file({**opt_tensors, **rng_tensors}, str(partial / "state.safetensors"))
+    companion_tensors = _companion_tensors(companions or {})
+    save_file({**opt_tensors, **rng_tensors, **companion_tensors}, str(partial / "state.safetensors"))
     write_json(partial / "state.json", {"step": step, "optimizer": opt_meta, "rng": rng_scalars})
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(partial, folder)
@@ -116,8 +142,13 @@ def latest(run_dir: Path) -> Path | None:
     return run_dir / json.loads(pointer.read_text())["checkpoint"]
 
 
-def restore(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> int:
-    """Load a checkpoint into `model` and `optimizer`, set every RNG, and return its step."""
+def restore(
+    folder: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    companions: dict[str, nn.Module] | None = None,
+) -> int:
+    """Load a checkpoint into `model`, `companions` and `optimizer`, set every RNG, return its step."""
     try:
         saved = checkpoint.load_model(folder / "model")
         tensors = load_file(str(folder / "state.safetensors"))
@@ -125,6 +156,7 @@ def restore(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer) ->
     except (OSError, json.JSONDecodeError, CheckpointError) as exc:
         raise CheckpointError(f"cannot resume from {folder}: {exc}") from None
     model.load_state_dict(saved.state_dict())
+    _load_companions(companions or {}, tensors, folder)
     _load_optimizer(optimizer, tensors, meta["optimizer"])
     _set_rng_state(tensors, meta["rng"])
     return int(meta["step"])

@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 
 from engine.data.dataset import CropDataset
 from engine.training import reporting
 from engine.training.config import TrainConfig
 from engine.training.distributed_setup import Context
 from engine.vqvae import VQVAE, VQVAEOutput, losses
+from engine.vqvae.adversarial import AdversarialDecoderObjective, AdversarialWeights
+from engine.vqvae.discriminator import DiscriminatorConfig, SpectrogramDiscriminator
 
 # Fixed "steps" whose crops are drawn from the same seed as training but never trained on: the crops
 # that set the loss normalisers and the first codebooks. Far beyond any real step count.
@@ -47,6 +50,8 @@ class VQVAETask:
     bandwidth: losses.Bandwidth
     kind: str = "vqvae"
     levels: tuple[int, ...] = field(init=False)  # the levels whose reconstructions a step makes
+    # With a critic (train.uses_critic): the module a step runs, the VQ-VAE and its critic together.
+    objective: AdversarialDecoderObjective | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         if self.train.decoders_only:
@@ -57,10 +62,20 @@ class VQVAETask:
                 decoder.requires_grad_(level in self.levels)
         else:
             self.levels = tuple(range(self.model.config.levels))
+        if self.train.uses_critic:
+            # Built after the model from the global RNG that the run seeded, so a run is reproducible;
+            # a resumed run then loads the critic's saved weights over these.
+            critic = SpectrogramDiscriminator(DiscriminatorConfig(width=self.train.critic_width))
+            weights = AdversarialWeights(self.train.adversarial, self.train.feature_matching)
+            self.objective = AdversarialDecoderObjective(self.model, critic, weights).to(self.context.device)
 
     @property
-    def module(self) -> VQVAE:
-        return self.model
+    def module(self) -> nn.Module:
+        return self.objective if self.objective is not None else self.model
+
+    def companions(self) -> dict[str, nn.Module]:
+        """Modules trained beside the model and saved with its checkpoints (not with the model)."""
+        return {"critic": self.objective.critic} if self.objective is not None else {}
 
     def batch(self, step: int) -> torch.Tensor:
         audio, _ = self.dataset.batch(
@@ -69,6 +84,9 @@ class VQVAETask:
         return audio.to(self.context.device)
 
     def forward(self, module, audio: torch.Tensor) -> tuple[torch.Tensor, VQVAEOutput]:
+        if self.objective is not None:
+            out = module(audio, self.bandwidth, levels=self.levels)
+            return out.loss, out
         out = module(audio, self.bandwidth, frozen_codes=self.train.decoders_only, levels=self.levels)
         return out.loss, out
 
