@@ -22,6 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.analysis.beat import MAX_BPM as MAX_RIFF_BPM
+from engine.analysis.beat import MIN_BPM as MIN_RIFF_BPM
+from engine.analysis.beat import estimate_beat
 from engine.bundle import ModelBundle
 from engine.preview_stream import StreamingPreview
 from engine.prior.labels import Label, blend_rows, build_label, check_blend_weight, with_blend
@@ -56,6 +59,15 @@ class LabelSpec:
     tempo_bpm: float | None = None
     beats_per_bar: int | None = None
     bar_start_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class RiffBeat:
+    """A prime's beat as heard in it (`ComposeEngine.riff_beat`)."""
+
+    tempo_bpm: float  # to a tenth of a beat per minute
+    beats_per_bar: int  # the genre's usual metre (a riff does not say how its bars are counted)
+    downbeat_seconds: float  # the first bar line, from the prime's first sample
 
 
 SpecChanges = Sequence[tuple[int, LabelSpec]]  # (first top-level code, spec in force from there on)
@@ -354,6 +366,27 @@ class ComposeEngine:
             audio = soxr.resample(audio, sample_rate, self.sample_rate, quality="VHQ").astype(np.float32)
         x = torch.from_numpy(np.ascontiguousarray(audio))[None].to(self._device())
         return self.bundle.vqvae.encode(x)[-1][0].cpu().numpy()
+
+    def riff_beat(
+        self, audio: np.ndarray, sample_rate: int, genre: str, max_seconds: float | None = None
+    ) -> RiffBeat | None:
+        """The beat of a prime, for a model with a beat clock: its tempo, the genre's usual beats per bar,
+        and its first bar line, in seconds from the first sample that `encode_prime` (same arguments)
+        encodes. None for a model without a clock, or a prime without a steady pulse."""
+        if not self.has_beat_clock:
+            return None
+        audio = np.asarray(audio, dtype=np.float64)
+        if audio.ndim == 2:
+            audio = audio.mean(axis=1)
+        if max_seconds is not None:
+            audio = audio[: int(max_seconds * sample_rate)]
+        usual_tempo, per_bar = self.genre_tempo(genre) or (None, 4)
+        if usual_tempo is not None and not MIN_RIFF_BPM <= usual_tempo <= MAX_RIFF_BPM:
+            usual_tempo = None  # a genre the riff search cannot centre on: search around 120 bpm
+        found = estimate_beat(audio, sample_rate, per_bar, usual_tempo)
+        if found is None:
+            return None
+        return RiffBeat(round(found.tempo_bpm, 1), per_bar, found.downbeat_seconds)
 
     @torch.no_grad()
     def decode_preview(self, top_codes: np.ndarray) -> tuple[np.ndarray, int]:

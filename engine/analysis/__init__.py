@@ -1,0 +1,1 @@
+"""Listening to audio the musician brings: what the models are told about a riff before continuing it."""
