@@ -340,10 +340,14 @@ class AppSession:
         if self.project is None:
             raise ProjectError("Open or create a song first, then drop audio on it to prime it.")
         codes = engine.encode_prime(audio, rate, max_seconds=max_seconds)
+        from cocompose.riff_tempo import primed_conditioning
         from cocompose.song import Codes
 
         with self.lock:
-            self.project.set_prime(Codes.of(codes), path.read_bytes(), path.name)
+            start = self.project.tree.root.conditioning
+        conditioning, _ = primed_conditioning(engine, audio, rate, start, max_seconds)
+        with self.lock:
+            self.project.set_prime(Codes.of(codes), path.read_bytes(), path.name, conditioning)
         self._announce_project()
         return len(codes)
 

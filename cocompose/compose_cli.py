@@ -298,6 +298,7 @@ def cmd_swap(args: argparse.Namespace) -> int:
 
 def cmd_prime(args: argparse.Namespace) -> int:
     from cocompose.audio_import import import_audio
+    from cocompose.riff_tempo import primed_conditioning
 
     path = Path(args.audio)
     if args.seconds is not None:
@@ -308,9 +309,16 @@ def cmd_prime(args: argparse.Namespace) -> int:
         for note in prime.notes:
             print(f"note: {note}")
         codes = service.engine.encode_prime(prime.samples, prime.sample_rate)
-        service.read(lambda p: p.set_prime(Codes.of(codes), prime.kept_audio, prime.kept_name))
+        start = service.read(lambda p: p.tree.root.conditioning)
+        conditioning, heard = primed_conditioning(service.engine, prime.samples, prime.sample_rate, start)
+        service.read(lambda p: p.set_prime(Codes.of(codes), prime.kept_audio, prime.kept_name, conditioning))
         seconds = len(codes) / service.engine.codes_per_second
         print(f"primed with {path.name}: {len(codes)} codes, {seconds:.2f} s")
+        if heard:
+            print(heard)
+        if conditioning is not None:
+            root, artist = service.read(lambda p: (p.tree.root.id, p.tree.root.conditioning.artist))
+            print(f"(to name another: cocompose swap {root} --artist {artist!r} --tempo BPM)")
     return 0
 
 

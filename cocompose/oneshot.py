@@ -254,6 +254,13 @@ def generate_oneshot(
         prime_codes, kept_audio, kept_name = Codes.of(codes), prime.kept_audio, prime.kept_name
         prime_notes = prime.notes
         say(f"primed with {request.prime.name}: {len(codes)} codes, {len(codes) / cps:.2f} s")
+        from cocompose.riff_tempo import primed_conditioning
+
+        start, heard = primed_conditioning(engine, prime.samples, prime.sample_rate, request.conditioning)
+        if heard:
+            say(heard)
+        if start is not None:  # the riff's tempo holds for the whole song, through changes of voice
+            sections = plan_sections(start, n_codes, cps, request.changes)
 
     request.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="cocompose-oneshot-") as scratch:
@@ -422,8 +429,13 @@ def _beat(engine, conditioning: Conditioning) -> dict:
     clock = engine.beat_clock(label_spec(conditioning, 0.0))
     if clock is None:
         return {}
-    named = conditioning.tempo is not None
-    return {"tempo_bpm": clock.tempo_bpm, "beats_per_bar": clock.beats_per_bar, "tempo_named": named}
+    tempo = conditioning.tempo
+    beat = {"tempo_bpm": clock.tempo_bpm, "beats_per_bar": clock.beats_per_bar}
+    beat["tempo_named"] = tempo is not None and not tempo.from_riff
+    if tempo is not None and tempo.from_riff:
+        beat["tempo_from_riff"] = True
+        beat["first_bar_line_s"] = tempo.downbeat_seconds
+    return beat
 
 
 def _write_manifest(request: OneShotRequest, engine, sections, prime_codes, prime_notes, branches) -> Path:

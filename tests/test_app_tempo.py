@@ -61,3 +61,19 @@ def test_a_model_without_a_beat_clock_hides_the_tempo_and_keeps_a_songs_own(qtbo
     shown = panel.conditioning()
     panel.show_conditioning(replace(shown, tempo=Tempo(140.0, 4)))
     assert panel.conditioning().tempo == Tempo(140.0, 4), "a tempo set with another model is not dropped"
+
+
+def test_a_riffs_tempo_shown_and_kept_keeps_its_bar_lines_and_a_new_one_replaces_it(qtbot):
+    from cocompose.song import Conditioning
+    from ui.conditioning_panel import ConditioningPanel
+
+    panel = ConditioningPanel()
+    qtbot.addWidget(panel)
+    panel.set_beat_clock((("rock", 120.0, 4),))
+    riff = Tempo(95.9, 4, 0.25, from_riff=True)
+    panel.show_conditioning(Conditioning("Ada Tone", "rock", tempo=riff))
+    assert panel.tempo_set.isChecked() and panel.tempo.value() == 95.9
+    panel.artist.setText("Bo Noise")
+    assert panel.conditioning().tempo == riff, "a change of voice alone keeps the riff's bar lines"
+    panel.tempo.setValue(100.0)
+    assert panel.conditioning().tempo == Tempo(100.0, 4)

@@ -260,7 +260,8 @@ def test_a_one_shot_song_changes_tempo_mid_song_and_its_manifest_says_at_what(tm
 
     duet = Conditioning("Ada Tone", "rock", blend=ArtistBlend("Bo Noise", 0.3), tempo=Tempo(96, 3))
     detail = _plain(GenerateRequest.branches(1, 1, 1.0, 0, conditioning=duet))
-    assert json.loads(json.dumps(detail))["conditioning"]["tempo"] == {"bpm": 96, "beats_per_bar": 3}
+    tempo = {"bpm": 96, "beats_per_bar": 3, "downbeat_seconds": 0.0, "from_riff": False}
+    assert json.loads(json.dumps(detail))["conditioning"]["tempo"] == tempo
 
 
 def test_a_project_takes_a_tempo_from_generate_and_swap_and_info_shows_it(tmp_path, capsys):

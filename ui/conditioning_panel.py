@@ -193,7 +193,11 @@ class ConditioningPanel(QWidget):
             return self._shown_tempo  # this model ignores a tempo; one set with another model stays
         if not self.tempo_set.isChecked():
             return None
-        return Tempo(round(self.tempo.value(), 1), self.beats_per_bar.value())
+        fields = Tempo(round(self.tempo.value(), 1), self.beats_per_bar.value())
+        shown = self._shown_tempo
+        if shown is not None and (shown.bpm, shown.beats_per_bar) == (fields.bpm, fields.beats_per_bar):
+            return shown  # unchanged: a riff's tempo keeps its bar lines
+        return fields
 
     # -- how far the song has sung ----------------------------------------------------------------
     def show_lyric_progress(self, progress: Any) -> None:

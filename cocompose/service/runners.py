@@ -45,7 +45,8 @@ def label_spec(conditioning: Conditioning, total_seconds: float, bar_start_secon
 def bar_start_seconds(tree, parent_id: int, conditioning: Conditioning, engine) -> float:
     """Where the beat clock of new takes under `parent_id` starts counting bars: the moment of the song
     since which the beat (the tempo and metre, named or the genre's usual ones) has been the same, so a
-    change of tempo starts a new bar where it happens and a change of voice alone keeps the pulse."""
+    change of tempo starts a new bar where it happens and a change of voice alone keeps the pulse; plus,
+    for a riff's tempo, where the riff's first bar line falls after that moment."""
     if not engine.has_beat_clock:
         return 0.0
 
@@ -53,17 +54,20 @@ def bar_start_seconds(tree, parent_id: int, conditioning: Conditioning, engine) 
         clock = engine.beat_clock(label_spec(c, 0.0))
         return None if clock is None else clock.slots()[:2]
 
-    at, start, current, in_force = 0, 0, None, None
+    def downbeat(c: Conditioning) -> float:
+        return c.tempo.downbeat_seconds if c.tempo is not None else 0.0
+
+    at, start, current, in_force, offset = 0, 0, None, None, 0.0
     for node_id in tree.path_to(parent_id):
         node = tree.node(node_id)
         in_force = node.conditioning or in_force  # the root always carries one
         here = beat(in_force)
         if here != current:
-            start, current = at, here
+            start, current, offset = at, here, downbeat(in_force)
         at += len(node.codes)
     if beat(conditioning) != current:
-        start = at
-    return start / engine.codes_per_second
+        start, offset = at, downbeat(conditioning)
+    return start / engine.codes_per_second + offset
 
 
 def _generation_setup(project: Project, request: GenerateRequest, engine):

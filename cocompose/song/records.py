@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import ClassVar
@@ -33,10 +34,15 @@ class ArtistBlend:
 
 @dataclass(frozen=True)
 class Tempo:
-    """The beat the musician sets for models with a beat clock: beats per minute and beats per bar."""
+    """The beat of a song, for models with a beat clock: beats per minute and beats per bar, named by the
+    musician or heard in the riff the song was primed from (`from_riff`)."""
 
     bpm: float
     beats_per_bar: int = 4
+    # Where the first bar line falls, in seconds after the moment this tempo takes effect: in a riff,
+    # where its first bar starts; a tempo the musician names starts a bar where it takes effect (0).
+    downbeat_seconds: float = 0.0
+    from_riff: bool = False
 
     # What the engine accepts (`engine.prior.tempo`), for the GUI's fields.
     MIN_BPM: ClassVar[float] = MIN_TEMPO_BPM
@@ -45,9 +51,20 @@ class Tempo:
 
     def __post_init__(self) -> None:
         BeatClock(self.bpm, self.beats_per_bar)  # the engine's range, and its message, for both numbers
+        if not (math.isfinite(self.downbeat_seconds) and self.downbeat_seconds >= 0):
+            raise ValueError(f"a first bar line is 0 s or later, not {self.downbeat_seconds!r}")
 
     def __str__(self) -> str:
-        return f"{self.bpm:g} bpm, {self.beats_per_bar}/4"
+        return f"{self.bpm:g} bpm, {self.beats_per_bar}/4" + (" (from the riff)" if self.from_riff else "")
+
+    def to_dict(self) -> dict:
+        """As stored: the later fields only where they differ from their defaults, so that a named tempo
+        is written with the two fields it always had."""
+        data = asdict(self)
+        for name, default in (("downbeat_seconds", 0.0), ("from_riff", False)):
+            if data[name] == default:
+                del data[name]
+        return data
 
     @classmethod
     def parse(cls, text: str) -> Tempo:
@@ -78,6 +95,8 @@ class Conditioning:
         data = asdict(self)
         if self.tempo is None:
             del data["tempo"]  # so songs composed without a tempo read the same in older versions
+        else:
+            data["tempo"] = self.tempo.to_dict()
         return json.dumps(data, sort_keys=True)
 
     @classmethod

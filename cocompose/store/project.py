@@ -14,6 +14,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -196,8 +197,11 @@ class Project(ProjectEdits, ProjectSideTables):
         )
         self.song = self._load_song()
 
-    def set_prime(self, codes: Codes, audio: bytes, audio_name: str = "") -> None:
-        """Prime a song that has no takes yet: the root takes the prime's codes, the audio is kept."""
+    def set_prime(
+        self, codes: Codes, audio: bytes, audio_name: str = "", conditioning: Conditioning | None = None
+    ) -> None:
+        """Prime a song that has no takes yet: the root takes the prime's codes, the audio is kept, and
+        `conditioning`, when given, becomes the root's in the same step (the riff's tempo)."""
         root = self.tree.root
         if self.tree.children(root.id) or len(root.codes):
             raise ProjectError("Only a song with no takes yet can be primed; start a new project instead.")
@@ -209,6 +213,8 @@ class Project(ProjectEdits, ProjectSideTables):
             ).lastrowid
             ed.conn.execute("UPDATE song SET prime_audio_blob = ?", (blob_id,))
             ed.set_codes(root.id, codes)
+            if conditioning is not None:
+                ed.update(replace(ed.node(root.id), conditioning=conditioning))
 
         self._edit(change)
         self.song = self._load_song()

@@ -1,0 +1,44 @@
+"""The tempo of a song primed from a riff: the riff's own, so that the continuation keeps its pulse.
+
+Only for a model whose top prior has a beat clock, and only when the song has no tempo named: a tempo
+the musician sets always wins. The beat is heard in the riff (`ComposeEngine.riff_beat`); a riff with no
+steady pulse leaves the song at its genre's usual tempo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from cocompose.song.records import Conditioning, Tempo
+
+
+def riff_tempo(
+    engine, audio: np.ndarray, sample_rate: int, conditioning: Conditioning, max_seconds: float | None = None
+) -> Tempo | None:
+    """The tempo a song with `conditioning` takes when primed from `audio` (as `engine.encode_prime`
+    reads it, same arguments); None when it keeps what it has."""
+    if conditioning.tempo is not None:
+        return None
+    beat = engine.riff_beat(audio, sample_rate, conditioning.genre, max_seconds)
+    if beat is None:
+        return None
+    return Tempo(beat.tempo_bpm, beat.beats_per_bar, round(beat.downbeat_seconds, 3), from_riff=True)
+
+
+def primed_conditioning(
+    engine, audio: np.ndarray, sample_rate: int, conditioning: Conditioning, max_seconds: float | None = None
+) -> tuple[Conditioning | None, str | None]:
+    """(the song's start conditioning with the riff's tempo, or None to keep it; a line for the musician
+    saying what was heard, or None when there was nothing to listen for)."""
+    if conditioning.tempo is not None or not engine.has_beat_clock:
+        return None, None
+    tempo = riff_tempo(engine, audio, sample_rate, conditioning, max_seconds)
+    if tempo is None:
+        return None, "no steady beat heard in the riff: the song keeps its genre's usual tempo"
+    line = (
+        f"the riff's tempo: {tempo.bpm:g} bpm, {tempo.beats_per_bar} beats a bar, first bar line at "
+        f"{tempo.downbeat_seconds:.2f} s"
+    )
+    return replace(conditioning, tempo=tempo), line
