@@ -446,7 +446,11 @@ def add_compose_commands(commands) -> None:
                           "the new takes on")  # fmt: skip
     generate.add_argument("--tempo", type=_tempo_arg, metavar="BPM[/BEATS]",
                           help=TEMPO_HELP + "; default: the genre's usual one, or the take's")  # fmt: skip
-    oneshot.add_argument("--prime", metavar="AUDIO_FILE", help="continue after this audio (WAV, FLAC, ...)")
+    oneshot.add_argument(
+        "--prime",
+        metavar="AUDIO_FILE",
+        help="continue after this audio (WAV, FLAC...), at its tempo unless --tempo",
+    )
     oneshot.add_argument("--prime-seconds", type=float, help="use only the first SECONDS of the prime")
     oneshot.add_argument("--change", action="append", type=_change_arg,
                          metavar="SECONDS:artist=NAME[,genre=NAME][,tempo=BPM[/BEATS]]",
@@ -484,7 +488,12 @@ def add_compose_commands(commands) -> None:
     )
     swap.set_defaults(run=cmd_swap)
 
-    prime = commands.add_parser("prime", help="start a new song from an audio file")
+    prime = commands.add_parser(
+        "prime",
+        help="start a new song from an audio file",
+        description="Start a new song from an audio file. With a beat-clock model and no tempo named, "
+        "the song takes the tempo and bar lines heard in the audio.",
+    )
     _model_options(prime)
     prime.add_argument("audio", help="audio file (WAV, FLAC, OGG, MP3...)")
     prime.add_argument("--seconds", type=float, help="use only the first SECONDS of it")
