@@ -13,6 +13,20 @@ from cocompose.store import ProjectError
 
 
 @dataclass(frozen=True)
+class Primed:
+    """What priming a song did: how much of the riff became its start, and what beat was heard in it."""
+
+    codes: int
+    seconds: float
+    heard: str | None  # "the riff's tempo: ..." (or that none was heard); None when not listened for
+
+    def notice(self, source: str) -> str:
+        """One line for the window: 'Primed with riff.wav (6.0 s); the riff's tempo: 96 bpm, ...'."""
+        line = f"Primed with {source} ({self.seconds:.1f} s)"
+        return f"{line}; {self.heard}" if self.heard else line
+
+
+@dataclass(frozen=True)
 class ModelSummary:
     """What the app shows of a loaded model (plain data: the GUI never touches the engine)."""
 

@@ -42,7 +42,7 @@ from typing import Any
 from cocompose import timeline
 from cocompose.app_model_folder import NO_MODEL_HELP, ModelMissing, resolve_model_folder
 from cocompose.app_model_loading import load_engine
-from cocompose.app_reports import ModelSummary, ProjectSummary, describe_error, unused_path
+from cocompose.app_reports import ModelSummary, Primed, ProjectSummary, describe_error, unused_path
 from cocompose.app_state import AppState, config_dir, load_state, save_state
 from cocompose.export_metadata import track_metadata
 from cocompose.lyric_progress_cache import LyricProgressCache
@@ -325,11 +325,14 @@ class AppSession:
         return self._call(self._io, run)
 
     def prime(self, audio_path: str | Path, max_seconds: float | None = None) -> Future:
-        """Start the song from an audio file: its codes become the start (only before any take)."""
+        """Start the song from an audio file: its codes become the start (only before any take), and for
+        a beat-clock model its tempo the one heard in it unless the song names one; -> Primed."""
 
         return self._call(self._io, lambda: self._prime_now(Path(audio_path), max_seconds))
 
-    def _prime_now(self, path: Path, max_seconds: float | None) -> int:
+    def _prime_now(
+        self, path: Path, max_seconds: float | None, counted: tuple[float, float] | None = None
+    ) -> Primed:
         import soundfile as sf
 
         engine = self._need_engine()
@@ -345,17 +348,18 @@ class AppSession:
 
         with self.lock:
             start = self.project.tree.root.conditioning
-        conditioning, _ = primed_conditioning(engine, audio, rate, start, max_seconds)
+        conditioning, heard = primed_conditioning(engine, audio, rate, start, max_seconds, counted)
         with self.lock:
             self.project.set_prime(Codes.of(codes), path.read_bytes(), path.name, conditioning)
         self._announce_project()
-        return len(codes)
+        return Primed(len(codes), len(codes) / engine.codes_per_second, heard)
 
     def prime_recording(self, take: Any) -> Future:
         """Prime the song from a recorded riff (a cocompose.recording.Take). The riff is first saved as a
-        WAV in the state folder's recordings/ and stays there, whatever happens next; -> codes primed."""
+        WAV in the state folder's recordings/ and stays there, whatever happens next. A riff recorded to a
+        count-in takes the count-in's tempo (for a beat-clock model, unless the song names one); -> Primed."""
 
-        def run() -> int:
+        def run() -> Primed:
             from cocompose.recording import RecordingError
 
             folder = self.state_dir / RECORDINGS_FOLDER
@@ -365,7 +369,8 @@ class AppSession:
             except (OSError, RecordingError) as exc:
                 raise OSError(f"Could not keep the recording: {exc}") from None
             try:
-                return self._prime_now(path, None)
+                counted = None if take.click_bpm is None else (take.click_bpm, take.click_start_seconds)
+                return self._prime_now(path, None, counted)
             except (ProjectError, ValueError) as exc:
                 raise type(exc)(f"{exc}\n(The recording is kept in {path}.)") from None
 

@@ -97,10 +97,14 @@ class Level:
 
 @dataclass(frozen=True, eq=False)
 class Take:
-    """A recording: float32 mono audio at its sample rate."""
+    """A recording: float32 mono audio at its sample rate. A take recorded after a count-in knows the
+    beat it was played to: `click_bpm`, and where the beat after the count-in falls (`click_start_seconds`,
+    0 for the take's first sample; negative once the take is trimmed from later on)."""
 
     audio: np.ndarray
     sample_rate: int
+    click_bpm: float | None = None
+    click_start_seconds: float = 0.0
 
     @property
     def duration(self) -> float:
@@ -117,7 +121,8 @@ class Take:
         a, b = round(start * self.sample_rate), round(end * self.sample_rate)
         if b <= a:
             raise ValueError(f"the trim {start!r} to {end!r} s is shorter than one sample")
-        return Take(self.audio[a:b].copy(), self.sample_rate)
+        click_start = self.click_start_seconds - a / self.sample_rate  # the beat stays where it was played
+        return Take(self.audio[a:b].copy(), self.sample_rate, self.click_bpm, click_start)
 
     def source(self) -> AudioSource:
         """The take as a finished AudioSource, for the Player."""
@@ -192,6 +197,7 @@ class Recorder:
         self._blocks: list[np.ndarray] = []
         self._frames = 0
         self._count_in_left = 0  # frames
+        self._click_bpm: float | None = None  # the count-in's tempo, for the take
         self._peak = 0.0
         self._square_sum = 0.0
         self._square_count = 0
@@ -273,6 +279,7 @@ class Recorder:
         with self._lock:
             self._blocks, self._frames = [], 0
             self._count_in_left = round(count_in.seconds * rate) if count_in else 0
+            self._click_bpm = count_in.bpm if count_in and count_in.beats else None
             self._state = RecorderState.COUNTING_IN if self._count_in_left else RecorderState.RECORDING
             self._message = ""
         self._wake.set()
@@ -289,7 +296,7 @@ class Recorder:
         self._wake.set()
         if not blocks or self._choice is None:
             return None
-        return Take(np.concatenate(blocks), self._choice.sample_rate)
+        return Take(np.concatenate(blocks), self._choice.sample_rate, self._click_bpm)
 
     def close(self) -> None:
         """Release the device. What was not stopped is dropped: call stop() first to keep it."""

@@ -27,13 +27,33 @@ def riff_tempo(
     return Tempo(beat.tempo_bpm, beat.beats_per_bar, round(beat.downbeat_seconds, 3), from_riff=True)
 
 
+def counted_tempo(engine, genre: str, bpm: float, click_start_seconds: float) -> Tempo:
+    """The tempo of a riff played to a count-in: the count-in's, with a bar line on the beat that
+    followed it (`click_start_seconds` from the riff's first sample; the genre's usual bar length)."""
+    _, per_bar = engine.genre_tempo(genre) or (None, 4)
+    bar_seconds = per_bar * 60.0 / bpm
+    return Tempo(bpm, per_bar, round(click_start_seconds % bar_seconds, 3), from_riff=True)
+
+
 def primed_conditioning(
-    engine, audio: np.ndarray, sample_rate: int, conditioning: Conditioning, max_seconds: float | None = None
+    engine,
+    audio: np.ndarray,
+    sample_rate: int,
+    conditioning: Conditioning,
+    max_seconds: float | None = None,
+    counted: tuple[float, float] | None = None,
 ) -> tuple[Conditioning | None, str | None]:
     """(the song's start conditioning with the riff's tempo, or None to keep it; a line for the musician
-    saying what was heard, or None when there was nothing to listen for)."""
+    saying what was heard, or None when there was nothing to listen for). `counted`: (bpm, where the beat
+    after the count-in falls) for a riff recorded to a count-in, whose tempo is then the count-in's."""
     if conditioning.tempo is not None or not engine.has_beat_clock:
         return None, None
+    if counted is not None:
+        tempo = counted_tempo(engine, conditioning.genre, *counted)
+        return replace(conditioning, tempo=tempo), (
+            f"the count-in's tempo: {tempo.bpm:g} bpm, {tempo.beats_per_bar} beats a bar, first bar line at "
+            f"{tempo.downbeat_seconds:.2f} s"
+        )
     tempo = riff_tempo(engine, audio, sample_rate, conditioning, max_seconds)
     if tempo is None:
         return None, "no steady beat heard in the riff: the song keeps its genre's usual tempo"

@@ -149,10 +149,12 @@ def test_a_prime_from_an_audio_file_becomes_the_start(tmp_path, bundle):
         session.new_project(tmp_path / "p.cocompose", Conditioning("Ada Tone", "rock"), 10).result(TIMEOUT)
         t = np.arange(model.sample_rate) / model.sample_rate
         sf.write(tmp_path / "riff.wav", 0.3 * np.sin(2 * np.pi * 330 * t), model.sample_rate)
-        n = session.prime(tmp_path / "riff.wav").result(TIMEOUT)
-        assert n == pytest.approx(model.codes_per_second, abs=2)
+        primed = session.prime(tmp_path / "riff.wav").result(TIMEOUT)
+        assert primed.codes == pytest.approx(model.codes_per_second, abs=2)
+        assert primed.heard is None  # a model without a beat clock does not listen for one
+        assert primed.notice("riff.wav") == f"Primed with riff.wav ({primed.seconds:.1f} s)"
         with session.lock:
-            assert len(session.project.tree.root.codes) == n
+            assert len(session.project.tree.root.codes) == primed.codes
         (tmp_path / "bad.wav").write_text("not audio")
         with pytest.raises(ValueError, match=r"Cannot read bad\.wav"):
             session.prime(tmp_path / "bad.wav").result(TIMEOUT)

@@ -89,12 +89,15 @@ def test_the_count_in_is_not_part_of_the_take(rig):
     np.testing.assert_array_equal(recorded, audio[skipped:])
     states = [status.state for status in changes]
     assert RecorderState.RECORDING in states
+    # The take knows the beat it was played to: the count-in's, with a beat on its first sample.
+    assert (take.click_bpm, take.click_start_seconds) == (240, 0.0)
 
 
 def test_a_trimmed_take_is_the_slice_and_bad_trims_are_named():
-    take = Take(noise(1.0, SR, seed=22), SR)
+    take = Take(noise(1.0, SR, seed=22), SR, click_bpm=120.0)
     trimmed = take.trimmed(0.1, 0.25)
     np.testing.assert_array_equal(trimmed.audio, take.audio[4800:12000])
+    assert (trimmed.click_bpm, trimmed.click_start_seconds) == (120.0, -0.1)  # the beat stays put
     assert trimmed.duration == pytest.approx(0.15)
     np.testing.assert_array_equal(take.trimmed(0.5).audio, take.audio[24000:])
     for start, end in [(-0.1, 0.5), (0.5, 0.5), (0.6, 0.5), (0.0, 1.5), (float("nan"), 0.5)]:

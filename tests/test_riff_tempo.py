@@ -89,9 +89,34 @@ def test_the_app_session_primes_with_the_riffs_tempo(tmp_path, clock_model):
     try:
         session.load_model(clock_model).result(TIMEOUT)
         session.new_project(tmp_path / "p.cocompose", Conditioning("Ada Tone", "rock"), 10).result(TIMEOUT)
-        session.prime(_riff(tmp_path / "riff.wav")).result(TIMEOUT)
+        primed = session.prime(_riff(tmp_path / "riff.wav")).result(TIMEOUT)
+        notice = primed.notice("riff.wav")
+        assert notice.startswith("Primed with riff.wav (6.0 s); the riff's tempo: ") and _said_bpm(notice)
         with session.lock:
             _is_the_riffs(session.project.tree.root.conditioning.tempo)
+    finally:
+        session.shutdown()
+
+
+def test_a_riff_recorded_to_a_count_in_takes_the_count_ins_tempo(tmp_path, clock_model):
+    """The count-in says the tempo the musician played to; its last beat opens a bar. Trimmed 0.3 s from
+    the start, the riff's first bar line is 0.3 s before its first sample, so the next is a bar later."""
+    from cocompose.recording import Take
+
+    audio, rate = sf.read(_riff(tmp_path / "riff.wav"), dtype="float32")  # clicks at 96 bpm: ignored
+    take = Take(audio, rate, click_bpm=90.0).trimmed(0.3)
+    session = AppSession(Recorder(), state_dir=tmp_path)
+    try:
+        session.load_model(clock_model).result(TIMEOUT)
+        session.new_project(tmp_path / "p.cocompose", Conditioning("Ada Tone", "rock"), 10).result(TIMEOUT)
+        primed = session.prime_recording(take).result(TIMEOUT)
+        bar = 4 * 60.0 / 90.0
+        said = f"the count-in's tempo: 90 bpm, 4 beats a bar, first bar line at {bar - 0.3:.2f} s"
+        assert primed.heard == said
+        with session.lock:
+            tempo = session.project.tree.root.conditioning.tempo
+        assert tempo == Tempo(90.0, 4, round(bar - 0.3, 3), from_riff=True)
+        assert len(list((tmp_path / "recordings").iterdir())) == 1  # the riff is kept as recorded
     finally:
         session.shutdown()
 

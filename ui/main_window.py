@@ -405,7 +405,7 @@ class MainWindow(QMainWindow):
         """Start the song from a recorded take (kept as a WAV in the state folder's recordings/)."""
         self.notice(f"Priming with the recording ({take.duration:.1f} s)…")
         future = self.session.prime_recording(take)
-        self.bridge.when_done(future, lambda n: self.notice(f"Primed with the recording ({n} codes)"))
+        self.bridge.when_done(future, lambda primed: self.notice(primed.notice("the recording")))
 
     def generate(self, mode: str, settings: GenerateSettings) -> None:
         selected = self.selected_take()
@@ -573,7 +573,7 @@ class MainWindow(QMainWindow):
     def prime(self, path: Path) -> None:
         self.notice(f"Priming with {path.name}…")
         future = self.session.prime(path)
-        self.bridge.when_done(future, lambda n: self.notice(f"Primed with {path.name} ({n} codes)"))
+        self.bridge.when_done(future, lambda primed: self.notice(primed.notice(path.name)))
 
     # -- the rest ------------------------------------------------------------------------------------
     def show_about(self) -> QMessageBox:
