@@ -318,7 +318,7 @@ def cmd_prime(args: argparse.Namespace) -> int:
             print(heard)
         if conditioning is not None:
             root, artist = service.read(lambda p: (p.tree.root.id, p.tree.root.conditioning.artist))
-            print(f"(to name another: cocompose swap {root} --artist {artist!r} --tempo BPM)")
+            print(f"(to name another: cocompose swap {args.project} {root} --artist {artist!r} --tempo BPM)")
     return 0
 
 

@@ -1,8 +1,9 @@
 """The tempo of a song primed from a riff: the riff's own, so that the continuation keeps its pulse.
 
 Only for a model whose top prior has a beat clock, and only when the song has no tempo named: a tempo
-the musician sets always wins. The beat is heard in the riff (`ComposeEngine.riff_beat`); a riff with no
-steady pulse leaves the song at its genre's usual tempo.
+the musician sets always wins. A riff recorded to a count-in plays at the count-in's tempo; any other is
+listened to (`ComposeEngine.riff_beat`), and one with no steady pulse leaves the song at its genre's
+usual tempo.
 """
 
 from __future__ import annotations
@@ -14,14 +15,11 @@ import numpy as np
 from cocompose.song.records import Conditioning, Tempo
 
 
-def riff_tempo(
-    engine, audio: np.ndarray, sample_rate: int, conditioning: Conditioning, max_seconds: float | None = None
+def _heard_tempo(
+    engine, audio: np.ndarray, sample_rate: int, genre: str, max_seconds: float | None
 ) -> Tempo | None:
-    """The tempo a song with `conditioning` takes when primed from `audio` (as `engine.encode_prime`
-    reads it, same arguments); None when it keeps what it has."""
-    if conditioning.tempo is not None:
-        return None
-    beat = engine.riff_beat(audio, sample_rate, conditioning.genre, max_seconds)
+    """The riff's tempo as heard in it (read as `engine.encode_prime` reads it), or None."""
+    beat = engine.riff_beat(audio, sample_rate, genre, max_seconds)
     if beat is None:
         return None
     return Tempo(beat.tempo_bpm, beat.beats_per_bar, round(beat.downbeat_seconds, 3), from_riff=True)
@@ -33,6 +31,13 @@ def counted_tempo(engine, genre: str, bpm: float, click_start_seconds: float) ->
     _, per_bar = engine.genre_tempo(genre) or (None, 4)
     bar_seconds = per_bar * 60.0 / bpm
     return Tempo(bpm, per_bar, round(click_start_seconds % bar_seconds, 3), from_riff=True)
+
+
+def _said(whose: str, tempo: Tempo) -> str:
+    return (
+        f"{whose} tempo: {tempo.bpm:g} bpm, {tempo.beats_per_bar} beats a bar, first bar line at "
+        f"{tempo.downbeat_seconds:.2f} s"
+    )
 
 
 def primed_conditioning(
@@ -50,15 +55,8 @@ def primed_conditioning(
         return None, None
     if counted is not None:
         tempo = counted_tempo(engine, conditioning.genre, *counted)
-        return replace(conditioning, tempo=tempo), (
-            f"the count-in's tempo: {tempo.bpm:g} bpm, {tempo.beats_per_bar} beats a bar, first bar line at "
-            f"{tempo.downbeat_seconds:.2f} s"
-        )
-    tempo = riff_tempo(engine, audio, sample_rate, conditioning, max_seconds)
+        return replace(conditioning, tempo=tempo), _said("the count-in's", tempo)
+    tempo = _heard_tempo(engine, audio, sample_rate, conditioning.genre, max_seconds)
     if tempo is None:
         return None, "no steady beat heard in the riff: the song keeps its genre's usual tempo"
-    line = (
-        f"the riff's tempo: {tempo.bpm:g} bpm, {tempo.beats_per_bar} beats a bar, first bar line at "
-        f"{tempo.downbeat_seconds:.2f} s"
-    )
-    return replace(conditioning, tempo=tempo), line
+    return replace(conditioning, tempo=tempo), _said("the riff's", tempo)

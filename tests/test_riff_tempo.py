@@ -65,7 +65,7 @@ def test_cocompose_prime_gives_the_song_the_riffs_tempo_and_bars(tmp_path, clock
     assert main(["prime", song, str(_riff(tmp_path / "riff.wav"))]) == 0
     out = capsys.readouterr().out
     assert _said_bpm(out) == pytest.approx(BPM, abs=0.5)
-    assert "4 beats a bar" in out and "swap 1 --artist 'Ada Tone'" in out
+    assert "4 beats a bar" in out and f"swap {song} 1 --artist 'Ada Tone' --tempo BPM" in out
     with Project.open(song) as project:
         root = project.tree.root
         _is_the_riffs(root.conditioning.tempo)

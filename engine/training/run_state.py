@@ -2,7 +2,8 @@
 
     RUN_DIR/run.json                      what the run trains (kind, configs, data, vocabulary)
     RUN_DIR/model.{safetensors,json}      latest weights in the project's model format (for the app)
-    RUN_DIR/checkpoints/step_NNNNNNNN/    model + state.safetensors (optimizer moments, RNG bytes)
+    RUN_DIR/checkpoints/step_NNNNNNNN/    model + state.safetensors (optimizer moments, RNG bytes, and
+                                          the weights of what trains beside the model: a critic)
                                           + state.json (step, optimizer hyper-parameters, RNG scalars)
     RUN_DIR/latest.json                   which checkpoint is the newest complete one
 
