@@ -3,17 +3,17 @@
 A top prior with a beat clock is told the song's tempo and where its bars start; for a primed song those
 are the riff's. They are read from an onset-strength envelope (how much the log spectrum rises from one
 10 ms frame to the next), in three steps, each a small search over what the envelope supports:
-1. The beat period: the envelope's autocorrelation, weighted towards moderate tempi (a log-normal
-   window around 120 bpm, as beat trackers commonly weigh it: autocorrelation alone cannot tell a beat
-   from its double or half) and summed with its value at twice the period, so that a beat whose
-   bars also recur wins over its own subdivisions.
+1. The beat period: the envelope's autocorrelation, weighted towards likely tempi (a log-normal window
+   around the genre's usual tempo when the caller knows it, else around 120 bpm, as beat trackers
+   commonly weigh it: autocorrelation alone cannot tell a beat from its double or half) and summed with
+   its value at twice the period, so that a beat whose bars also recur wins over its own subdivisions.
 2. The beat phase: the offset of a comb at that period that collects the most onset strength.
 3. The downbeat: of the first `beats_per_bar` beats, the one whose beats a bar apart carry the most
    low-band onset strength (kick and bass) and the most harmonic change (chords change on bar lines).
 A riff without a steady pulse (too short, silent, or rubato) gets no estimate: `None`, and the caller
 keeps the genre's usual tempo.
 
-numpy only, float64, a pure function of (audio, rate, beats per bar).
+numpy only, float64, a pure function of (audio, rate, beats per bar, genre tempo).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ GENRE_SPREAD_OCTAVES = 0.5
 LOW_BAND_HZ = 500.0  # kick, bass and chords' roots: where bar lines are heard
 HARMONY_BAND_HZ = (60.0, 1000.0)  # where a change of chord, which most often comes on a bar line, shows
 MIN_BEATS = 4  # a riff must hold at least this many beats to have a tempo at all
-MIN_CLARITY = 0.15  # the weighted autocorrelation peak below which there is no steady pulse
+MIN_CLARITY = 0.15  # the autocorrelation at the chosen period below which there is no steady pulse
 # The onset strength (summed log rises) that the loudest onsets must reach: a held note or drone rises
 # by rounding errors only, whose pattern is perfectly periodic and would otherwise pass for a beat.
 MIN_ONSET_STRENGTH = 1.0
@@ -46,10 +46,6 @@ class BeatEstimate:
     first_beat_seconds: float  # the first beat at or after the start
     downbeat_seconds: float  # the first bar line at or after the start (one of the first bar's beats)
     clarity: float  # the normalised autocorrelation at the beat period (1: perfectly periodic)
-
-    @property
-    def beat_seconds(self) -> float:
-        return 60.0 / self.tempo_bpm
 
 
 def _frames(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
