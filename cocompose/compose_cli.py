@@ -309,16 +309,18 @@ def cmd_prime(args: argparse.Namespace) -> int:
         for note in prime.notes:
             print(f"note: {note}")
         codes = service.engine.encode_prime(prime.samples, prime.sample_rate)
-        start = service.read(lambda p: p.tree.root.conditioning)
-        conditioning, heard = primed_conditioning(service.engine, prime.samples, prime.sample_rate, start)
+        root = service.read(lambda p: p.tree.root)
+        conditioning, heard = primed_conditioning(
+            service.engine, prime.samples, prime.sample_rate, root.conditioning
+        )
         service.read(lambda p: p.set_prime(Codes.of(codes), prime.kept_audio, prime.kept_name, conditioning))
         seconds = len(codes) / service.engine.codes_per_second
         print(f"primed with {path.name}: {len(codes)} codes, {seconds:.2f} s")
         if heard:
             print(heard)
         if conditioning is not None:
-            root, artist = service.read(lambda p: (p.tree.root.id, p.tree.root.conditioning.artist))
-            print(f"(to name another: cocompose swap {args.project} {root} --artist {artist!r} --tempo BPM)")
+            swap = f"cocompose swap {args.project} {root.id} --artist {conditioning.artist!r}"
+            print(f"(to name another: {swap} --tempo BPM)")
     return 0
 
 

@@ -28,7 +28,7 @@ def _heard_tempo(
 def counted_tempo(engine, genre: str, bpm: float, click_start_seconds: float) -> Tempo:
     """The tempo of a riff played to a count-in: the count-in's, with a bar line on the beat that
     followed it (`click_start_seconds` from the riff's first sample; the genre's usual bar length)."""
-    _, per_bar = engine.genre_tempo(genre) or (None, 4)
+    _, per_bar = engine.usual_beat(genre)
     bar_seconds = per_bar * 60.0 / bpm
     return Tempo(bpm, per_bar, round(click_start_seconds % bar_seconds, 3), from_riff=True)
 

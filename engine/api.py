@@ -70,6 +70,18 @@ class RiffBeat:
     downbeat_seconds: float  # the first bar line, from the prime's first sample
 
 
+def _prime_samples(audio: np.ndarray, sample_rate: int, max_seconds: float | None, dtype) -> np.ndarray:
+    """A prime as every reader of it takes it: mono, finite, and only its first max_seconds."""
+    audio = np.asarray(audio, dtype=dtype)
+    if audio.ndim == 2:
+        audio = audio.mean(axis=1)
+    if audio.ndim != 1 or audio.size == 0 or not np.isfinite(audio).all():
+        raise ValueError("the prime must be non-empty, finite mono or multi-channel audio")
+    if max_seconds is not None:
+        audio = audio[: int(max_seconds * sample_rate)]
+    return audio
+
+
 SpecChanges = Sequence[tuple[int, LabelSpec]]  # (first top-level code, spec in force from there on)
 
 
@@ -297,13 +309,17 @@ class ComposeEngine:
         """(tempo in bpm, beats per bar) the model plays `genre` at when none is named; None if unknown."""
         return self.bundle.genre_tempi.get(genre.lower()) if self.has_beat_clock else None
 
+    def usual_beat(self, genre: str) -> tuple[float | None, int]:
+        """(the genre's usual tempo or None, its usual beats per bar, else 4)."""
+        return self.genre_tempo(genre) or (None, 4)
+
     def beat_clock(self, spec: LabelSpec) -> BeatClock | None:
         """The clock a spec's songs are sampled with: its own tempo and metre, else the genre's usual ones;
         None for a model without a clock, or when neither a tempo nor the genre's tempo is known (the
         prior then plays as one that never heard of a clock). ValueError for a tempo out of range."""
         if not self.has_beat_clock:
             return None
-        usual_tempo, usual_per_bar = self.genre_tempo(spec.genre) or (None, 4)
+        usual_tempo, usual_per_bar = self.usual_beat(spec.genre)
         tempo = usual_tempo if spec.tempo_bpm is None else spec.tempo_bpm
         if tempo is None:
             return None
@@ -355,13 +371,7 @@ class ComposeEngine:
         """(T,) or (T, C) audio at any rate -> the top-level codes (K,) int64 of its first max_seconds."""
         import soxr
 
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim == 2:
-            audio = audio.mean(axis=1)
-        if audio.ndim != 1 or audio.size == 0 or not np.isfinite(audio).all():
-            raise ValueError("the prime must be non-empty, finite mono or multi-channel audio")
-        if max_seconds is not None:
-            audio = audio[: int(max_seconds * sample_rate)]
+        audio = _prime_samples(audio, sample_rate, max_seconds, np.float32)
         if sample_rate != self.sample_rate:
             audio = soxr.resample(audio, sample_rate, self.sample_rate, quality="VHQ").astype(np.float32)
         x = torch.from_numpy(np.ascontiguousarray(audio))[None].to(self._device())
@@ -375,12 +385,8 @@ class ComposeEngine:
         encodes. None for a model without a clock, or a prime without a steady pulse."""
         if not self.has_beat_clock:
             return None
-        audio = np.asarray(audio, dtype=np.float64)
-        if audio.ndim == 2:
-            audio = audio.mean(axis=1)
-        if max_seconds is not None:
-            audio = audio[: int(max_seconds * sample_rate)]
-        usual_tempo, per_bar = self.genre_tempo(genre) or (None, 4)
+        audio = _prime_samples(audio, sample_rate, max_seconds, np.float64)
+        usual_tempo, per_bar = self.usual_beat(genre)
         if usual_tempo is not None and not MIN_RIFF_BPM <= usual_tempo <= MAX_RIFF_BPM:
             usual_tempo = None  # a genre the riff search cannot centre on: search around 120 bpm
         found = estimate_beat(audio, sample_rate, per_bar, usual_tempo)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import ClassVar
 
@@ -61,9 +61,9 @@ class Tempo:
         """As stored: the later fields only where they differ from their defaults, so that a named tempo
         is written with the two fields it always had."""
         data = asdict(self)
-        for name, default in (("downbeat_seconds", 0.0), ("from_riff", False)):
-            if data[name] == default:
-                del data[name]
+        for later in fields(self)[2:]:
+            if data[later.name] == later.default:
+                del data[later.name]
         return data
 
     @classmethod
