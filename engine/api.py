@@ -66,7 +66,7 @@ class RiffBeat:
     """A prime's beat as heard in it (`ComposeEngine.riff_beat`)."""
 
     tempo_bpm: float  # to a tenth of a beat per minute
-    beats_per_bar: int  # the genre's usual metre (a riff does not say how its bars are counted)
+    beats_per_bar: int  # 3 or 4 as heard, the genre's usual metre unless the riff clearly plays another
     downbeat_seconds: float  # the first bar line, from the prime's first sample
 
 
@@ -380,19 +380,20 @@ class ComposeEngine:
     def riff_beat(
         self, audio: np.ndarray, sample_rate: int, genre: str, max_seconds: float | None = None
     ) -> RiffBeat | None:
-        """The beat of a prime, for a model with a beat clock: its tempo, the genre's usual beats per bar,
-        and its first bar line, in seconds from the first sample that `encode_prime` (same arguments)
-        encodes. None for a model without a clock, or a prime without a steady pulse."""
+        """The beat of a prime, for a model with a beat clock: its tempo, its metre (the genre's usual one
+        unless the riff's bars clearly repeat in the other of 3 and 4 beats), and its first bar line, in
+        seconds from the first sample that `encode_prime` (same arguments) encodes. None for a model
+        without a clock, or a prime without a steady pulse."""
         if not self.has_beat_clock:
             return None
         audio = _prime_samples(audio, sample_rate, max_seconds, np.float64)
         usual_tempo, per_bar = self.usual_beat(genre)
         if usual_tempo is not None and not MIN_RIFF_BPM <= usual_tempo <= MAX_RIFF_BPM:
             usual_tempo = None  # a genre the riff search cannot centre on: search around 120 bpm
-        found = estimate_beat(audio, sample_rate, per_bar, usual_tempo)
+        found = estimate_beat(audio, sample_rate, per_bar, usual_tempo, hear_metre=True)
         if found is None:
             return None
-        return RiffBeat(round(found.tempo_bpm, 1), per_bar, found.downbeat_seconds)
+        return RiffBeat(round(found.tempo_bpm, 1), found.beats_per_bar, found.downbeat_seconds)
 
     @torch.no_grad()
     def decode_preview(self, top_codes: np.ndarray) -> tuple[np.ndarray, int]:

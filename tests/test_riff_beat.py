@@ -79,3 +79,40 @@ def test_synthesised_songs_are_heard_at_their_tempo_and_bars():
     assert tempo_right >= 0.9 * songs
     assert beat_right >= 0.8 * songs
     assert bar_right >= 0.65 * songs
+
+
+@pytest.mark.parametrize("per_bar,usual", [(3, 4), (4, 3), (3, 3), (4, 4)])
+def test_a_click_tracks_metre_is_heard_whatever_the_genre_usually_plays(per_bar, usual):
+    clicks = _clicks(110.0, 8.0, 0.2, per_bar)
+    heard = estimate_beat(clicks, RATE, usual, hear_metre=True)
+    assert heard is not None and heard.beats_per_bar == per_bar
+    assert heard.downbeat_seconds == pytest.approx(0.2, abs=0.01)
+    assert estimate_beat(clicks, RATE, usual).beats_per_bar == usual  # not asked: the caller's metre
+    even = _clicks(110.0, 8.0, 0.2, 1)  # every beat alike: nothing says how the bars go
+    assert estimate_beat(even, RATE, usual, hear_metre=True).beats_per_bar == usual
+
+
+def test_synthesised_riffs_are_heard_in_their_metre():
+    """8 s riffs from the bodies of 24 fresh songs, told their genre's usual tempo and, once, its metre,
+    once the other of 3 and 4. Measured on 320 such riffs from the training corpus: told their own
+    metre 99% keep it; told the other, 63 of 64 waltz riffs are heard in 3 and 82% of the 4/4 ones in 4."""
+    rng = np.random.default_rng(11)
+    kept = restored = tempo_right = 0
+    songs = 24
+    for index in range(songs):
+        plan = compose_song(778, index, 30.0)
+        genre = plan.genre
+        body_end = next(s.start_s for s in plan.sections if s.name == "ending")
+        offset = rng.uniform(0.0, body_end - 8.0)
+        audio = render_song(plan, RATE)[round(offset * RATE) : round((offset + 8.0) * RATE)]
+        usual_bpm = sum(genre.tempo_bpm) / 2
+        own = estimate_beat(audio, RATE, genre.beats_per_bar, usual_bpm, hear_metre=True)
+        other = estimate_beat(audio, RATE, 7 - genre.beats_per_bar, usual_bpm, hear_metre=True)
+        if own is None or abs(own.tempo_bpm / plan.tempo_bpm - 1) > 0.04:
+            continue
+        tempo_right += 1
+        kept += own.beats_per_bar == genre.beats_per_bar
+        restored += other is not None and other.beats_per_bar == genre.beats_per_bar
+    assert tempo_right >= 0.9 * songs
+    assert kept >= tempo_right - 1
+    assert restored >= 0.7 * tempo_right

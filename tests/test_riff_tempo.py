@@ -138,9 +138,19 @@ def test_a_named_tempo_a_clockless_model_or_a_riff_without_pulse_leave_the_song_
     )
     # The riff read as `encode_prime` reads it: only its first max_seconds (here, before any click).
     assert engine.riff_beat(audio, rate, "rock", max_seconds=0.2) is None
-    # A jazz song counts the same riff in the genre's threes.
+    # The riff's bars repeat every four beats, so a jazz song (usually in threes) counts them in fours;
+    # a riff in threes makes a rock song count in threes; a riff whose beats all sound alike says
+    # nothing of its bars, and the genre's usual metre stands.
     jazz, _ = primed_conditioning(engine, audio, rate, Conditioning("Ada Tone", "jazz"))
-    assert jazz.tempo.beats_per_bar == 3 and jazz.tempo.bpm == pytest.approx(BPM, abs=0.5)
+    assert jazz.tempo.beats_per_bar == 4 and jazz.tempo.bpm == pytest.approx(BPM, abs=0.5)
+    waltz, rate = sf.read(_riff(tmp_path / "waltz.wav", per_bar=3))
+    in_threes, _ = primed_conditioning(engine, waltz, rate, rock)
+    assert in_threes.tempo.beats_per_bar == 3 and in_threes.tempo.bpm == pytest.approx(BPM, abs=0.5)
+    assert in_threes.tempo.downbeat_seconds == pytest.approx(FIRST_BAR_S, abs=0.015)
+    even, rate = sf.read(_riff(tmp_path / "even.wav", per_bar=1))
+    for genre, per_bar in (("rock", 4), ("jazz", 3)):
+        kept, _ = primed_conditioning(engine, even, rate, Conditioning("Ada Tone", genre))
+        assert kept.tempo.beats_per_bar == per_bar
 
 
 def test_a_one_shot_song_primed_from_a_riff_says_so_in_its_manifest(tmp_path, clock_model, capsys):

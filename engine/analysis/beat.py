@@ -8,16 +8,20 @@ are the riff's. They are read from an onset-strength envelope (how much the log 
    commonly weigh it: autocorrelation alone cannot tell a beat from its double or half) and summed with
    its value at twice the period, so that a beat whose bars also recur wins over its own subdivisions.
 2. The beat phase: the offset of a comb at that period that collects the most onset strength.
-3. The downbeat: of the first `beats_per_bar` beats, the one whose beats a bar apart carry the most
+3. The metre, when asked (`hear_metre`): 3 or 4 beats a bar, whichever makes the riff's bars repeat
+   best (the sound of each beat, band by band, against the sound a bar later). A riff holds only a few
+   bars, so the usual metre of the genre (`beats_per_bar`) stands unless the other repeats clearly better.
+4. The downbeat: of the first `beats_per_bar` beats, the one whose beats a bar apart carry the most
    low-band onset strength (kick and bass) and the most harmonic change (chords change on bar lines).
 A riff without a steady pulse (too short, silent, or rubato) gets no estimate: `None`, and the caller
 keeps the genre's usual tempo.
 
-numpy only, float64, a pure function of (audio, rate, beats per bar, genre tempo).
+numpy only, float64, a pure function of its arguments.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +42,17 @@ MIN_CLARITY = 0.15  # the autocorrelation at the chosen period below which there
 # The onset strength (summed log rises) that the loudest onsets must reach: a held note or drone rises
 # by rounding errors only, whose pattern is perfectly periodic and would otherwise pass for a beat.
 MIN_ONSET_STRENGTH = 1.0
+METRES = (3, 4)  # the bar lengths a riff can be heard in (any other is taken as the caller gives it)
+# How much better (mean correlation of a beat's sound with the sound a bar later) the other metre's bars
+# must repeat to overrule the genre's usual metre. On 8 s riffs from the bodies of 320 corpus songs, told
+# their genre's usual tempo and metre, 99% keep the right metre (316 of 320); told a genre of the other
+# metre, 63 of 64 waltz riffs are heard in 3 and 82% of the 4/4 ones (210 of 256) in 4.
+METRE_MARGIN = 0.15
+BAR_BANDS = 24  # log-spaced bands from 40 Hz that describe the sound of each half beat
+# The spread (root mean square, in the envelope's log units) of the beats' sounds around their mean
+# below which every beat sounds alike: identical clicks spread 0.02 (frame rounding), clicks with an
+# accented first beat 0.16, the corpus's riffs 0.3 to 0.8.
+MIN_BEAT_CONTRAST = 0.08
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,7 @@ class BeatEstimate:
     first_beat_seconds: float  # the first beat at or after the start
     downbeat_seconds: float  # the first bar line at or after the start (one of the first bar's beats)
     clarity: float  # the normalised autocorrelation at the beat period (1: perfectly periodic)
+    beats_per_bar: int  # as heard (`hear_metre`), else as the caller gave it
 
 
 def _frames(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
@@ -59,6 +75,7 @@ class Envelopes:
     onsets: np.ndarray  # (frames - 1,) onset strength over the whole spectrum
     low_onsets: np.ndarray  # (frames - 1,) onset strength below LOW_BAND_HZ
     harmony: np.ndarray  # (frames, bins) log magnitudes within HARMONY_BAND_HZ
+    bands: np.ndarray  # (frames, <= BAR_BANDS) mean log magnitude in log-spaced bands (empty ones left out)
     frame_rate: float  # frames per second
     onset_delay_seconds: float  # from onset f's frame start (f / frame_rate) to when it is heard
 
@@ -89,7 +106,10 @@ def envelopes(audio: np.ndarray, sample_rate: int) -> Envelopes:
     # faint entry into a window already a large rise, so an onset is found a little before the sound
     # reaches the window's centre; where it is heard was measured on click tracks (to within 10 ms).
     delay = (hop + ONSET_WINDOW_SHARE * n_fft) / sample_rate
-    return Envelopes(onsets[0], onsets[1], level[:, harmony], sample_rate / hop, delay)
+    edges = np.geomspace(40.0, sample_rate / 2, BAR_BANDS + 1)
+    in_band = [(freqs >= lo) & (freqs < hi) for lo, hi in itertools.pairwise(edges)]
+    bands = np.stack([level[:, band].mean(axis=1) for band in in_band if band.any()], axis=1)
+    return Envelopes(onsets[0], onsets[1], level[:, harmony], bands, sample_rate / hop, delay)
 
 
 def _autocorrelation(envelope: np.ndarray) -> np.ndarray:
@@ -151,6 +171,43 @@ def _harmonic_change(harmony: np.ndarray, beats: np.ndarray, period: float) -> n
     return change
 
 
+def beat_sounds(bands: np.ndarray, period: float, first: float) -> np.ndarray:
+    """(beats, 2 * bands) the band levels of each whole beat in the riff, its first half then its second."""
+    sounds = []
+    at = first
+    while at + period <= len(bands):
+        a, half, b = round(at), round(at + period / 2), round(at + period)
+        sounds.append(np.concatenate([bands[a:half].mean(axis=0), bands[half:b].mean(axis=0)]))
+        at += period
+    return np.asarray(sounds).reshape(len(sounds), 2 * bands.shape[1])
+
+
+def bar_repetition(sounds: np.ndarray, beats_per_bar: int) -> float | None:
+    """How alike the riff's beats sound to the beats a bar later: the mean correlation, over the beats
+    that have one, of each beat's sound with the sound `beats_per_bar` beats on, both centred on the
+    riff's mean beat. None when the riff holds no bar and a beat."""
+    if len(sounds) <= beats_per_bar:
+        return None
+    centred = sounds - sounds.mean(axis=0)
+    unit = centred / (np.linalg.norm(centred, axis=1, keepdims=True) + 1e-12)
+    return float(np.mean(np.sum(unit[beats_per_bar:] * unit[:-beats_per_bar], axis=1)))
+
+
+def _heard_metre(heard: Envelopes, period: float, first: float, usual: int) -> int:
+    """The usual metre, unless the other one of METRES makes the bars repeat better by METRE_MARGIN.
+    Beats that all sound alike (a metronome without accents) say nothing of the bars: the usual stands."""
+    sounds = beat_sounds(heard.bands, period, first)
+    if usual not in METRES or len(sounds) == 0:
+        return usual
+    if np.sqrt(np.mean((sounds - sounds.mean(axis=0)) ** 2)) < MIN_BEAT_CONTRAST:
+        return usual
+    scores = {m: bar_repetition(sounds, m) for m in METRES}
+    if scores[usual] is None:
+        return usual
+    best = max((m for m in METRES if scores[m] is not None), key=lambda m: scores[m])
+    return best if scores[best] > scores[usual] + METRE_MARGIN else usual
+
+
 def _downbeat_index(heard: Envelopes, period: float, first: float, beats_per_bar: int) -> int:
     """Which of the first `beats_per_bar` beats starts a bar: the one whose beats a bar apart carry the
     most low-band onset strength and harmonic change together (each standardised over the candidates)."""
@@ -165,11 +222,16 @@ def _downbeat_index(heard: Envelopes, period: float, first: float, beats_per_bar
 
 
 def estimate_beat(
-    audio: np.ndarray, sample_rate: int, beats_per_bar: int = 4, genre_bpm: float | None = None
+    audio: np.ndarray,
+    sample_rate: int,
+    beats_per_bar: int = 4,
+    genre_bpm: float | None = None,
+    hear_metre: bool = False,
 ) -> BeatEstimate | None:
     """The riff's tempo, first beat and first bar line; None when it has no steady pulse to follow.
     `genre_bpm`, the usual tempo of the genre the song is in when the caller knows it, tells a beat from
-    its double or half better than a general 120 bpm."""
+    its double or half better than a general 120 bpm. `beats_per_bar` is the metre bars are counted in;
+    with `hear_metre`, the usual one, which the riff may overrule (3 or 4 beats; module doc)."""
     if genre_bpm is not None and not MIN_BPM <= genre_bpm <= MAX_BPM:
         raise ValueError(f"genre_bpm must be within {MIN_BPM:g}-{MAX_BPM:g}, got {genre_bpm}")
     preferred_bpm, spread = (
@@ -192,6 +254,8 @@ def estimate_beat(
     period, clarity = found
     phases = np.arange(0.0, period, 0.25)
     first = float(phases[int(np.argmax([_comb(envelope, period, p) for p in phases]))])
+    if hear_metre:
+        beats_per_bar = _heard_metre(heard, period, first, beats_per_bar)
     downbeat = first + _downbeat_index(heard, period, first, beats_per_bar) * period
     to_seconds = 1.0 / frame_rate
     lag = heard.onset_delay_seconds
@@ -201,4 +265,5 @@ def estimate_beat(
         first_beat_seconds=(first * to_seconds + lag) % beat_s,
         downbeat_seconds=(downbeat * to_seconds + lag) % (beat_s * beats_per_bar),
         clarity=clarity,
+        beats_per_bar=beats_per_bar,
     )
