@@ -33,7 +33,9 @@ from engine.evaluation.conditioning import (
     plan_songs,
     song_features,
 )
+from engine.evaluation.designs import DESIGNS
 from engine.evaluation.features import clip_features
+from engine.evaluation.preview_designs import preview_design_check
 from engine.prior.labels import normalise_v2
 from tests.compose_model import write_tiny_bundle
 
@@ -291,3 +293,31 @@ def test_a_reference_too_small_for_the_models_names_is_refused_clearly(engine):
     knows: nothing to test their classes on."""
     with pytest.raises(ValueError, match="too few reference songs: Sub Basement, The Glass Harps: fewer"):
         evaluate_conditioning(engine, replace(TINY, reference_songs=12), say=lambda _: None)
+
+
+def test_the_log_mel_design_fitted_on_real_clips_gives_the_cards_fitted_on_real_figures(engine):
+    """The classifier-design check (engine/evaluation/preview_designs.py) samples the card's songs and
+    changes and splits the reference as the card does, so its log-mel row is the card's own figures:
+    held-out real clips, real->recon, and the "fitted on real clips instead" line, exactly."""
+    report = evaluate_conditioning(engine, TINY, say=lambda _: None)
+    check = preview_design_check(engine, TINY, say=lambda _: None)
+    card = check.table["log-mel statistics"]
+    artist_check, genre_check = report.classifiers
+    assert card["real"] == {"artist": artist_check.real, "genre": genre_check.real}
+    assert card["top-level reconstruction"] == {
+        "artist": artist_check.real_on_reconstructed,
+        "genre": genre_check.real_on_reconstructed,
+    }
+    assert card["generated previews"] == {
+        "artist": report.fitted_on_real.artist,
+        "genre": report.fitted_on_real.genre,
+    }
+    songs = len(KNOWN_ARTISTS) * TINY.songs_per_artist
+    assert check.clips["generated previews"] == report.artist.clips
+    assert check.clips["after an artist change"] == songs
+    assert set(check.table) == {design.name for design in DESIGNS}
+    for design in DESIGNS:
+        for source, shares in check.table[design.name].items():
+            tasks = set(design.columns) - ({"genre"} if source == "after an artist change" else set())
+            assert set(shares) == tasks and all(0.0 <= s <= 1.0 for s in shares.values())
+    assert "long-term spectrum" in check.to_text()

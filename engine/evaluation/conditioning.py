@@ -244,26 +244,30 @@ class Reference:
     code_bits: np.ndarray | None = None  # (N,) each clip's `clip_code_bits` (None: no model)
 
     def fitting_half(self, task: str) -> np.ndarray:
-        """(N,) True for clips of the songs a `task` classifier is fitted on: every other song of each
-        artist (or genre), in corpus order, so both halves hold every class (ValueError if they cannot)."""
-        labels = getattr(self, task)
-        rank: dict[int, int] = {}
-        count: dict[str, int] = defaultdict(int)
-        for song, label in zip(self.song.tolist(), labels, strict=True):
-            if song not in rank:
-                rank[song] = count[label]
-                count[label] += 1
-        few = sorted(label for label, n in count.items() if n < 2)
-        if few:
-            raise ValueError(
-                f"too few reference songs: {', '.join(few)}: fewer than two songs (one to fit the {task} "
-                "classifier on, one to test it); use more reference songs (--cond-reference-songs)"
-            )
-        return np.array([rank[song] % 2 == 0 for song in self.song.tolist()], dtype=bool)
+        """(N,) True for clips of the songs a `task` classifier is fitted on (`fitting_half`)."""
+        return fitting_half(self.song, getattr(self, task), task)
 
     @property
     def songs(self) -> int:
         return len(set(self.song.tolist()))
+
+
+def fitting_half(song: np.ndarray, labels: Sequence[str], task: str) -> np.ndarray:
+    """(N,) True for clips (of songs `song`, labelled `labels`) of every other song of each artist (or
+    genre), in corpus order, so both halves hold every class (ValueError naming `task` if they cannot)."""
+    rank: dict[int, int] = {}
+    count: dict[str, int] = defaultdict(int)
+    for index, label in zip(song.tolist(), labels, strict=True):
+        if index not in rank:
+            rank[index] = count[label]
+            count[label] += 1
+    few = sorted(label for label, n in count.items() if n < 2)
+    if few:
+        raise ValueError(
+            f"too few reference songs: {', '.join(few)}: fewer than two songs (one to fit the {task} "
+            "classifier on, one to test it); use more reference songs (--cond-reference-songs)"
+        )
+    return np.array([rank[index] % 2 == 0 for index in song.tolist()], dtype=bool)
 
 
 def body_starts(plan, codes_per_second: float, n_frames: int) -> list[int]:
@@ -273,7 +277,20 @@ def body_starts(plan, codes_per_second: float, n_frames: int) -> list[int]:
     return list(range(first, last - n_frames + 1, n_frames))
 
 
-def build_reference(
+@dataclass(frozen=True, eq=False)
+class ReferenceClips:
+    """The reference songs' body clips as audio, one row per clip (`build_reference` keeps features)."""
+
+    song: np.ndarray  # (N,) corpus index of the clip's song
+    start: np.ndarray  # (N,) first top-level code of the clip
+    artist: tuple[str, ...]
+    genre: tuple[str, ...]
+    real: list[np.ndarray]
+    reconstructed: list[np.ndarray] | None  # top-level reconstructions (None: no model)
+    code_bits: np.ndarray | None  # (N,) each clip's `clip_code_bits` (None: no model)
+
+
+def reference_clips(
     config: ConditioningConfig,
     artists: Sequence[str],
     genres: Sequence[str],
@@ -281,7 +298,7 @@ def build_reference(
     hop: int,
     engine: ComposeEngine | None = None,
     say: Callable[[str], None] = print,
-) -> Reference:
+) -> ReferenceClips:
     """Clips of the first `reference_songs` corpus songs (seed `config.seed`) whose artist and genre are
     among those given, on a grid of `hop` samples; reconstructed through `engine` when there is one."""
     if engine is not None and (engine.sample_rate, engine.bundle.vqvae.hop_lengths[-1]) != (sample_rate, hop):
@@ -305,14 +322,36 @@ def build_reference(
         rows["start"] += starts
         if engine is not None and ((index + 1) % 12 == 0 or index + 1 == config.reference_songs):
             say(f"reference: {index + 1}/{config.reference_songs} songs encoded and decoded")
-    return Reference(
+    return ReferenceClips(
         np.asarray(rows["song"], dtype=np.int64),
         np.asarray(rows["start"], dtype=np.int64),
         tuple(rows["artist"]),
         tuple(rows["genre"]),
-        feature_matrix(real, sample_rate),
-        None if engine is None else feature_matrix(reconstructed, sample_rate),
+        real,
+        None if engine is None else reconstructed,
         None if engine is None else np.asarray(code_bits),
+    )
+
+
+def build_reference(
+    config: ConditioningConfig,
+    artists: Sequence[str],
+    genres: Sequence[str],
+    sample_rate: int,
+    hop: int,
+    engine: ComposeEngine | None = None,
+    say: Callable[[str], None] = print,
+) -> Reference:
+    """`reference_clips`, as the card's features."""
+    clips = reference_clips(config, artists, genres, sample_rate, hop, engine, say)
+    return Reference(
+        clips.song,
+        clips.start,
+        clips.artist,
+        clips.genre,
+        feature_matrix(clips.real, sample_rate),
+        None if clips.reconstructed is None else feature_matrix(clips.reconstructed, sample_rate),
+        clips.code_bits,
     )
 
 

@@ -1,0 +1,36 @@
+"""Classifiers of several designs, fitted on real corpus clips, judge the model's previews
+(engine/evaluation/preview_designs.py): does the literal test's verdict depend on the features?
+
+    python scripts/classifier_designs.py                      # the default model, the card's songs
+    python scripts/classifier_designs.py --model DIR --seed 7
+
+It samples the card's generated songs and changes again (label guidance: the model's recommendation, as
+`cocompose evaluate` does) and encodes the 240 reference songs: about 8 minutes on two CPU threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from cocompose.models import resolve_model
+from engine.api import ComposeEngine
+from engine.evaluation.conditioning import ConditioningConfig
+from engine.evaluation.preview_designs import preview_design_check
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--seed", type=int, default=ConditioningConfig.seed)
+    parser.add_argument("--guidance", type=float, help="default: the model's recommendation")
+    args = parser.parse_args()
+    engine = ComposeEngine.load(resolve_model(args.model))
+    guidance = engine.recommended_guidance if args.guidance is None else args.guidance
+    config = ConditioningConfig(seed=args.seed, guidance=guidance)
+    print(preview_design_check(engine, config).to_text())
+
+
+if __name__ == "__main__":
+    main()
