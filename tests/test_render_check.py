@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from engine.api import ComposeEngine
+from engine.evaluation.designs import DESIGNS
 from engine.evaluation.renders import SOURCES, RenderCheckConfig, render_check
 from tests.compose_model import write_tiny_bundle
 from tests.test_conditioning_eval import KNOWN_ARTISTS, KNOWN_GENRES, corpus_vocabulary
@@ -41,6 +42,11 @@ def test_every_source_is_heard_on_the_same_clips(engine):
         assert set(check.accuracy[source]) == {"artist", "genre"}
         assert all(0.0 <= share <= 1.0 for share in check.accuracy[source].values())
     assert "generated upsampled" in check.to_text()
+    # Every design judges the same clips; the card's design is the check's own figures.
+    assert set(check.by_design) == {design.name for design in DESIGNS}
+    assert check.by_design["log-mel statistics"] == check.accuracy
+    assert set(check.by_design["long-term spectrum"]["generated upsampled"]) == {"artist"}
+    assert "onset rhythm" in check.to_text()
 
 
 def test_a_model_without_upsamplers_and_impossible_clips_are_refused(engine, tmp_path):

@@ -12,7 +12,9 @@ artist and genre classifiers fitted on the real clips of held-out synthetic song
 - `generated upsampled`: songs the top prior samples for each artist, rendered the same way (what an
   exported track sounds like).
 
-Each source is heard on the same clip grid (from `listen_from_seconds`, `clip_seconds` each). Upsampling
+Each source is heard on the same clip grid (from `listen_from_seconds`, `clip_seconds` each), and
+judged by the card's log-mel classifiers (`accuracy`) and by those of every other design (`by_design`,
+`designs.py`), all fitted on the same real clips. Upsampling
 is slow on a CPU (about 45 s per 14 s song for the default model), so the song counts are small.
 """
 
@@ -26,16 +28,14 @@ import torch
 
 from engine.api import ComposeEngine, LabelSpec
 from engine.data.synth import compose_song, render_song
-from engine.evaluation.classifier import fit_classifier
 from engine.evaluation.conditioning import (
-    TASK_FEATURES,
     ConditioningConfig,
-    build_reference,
     corpus_labels,
     encode_top,
     generate_codes,
+    reference_clips,
 )
-from engine.evaluation.features import feature_matrix
+from engine.evaluation.designs import DESIGNS, ClassifierDesign, Labelled, judge, table_text
 from engine.prior.sampler import SamplingSettings
 
 SOURCES = ("real", "bottom recon", "real codes upsampled", "generated upsampled")
@@ -71,8 +71,9 @@ class RenderCheckConfig:
 
 @dataclass(frozen=True)
 class RenderCheck:
-    accuracy: dict[str, dict[str, float]]  # source -> task -> share of clips named right
+    accuracy: dict[str, dict[str, float]]  # source -> task -> share of clips named right (card's design)
     clips: dict[str, int] = field(default_factory=dict)  # source -> clips heard
+    by_design: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # design -> accuracy
 
     def to_text(self) -> str:
         lines = ["classifiers fitted on real clips      artist    genre   clips"]
@@ -80,11 +81,16 @@ class RenderCheck:
             if source in self.accuracy:
                 a = self.accuracy[source]
                 lines.append(f"  {source:<32} {a['artist']:8.1%} {a['genre']:8.1%} {self.clips[source]:7}")
+        if self.by_design:
+            lines.append(table_text(self.by_design, "the same clips, by classifier design (designs.py)"))
         return "\n".join(lines)
 
 
 def render_check(
-    engine: ComposeEngine, config: RenderCheckConfig, say: Callable[[str], None] = print
+    engine: ComposeEngine,
+    config: RenderCheckConfig,
+    say: Callable[[str], None] = print,
+    designs: tuple[ClassifierDesign, ...] = DESIGNS,
 ) -> RenderCheck:
     """The four sources above, each clip classified by artist and genre classifiers fitted on real clips."""
     if not engine.can_upsample:
@@ -92,7 +98,7 @@ def render_check(
     artists, genres = corpus_labels(engine)
     vqvae, sr = engine.bundle.vqvae, engine.sample_rate
     hop = vqvae.hop_lengths[-1]
-    reference = build_reference(
+    reference = reference_clips(
         ConditioningConfig(
             seed=config.reference_seed,
             reference_songs=config.reference_songs,
@@ -106,10 +112,7 @@ def render_check(
         engine=None,
         say=say,
     )
-    classifiers = {
-        task: fit_classifier(reference.real, list(getattr(reference, task)), TASK_FEATURES[task])
-        for task in TASKS
-    }
+    fit_on = {task: Labelled(reference.real, getattr(reference, task)) for task in TASKS}
     cps = engine.codes_per_second
     n_clip = round(config.clip_seconds * cps)
     starts = list(
@@ -159,11 +162,10 @@ def render_check(
             keep("generated upsampled", render(codes, spec, seed), artist, genre)
             say(f"generated songs: {a * config.songs_per_artist + r + 1}/{wanted} ({artist}, {genre})")
 
-    accuracy = {}
+    sources = {}
     for source, rows in heard.items():
-        features = feature_matrix([clip for clip, _ in rows], sr)
-        accuracy[source] = {
-            task: classifiers[task].share_named(features, [names[task] for _, names in rows])
-            for task in TASKS
-        }
-    return RenderCheck(accuracy, {source: len(rows) for source, rows in heard.items()})
+        clips = [clip for clip, _ in rows]
+        sources[source] = {task: Labelled(clips, [names[task] for _, names in rows]) for task in TASKS}
+    table = judge(fit_on, sources, sr, designs)
+    card = table.get(DESIGNS[0].name, {})  # the card's log-mel design
+    return RenderCheck(card, {source: len(rows) for source, rows in heard.items()}, table)
