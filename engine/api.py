@@ -24,7 +24,7 @@ import torch
 
 from engine.analysis.beat import MAX_BPM as MAX_RIFF_BPM
 from engine.analysis.beat import MIN_BPM as MIN_RIFF_BPM
-from engine.analysis.beat import estimate_beat
+from engine.analysis.beat import estimate_beat, metre_on_grid
 from engine.bundle import ModelBundle
 from engine.preview_stream import StreamingPreview
 from engine.prior.labels import Label, blend_rows, build_label, check_blend_weight, with_blend
@@ -65,7 +65,7 @@ class LabelSpec:
 class RiffBeat:
     """A prime's beat as heard in it (`ComposeEngine.riff_beat`)."""
 
-    tempo_bpm: float  # to a tenth of a beat per minute
+    tempo_bpm: float  # as heard, to a tenth of a beat per minute (a count-in's: exactly)
     beats_per_bar: int  # 3 or 4 as heard, the genre's usual metre unless the riff clearly plays another
     downbeat_seconds: float  # the first bar line, from the prime's first sample
 
@@ -378,16 +378,27 @@ class ComposeEngine:
         return self.bundle.vqvae.encode(x)[-1][0].cpu().numpy()
 
     def riff_beat(
-        self, audio: np.ndarray, sample_rate: int, genre: str, max_seconds: float | None = None
+        self,
+        audio: np.ndarray,
+        sample_rate: int,
+        genre: str,
+        max_seconds: float | None = None,
+        counted: tuple[float, float] | None = None,
     ) -> RiffBeat | None:
         """The beat of a prime, for a model with a beat clock: its tempo, its metre (the genre's usual one
         unless the riff's bars clearly repeat in the other of 3 and 4 beats), and its first bar line, in
         seconds from the first sample that `encode_prime` (same arguments) encodes. None for a model
-        without a clock, or a prime without a steady pulse."""
+        without a clock, or a prime without a steady pulse. `counted`: (bpm, where a beat falls in
+        seconds) of a riff played to a count-in: that tempo exactly, a bar line on that beat, and only
+        the metre heard."""
         if not self.has_beat_clock:
             return None
         audio = _prime_samples(audio, sample_rate, max_seconds, np.float64)
         usual_tempo, per_bar = self.usual_beat(genre)
+        if counted is not None:
+            bpm, beat_seconds = counted
+            per_bar = metre_on_grid(audio, sample_rate, bpm, beat_seconds, per_bar)
+            return RiffBeat(bpm, per_bar, beat_seconds % (per_bar * 60.0 / bpm))
         if usual_tempo is not None and not MIN_RIFF_BPM <= usual_tempo <= MAX_RIFF_BPM:
             usual_tempo = None  # a genre the riff search cannot centre on: search around 120 bpm
         found = estimate_beat(audio, sample_rate, per_bar, usual_tempo, hear_metre=True)

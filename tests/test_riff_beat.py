@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.analysis.beat import estimate_beat
+from engine.analysis.beat import estimate_beat, metre_on_grid
 from engine.data.synth import compose_song, render_song
 
 RATE = 16000
@@ -49,6 +49,18 @@ def test_no_pulse_no_tempo():
         estimate_beat(np.zeros((RATE, 2)), RATE)
     with pytest.raises(ValueError, match="genre_bpm"):
         estimate_beat(noise, RATE, 4, genre_bpm=500.0)
+
+
+@pytest.mark.parametrize("per_bar,usual", [(3, 4), (4, 3)])
+def test_on_a_known_grid_only_the_metre_is_heard(per_bar, usual):
+    clicks = _clicks(110.0, 8.0, 0.2, per_bar)
+    beat = 60.0 / 110.0
+    for told in (0.2, 0.2 + beat, 0.2 - 2 * beat):  # any beat of the grid, even one before the riff
+        assert metre_on_grid(clicks, RATE, 110.0, told, usual) == per_bar
+    assert metre_on_grid(_clicks(110.0, 8.0, 0.2, 1), RATE, 110.0, 0.2, usual) == usual
+    assert metre_on_grid(np.zeros(8 * RATE), RATE, 110.0, 0.2, usual) == usual
+    with pytest.raises(ValueError, match="tempo"):
+        metre_on_grid(clicks, RATE, 0.0, 0.2, usual)
 
 
 def _body_riffs(seed: int, songs: int = 24, seconds: float = 8.0):

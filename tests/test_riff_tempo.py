@@ -121,6 +121,23 @@ def test_a_riff_recorded_to_a_count_in_takes_the_count_ins_tempo(tmp_path, clock
         session.shutdown()
 
 
+def test_a_riff_played_in_threes_to_a_count_in_is_counted_in_threes(tmp_path, clock_model):
+    """The count-in gives the tempo and the bar line; how many beats a bar holds is heard in the riff,
+    on the count-in's grid: a waltz figure under a rock song is counted in threes, a riff whose beats all
+    sound alike in the genre's fours."""
+    engine = ComposeEngine.load(clock_model, threads=0)
+    rock = Conditioning("Ada Tone", "rock")
+    waltz, rate = sf.read(_riff(tmp_path / "waltz.wav", bpm=90.0, first_s=0.5, per_bar=3))
+    counted, said = primed_conditioning(engine, waltz, rate, rock, counted=(90.0, 0.5))
+    assert counted.tempo == Tempo(90.0, 3, 0.5, from_riff=True)
+    assert said == "the count-in's tempo: 90 bpm, 3 beats a bar, first bar line at 0.50 s"
+    even, rate = sf.read(_riff(tmp_path / "even.wav", bpm=90.0, first_s=0.5, per_bar=1))
+    counted, _ = primed_conditioning(engine, even, rate, rock, counted=(90.0, 0.5))
+    assert counted.tempo == Tempo(90.0, 4, 0.5, from_riff=True)
+    silent, _ = primed_conditioning(engine, np.zeros(3 * rate), rate, rock, counted=(90.0, 0.5))
+    assert silent.tempo == Tempo(90.0, 4, 0.5, from_riff=True)  # a count-in's tempo needs no sound
+
+
 def test_a_named_tempo_a_clockless_model_or_a_riff_without_pulse_leave_the_song_as_it_is(
     tmp_path, clock_model
 ):

@@ -267,3 +267,23 @@ def estimate_beat(
         clarity=clarity,
         beats_per_bar=beats_per_bar,
     )
+
+
+def metre_on_grid(
+    audio: np.ndarray, sample_rate: int, tempo_bpm: float, first_beat_seconds: float, beats_per_bar: int
+) -> int:
+    """The metre of a riff whose beat is known (played to a count-in: its tempo, and where a beat falls,
+    in seconds from the first sample): `beats_per_bar`, the usual one, unless the riff's bars repeat
+    clearly better in the other of METRES (as `estimate_beat` with `hear_metre`, on the given grid)."""
+    if not MIN_BPM / 2 <= tempo_bpm <= MAX_BPM * 2 or beats_per_bar < 1:
+        raise ValueError(f"a riff's grid needs a tempo and a bar, got {tempo_bpm} bpm, {beats_per_bar} beats")
+    audio = np.asarray(audio, dtype=np.float64)
+    if audio.ndim != 1:
+        raise ValueError(f"expected mono audio of shape (T,), got {audio.shape}")
+    if not np.isfinite(audio).all() or not np.any(audio):
+        return beats_per_bar
+    heard = envelopes(audio, sample_rate)
+    period = 60.0 / tempo_bpm * heard.frame_rate
+    # A beat heard at t seconds is the onset of envelope frame (t - delay) * rate (see `envelopes`).
+    first = ((first_beat_seconds - heard.onset_delay_seconds) * heard.frame_rate) % period
+    return _heard_metre(heard, period, first, beats_per_bar)
