@@ -63,7 +63,7 @@ class LabelSpec:
 
 @dataclass(frozen=True)
 class RiffBeat:
-    """A prime's beat as heard in it (`ComposeEngine.riff_beat`)."""
+    """A prime's beat as heard in it, or a count-in's with the metre heard (`ComposeEngine.riff_beat`)."""
 
     tempo_bpm: float  # as heard, to a tenth of a beat per minute (a count-in's: exactly)
     beats_per_bar: int  # 3 or 4 as heard, the genre's usual metre unless the riff clearly plays another

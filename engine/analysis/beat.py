@@ -196,8 +196,10 @@ def bar_repetition(sounds: np.ndarray, beats_per_bar: int) -> float | None:
 def _heard_metre(heard: Envelopes, period: float, first: float, usual: int) -> int:
     """The usual metre, unless the other one of METRES makes the bars repeat better by METRE_MARGIN.
     Beats that all sound alike (a metronome without accents) say nothing of the bars: the usual stands."""
+    if usual not in METRES:
+        return usual
     sounds = beat_sounds(heard.bands, period, first)
-    if usual not in METRES or len(sounds) == 0:
+    if len(sounds) == 0:
         return usual
     if np.sqrt(np.mean((sounds - sounds.mean(axis=0)) ** 2)) < MIN_BEAT_CONTRAST:
         return usual
