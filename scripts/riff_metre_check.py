@@ -19,9 +19,9 @@ import json
 import numpy as np
 
 from cocompose.models import resolve_model
-from engine.analysis.beat import bar_repetition, beat_sounds, envelopes, estimate_beat
+from engine.analysis.beat import bar_repetition, estimate_beat, sounds_on_grid
 from engine.api import ComposeEngine, LabelSpec
-from engine.data.synth import compose_song, render_song
+from engine.data.synth import body_excerpt, compose_song
 from engine.prior.sampler import SamplingSettings
 
 RIFF_SECONDS, CONTINUATION_SECONDS, SETTLE_SECONDS = 8.0, 8.0, 1.0
@@ -32,10 +32,7 @@ def threes_over_fours(audio: np.ndarray, rate: int, bpm: float) -> float | None:
     found = estimate_beat(audio, rate, 4, bpm)
     if found is None:
         return None
-    heard = envelopes(audio, rate)
-    period = 60.0 / found.tempo_bpm * heard.frame_rate
-    first = ((found.first_beat_seconds - heard.onset_delay_seconds) * heard.frame_rate) % period
-    sounds = beat_sounds(heard.bands, period, first)
+    sounds = sounds_on_grid(audio, rate, found.tempo_bpm, found.first_beat_seconds)
     in_threes, in_fours = bar_repetition(sounds, 3), bar_repetition(sounds, 4)
     return None if in_threes is None or in_fours is None else in_threes - in_fours
 
@@ -63,9 +60,7 @@ def main() -> None:
         if wanted[kind] == 0:
             continue
         wanted[kind] -= 1
-        body_end = next(s.start_s for s in plan.sections if s.name == "ending")
-        start = rng.uniform(plan.sections[1].start_s, body_end - RIFF_SECONDS)
-        riff = render_song(plan, sr)[round(start * sr) : round((start + RIFF_SECONDS) * sr)]
+        riff = body_excerpt(plan, sr, RIFF_SECONDS, rng)
         genre = "blues" if kind == "waltz" else "waltz"
         beat = engine.riff_beat(riff, sr, genre)
         row = {"riff": kind, "told genre": genre, "metre heard": beat and beat.beats_per_bar}

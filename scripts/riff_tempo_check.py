@@ -21,7 +21,7 @@ import numpy as np
 from cocompose.models import resolve_model
 from engine.analysis.beat import estimate_beat
 from engine.api import ComposeEngine, LabelSpec
-from engine.data.synth import compose_song, render_song
+from engine.data.synth import body_excerpt, compose_song
 from engine.prior.sampler import SamplingSettings
 
 RIFF_SECONDS, CONTINUATION_SECONDS, SETTLE_SECONDS = 8.0, 8.0, 1.0
@@ -65,9 +65,7 @@ def main() -> None:
     kept = {"riff": 0, "usual": 0}
     for index in range(args.songs):
         plan = compose_song(args.seed, index, 30.0)
-        body_end = next(s.start_s for s in plan.sections if s.name == "ending")
-        start = rng.uniform(plan.sections[1].start_s, body_end - RIFF_SECONDS)
-        riff = render_song(plan, sr)[round(start * sr) : round((start + RIFF_SECONDS) * sr)]
+        riff = body_excerpt(plan, sr, RIFF_SECONDS, rng)
         codes = engine.encode_prime(riff, sr)
         beat = engine.riff_beat(riff, sr, plan.genre.name)
         row = {"genre": plan.genre.name, "tempo": plan.tempo_bpm, "heard_in_riff": beat and beat.tempo_bpm}

@@ -66,6 +66,14 @@ class BeatEstimate:
     beats_per_bar: int  # as heard (`hear_metre`), else as the caller gave it
 
 
+def _audible(audio: np.ndarray) -> np.ndarray | None:
+    """Mono audio as float64 (ValueError otherwise), or None when it is silent or not finite."""
+    audio = np.asarray(audio, dtype=np.float64)
+    if audio.ndim != 1:
+        raise ValueError(f"expected mono audio of shape (T,), got {audio.shape}")
+    return audio if np.isfinite(audio).all() and np.any(audio) else None
+
+
 def _frames(x: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     if len(x) < n_fft:
         x = np.pad(x, (0, n_fft - len(x)))
@@ -195,15 +203,11 @@ def bar_repetition(sounds: np.ndarray, beats_per_bar: int) -> float | None:
     return float(np.mean(np.sum(unit[beats_per_bar:] * unit[:-beats_per_bar], axis=1)))
 
 
-def _heard_metre(heard: Envelopes, period: float, first: float, usual: int) -> int:
-    """The usual metre, unless the other one of METRES makes the bars repeat better by METRE_MARGIN.
-    Beats that all sound alike (a metronome without accents) say nothing of the bars: the usual stands."""
-    if usual not in METRES:
-        return usual
-    sounds = beat_sounds(heard.bands, period, first)
-    if len(sounds) == 0:
-        return usual
-    if np.sqrt(np.mean((sounds - sounds.mean(axis=0)) ** 2)) < MIN_BEAT_CONTRAST:
+def _heard_metre(sounds: np.ndarray, usual: int) -> int:
+    """The usual metre (one of METRES), unless the other makes the bars of the beats' `sounds` repeat
+    better by METRE_MARGIN. Beats that all sound alike (a metronome without accents) say nothing of the
+    bars: the usual stands."""
+    if len(sounds) == 0 or np.sqrt(np.mean((sounds - sounds.mean(axis=0)) ** 2)) < MIN_BEAT_CONTRAST:
         return usual
     scores = {m: bar_repetition(sounds, m) for m in METRES}
     if scores[usual] is None:
@@ -243,10 +247,8 @@ def estimate_beat(
     )
     if beats_per_bar < 1:
         raise ValueError(f"beats_per_bar must be at least 1, got {beats_per_bar}")
-    audio = np.asarray(audio, dtype=np.float64)
-    if audio.ndim != 1:
-        raise ValueError(f"expected mono audio of shape (T,), got {audio.shape}")
-    if not np.isfinite(audio).all() or not np.any(audio):
+    audio = _audible(audio)
+    if audio is None:
         return None
     heard = envelopes(audio, sample_rate)
     envelope, frame_rate = heard.onsets, heard.frame_rate
@@ -258,8 +260,8 @@ def estimate_beat(
     period, clarity = found
     phases = np.arange(0.0, period, 0.25)
     first = float(phases[int(np.argmax([_comb(envelope, period, p) for p in phases]))])
-    if hear_metre:
-        beats_per_bar = _heard_metre(heard, period, first, beats_per_bar)
+    if hear_metre and beats_per_bar in METRES:
+        beats_per_bar = _heard_metre(beat_sounds(heard.bands, period, first), beats_per_bar)
     downbeat = first + _downbeat_index(heard, period, first, beats_per_bar) * period
     to_seconds = 1.0 / frame_rate
     lag = heard.onset_delay_seconds
@@ -273,21 +275,31 @@ def estimate_beat(
     )
 
 
-def metre_on_grid(
-    audio: np.ndarray, sample_rate: int, tempo_bpm: float, first_beat_seconds: float, beats_per_bar: int
-) -> int:
-    """The metre of a riff whose beat is known (played to a count-in: its tempo, and where a beat falls,
-    in seconds from the first sample): `beats_per_bar`, the usual one, unless the riff's bars repeat
-    clearly better in the other of METRES (as `estimate_beat` with `hear_metre`, on the given grid)."""
-    if not MIN_BPM / 2 <= tempo_bpm <= MAX_BPM * 2 or beats_per_bar < 1:
-        raise ValueError(f"a riff's grid needs a tempo and a bar, got {tempo_bpm} bpm, {beats_per_bar} beats")
-    audio = np.asarray(audio, dtype=np.float64)
-    if audio.ndim != 1:
-        raise ValueError(f"expected mono audio of shape (T,), got {audio.shape}")
-    if not np.isfinite(audio).all() or not np.any(audio):
-        return beats_per_bar
+def sounds_on_grid(
+    audio: np.ndarray, sample_rate: int, tempo_bpm: float, first_beat_seconds: float
+) -> np.ndarray:
+    """`beat_sounds` of a riff on a given beat (its tempo, and where a beat is heard, in seconds from the
+    first sample; as `BeatEstimate` or a count-in gives them): (beats, 2 * bands), none for silence."""
+    if not MIN_BPM / 2 <= tempo_bpm <= MAX_BPM * 2:
+        slowest, fastest = MIN_BPM / 2, MAX_BPM * 2
+        raise ValueError(f"a riff's grid needs a tempo within {slowest:g}-{fastest:g} bpm, got {tempo_bpm}")
+    audio = _audible(audio)
+    if audio is None:
+        return np.zeros((0, 0))
     heard = envelopes(audio, sample_rate)
     period = 60.0 / tempo_bpm * heard.frame_rate
     # A beat heard at t seconds is the onset of envelope frame (t - delay) * rate (see `envelopes`).
     first = ((first_beat_seconds - heard.onset_delay_seconds) * heard.frame_rate) % period
-    return _heard_metre(heard, period, first, beats_per_bar)
+    return beat_sounds(heard.bands, period, first)
+
+
+def metre_on_grid(
+    audio: np.ndarray, sample_rate: int, tempo_bpm: float, first_beat_seconds: float, beats_per_bar: int
+) -> int:
+    """The metre of a riff whose beat is known (played to a count-in): `beats_per_bar`, the usual one,
+    unless the riff's bars repeat clearly better in the other of METRES (as `estimate_beat` with
+    `hear_metre`, on the given grid)."""
+    if beats_per_bar < 1:
+        raise ValueError(f"beats_per_bar must be at least 1, got {beats_per_bar}")
+    sounds = sounds_on_grid(audio, sample_rate, tempo_bpm, first_beat_seconds)
+    return _heard_metre(sounds, beats_per_bar) if beats_per_bar in METRES else beats_per_bar

@@ -144,18 +144,33 @@ def judge(
     classifier, fitted on fit_on[task], names right. Tasks a design does not serve are left out."""
     table: dict[str, dict[str, dict[str, float]]] = {}
     for design in designs:
+        rows = _FeatureRows(design, rate)
         row: dict[str, dict[str, float]] = {source: {} for source in sources}
         for task, columns in design.columns.items():
             if task not in fit_on:
                 continue
-            fitted = design.features(fit_on[task].clips, rate)
-            classifier = fit_classifier(fitted, list(fit_on[task].names), columns)
+            classifier = fit_classifier(rows(fit_on[task].clips), list(fit_on[task].names), columns)
             for source, tasks in sources.items():
                 if task in tasks:
-                    heard = design.features(tasks[task].clips, rate)
-                    row[source][task] = classifier.share_named(heard, list(tasks[task].names))
+                    heard = tasks[task]
+                    row[source][task] = classifier.share_named(rows(heard.clips), list(heard.names))
         table[design.name] = row
     return table
+
+
+class _FeatureRows:
+    """One design's features of clips, each clip's computed once: the same clips are heard for several
+    tasks and sources (a clip of the fitting half for one task is held out for the other)."""
+
+    def __init__(self, design: ClassifierDesign, rate: int):
+        self.design, self.rate = design, rate
+        self.known: dict[int, np.ndarray] = {}  # id(clip) -> its row; every clip outlives a `judge` call
+
+    def __call__(self, clips: Sequence[np.ndarray]) -> np.ndarray:
+        new = list({id(clip): clip for clip in clips if id(clip) not in self.known}.values())
+        if new:
+            self.known.update(zip(map(id, new), self.design.features(new, self.rate), strict=True))
+        return np.stack([self.known[id(clip)] for clip in clips])
 
 
 def table_text(table: Mapping[str, Mapping[str, Mapping[str, float]]], title: str) -> str:

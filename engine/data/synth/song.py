@@ -229,3 +229,11 @@ def _final_fade(n: int, sr: int, ending_s: float, chord_s: float) -> np.ndarray:
 
 def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(x**2))) + 1e-12
+
+
+def body_excerpt(plan: SongPlan, sr: int, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """`seconds` of the rendered song from a random point in its body (from the first verse to the
+    ending), as a musician might play a riff of it."""
+    body_end = next(s.start_s for s in plan.sections if s.name == "ending")
+    start = rng.uniform(plan.sections[1].start_s, body_end - seconds)
+    return render_song(plan, sr)[round(start * sr) : round((start + seconds) * sr)]
