@@ -206,3 +206,36 @@ def test_ctrl_c_finishes_the_step_saves_and_exits_130_and_resume_continues(corpu
     assert main(["train", "vqvae", "--data", str(corpus), "--run", str(run), "--resume",
                  "--steps", str(saved + 1)]) == 0  # fmt: skip
     assert checkpoint.read_settings(run / "model")["step"] == saved + 1
+
+
+def test_retraining_the_top_level_with_a_log_mel_term_keeps_every_other_levels_codes_and_resumes_exactly(
+    corpus, tmp_path
+):
+    """`retrain_levels=2` trains the top level's encoder, codebook and decoder (its codes move) and leaves
+    the middle and bottom levels, and so their codes, bit for bit as they were."""
+    base = _trained(corpus, tmp_path)
+    top = ("--from", str(base), "--set", "retrain_levels=2", "--set", "log_mel=0.3")
+    _assert_resume_equals_straight(corpus, tmp_path, *top)
+    before, after = _tensors(f"{base}.safetensors"), _tensors(tmp_path / "straight" / "model.safetensors")
+    level_2 = ("encoders.2.", "decoders.2.", "bottleneck.level_blocks.2.")
+    for key in before:
+        if not key.startswith(level_2):
+            assert torch.equal(before[key], after[key]), key
+    for part in level_2:
+        assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(part)), part
+    assert json.loads((tmp_path / "straight" / "run.json").read_text())["model"]["log_mel"] == 0.3
+    old = checkpoint.load_model(base, "vqvae").eval()
+    new = checkpoint.load_model(tmp_path / "straight" / "model", "vqvae").eval()
+    audio = torch.randn(1, 8192, generator=torch.Generator().manual_seed(5)) * 0.2
+    with torch.no_grad():
+        old_codes, new_codes = old.encode(audio), new.encode(audio)
+    assert all(torch.equal(a, b) for a, b in zip(old_codes[:2], new_codes[:2], strict=True))
+
+
+def test_retrain_levels_needs_a_trained_model_and_is_not_a_decoders_only_fine_tune(corpus, tmp_path, capsys):
+    assert _train(corpus, tmp_path / "a", "--steps", "2", "--set", "retrain_levels=2") == 2
+    assert "pass --from MODEL as well" in capsys.readouterr().err
+    base = _trained(corpus, tmp_path)
+    both = ("--from", str(base), "--set", "retrain_levels=2", "--set", "decoders_only=true")
+    assert _train(corpus, tmp_path / "b", *both) == 2
+    assert "decoder_levels instead" in capsys.readouterr().err

@@ -160,5 +160,47 @@ def test_a_forward_of_some_levels_is_those_levels_of_the_full_forward():
     )
     torch.testing.assert_close(top.loss, expected)
     assert all(f"{t}_l3" in top.metrics and f"{t}_l1" not in top.metrics for t in terms)
-    with pytest.raises(ValueError, match="needs frozen codes"):
-        model(audio, Bandwidth(), levels=(2,))
+
+
+def test_the_log_mel_term_adds_its_weight_times_each_levels_log_mel_loss():
+    """With log_mel set, a forward of the top level alone (its encoder too: a retrain of that level)
+    optimises the reference's terms plus the weight times the log-mel loss of that level's audio."""
+    from engine.vqvae.losses import Bandwidth, log_mel_loss
+
+    plain = _random_model().eval()
+    weighed = _random_model().eval()
+    weighed.config = weighed.config.with_overrides(log_mel=0.5)
+    audio = torch.randn(2, 4096, generator=torch.Generator().manual_seed(3)) * 0.2
+    before = plain(audio, Bandwidth(), levels=(2,))
+    after = weighed(audio, Bandwidth(), levels=(2,))
+    assert after.levels == (2,) and "log_mel_loss_l3" not in before.metrics
+    torch.testing.assert_close(after.x_hat[0], before.x_hat[0])
+    expected = log_mel_loss(audio, before.x_hat[0], weighed.config.sample_rate).mean()
+    torch.testing.assert_close(after.metrics["log_mel_loss_l3"], expected)
+    torch.testing.assert_close(after.loss, before.loss + 0.5 * expected)
+    with pytest.raises(ValueError, match="log_mel is a loss weight"):
+        weighed.config.with_overrides(log_mel=-1.0)
+
+
+def test_log_mel_loss_is_the_mean_absolute_difference_of_log_band_energies():
+    """Against a direct numpy computation: the same frames, filters and floor; halving the audio costs
+    log 4 in every band and frame (far above the floor)."""
+    from engine.analysis.mel import mel_filters
+    from engine.vqvae.losses import LOG_MEL_BANDS, LOG_MEL_FLOOR, LOG_MEL_FMIN_HZ, log_mel_loss
+
+    rate, n_fft = 16000, 512
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal((2, 4000)) * 0.3
+
+    def log_mel(a):
+        padded = np.pad(a, n_fft // 2, mode="reflect")  # torch.stft's centring
+        frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[:: n_fft // 4]
+        window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
+        power = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
+        return np.log(power @ mel_filters(rate, n_fft, LOG_MEL_BANDS, LOG_MEL_FMIN_HZ).T + LOG_MEL_FLOOR)
+
+    expected = np.abs(log_mel(y) - log_mel(x)).mean()
+    got = log_mel_loss(torch.tensor(x[None]), torch.tensor(y[None]), rate)
+    assert got.shape == (1,) and abs(float(got[0]) - expected) < 1e-4 * expected
+    halved = log_mel_loss(torch.tensor(x[None]), torch.tensor(x[None] * 0.5), rate)
+    assert abs(float(halved[0]) - np.log(4.0)) < 1e-3

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.analysis.mel import mel_edges, mel_filters
+
 
 @dataclass(frozen=True)
 class FeatureConfig:
@@ -41,24 +43,6 @@ class FeatureConfig:
     def rhythm(self) -> slice:
         """Columns of the onset autocorrelations."""
         return slice(3 * self.n_mels, self.size())
-
-
-def _hz_to_mel(f):
-    return 2595.0 * np.log10(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
-
-
-def _mel_to_hz(m):
-    return 700.0 * (10.0 ** (np.asarray(m, dtype=np.float64) / 2595.0) - 1.0)
-
-
-def mel_filters(sample_rate: int, n_fft: int, n_mels: int, fmin_hz: float) -> np.ndarray:
-    """Triangular filters, (n_mels, n_fft // 2 + 1), spaced evenly on the mel scale up to Nyquist."""
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(fmin_hz), _hz_to_mel(sample_rate / 2), n_mels + 2))
-    freqs = np.fft.rfftfreq(n_fft, 1.0 / sample_rate)
-    low, centre, high = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    rising = (freqs - low) / (centre - low)
-    falling = (high - freqs) / (high - centre)
-    return np.clip(np.minimum(rising, falling), 0.0, None)
 
 
 def log_mel(audio: np.ndarray, sample_rate: int, config: FeatureConfig = FeatureConfig()) -> np.ndarray:
@@ -94,10 +78,7 @@ def clip_features(audio: np.ndarray, sample_rate: int, config: FeatureConfig = F
     delta = np.abs(np.diff(mel, axis=0))
     n_fft = config.n_fft(sample_rate)
     frame_s = (n_fft // 4) / sample_rate
-    centres = _mel_to_hz(
-        np.linspace(_hz_to_mel(config.fmin_hz), _hz_to_mel(sample_rate / 2), config.n_mels + 2)
-    )
-    high = centres[1:-1] >= config.split_hz
+    high = mel_edges(sample_rate, config.n_mels, config.fmin_hz)[1:-1] >= config.split_hz  # band centres
     rhythm = [_onset_autocorrelation(mel[:, part], frame_s, config) for part in (~high, high)]
     return np.concatenate([mel.mean(axis=0), mel.std(axis=0), delta.mean(axis=0), *rhythm])
 

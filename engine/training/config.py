@@ -46,6 +46,12 @@ class TrainConfig:
     # With decoders_only: the levels whose decoders train (None: every level). The others do not run at
     # all, so a fine-tune of the top decoder does not pay for the bottom one, most of a step's cost.
     decoder_levels: tuple[int, ...] | None = None
+    # VQ-VAE fine-tunes (--from), not decoders_only: the levels whose encoders, codebooks and decoders
+    # train (None: every level). The levels are separate autoencoders, so the others keep every code and
+    # every sample they decode to, and so do the priors that read them: a retrained top level leaves the
+    # middle and bottom levels and the bottom upsampler valid; the top prior and the upsampler conditioned
+    # on the top level have to learn its new codes.
+    retrain_levels: tuple[int, ...] | None = None
     # The share of crops that begin at the song's first sample (`CropDataset.plan`; 0: uniform crops).
     # For a top prior: composing from nothing starts there, and only the labels give the genre's tempo
     # and metre; with uniform crops the default model's prior played every genre at much the same tempo.
@@ -92,6 +98,11 @@ class TrainConfig:
             raise ValueError(
                 "a critic (adversarial, feature_matching) trains decoders alone, whose codes stay as they "
                 "are; set decoders_only=true as well"
+            )
+        if self.retrain_levels is not None and self.decoders_only:
+            raise ValueError(
+                "retrain_levels retrains whole levels (codes included); a decoders-only fine-tune picks "
+                "its decoders with decoder_levels instead"
             )
         if self.decoder_levels is not None and not self.decoders_only:
             raise ValueError(

@@ -143,6 +143,11 @@ def _new_vqvae_task(request, context, say):
         raise ValueError(
             "decoders_only=true fine-tunes the decoders of a trained VQ-VAE; pass --from MODEL as well"
         )
+    if train.retrain_levels is not None and loaded is None:
+        raise ValueError(
+            "retrain_levels retrains some levels of a trained VQ-VAE (a new one trains every level); "
+            "pass --from MODEL as well"
+        )
     _seed_everything(train.seed)
     model = (loaded or VQVAE(config)).to(context.device)
     dataset = _vqvae_dataset(request, config, train, say)

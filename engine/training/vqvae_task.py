@@ -57,11 +57,15 @@ class VQVAETask:
         if self.train.decoders_only:
             # Before the optimizer is built: it takes only parameters that require gradients.
             self.model.encoders.requires_grad_(False)
-            self.levels = self.model.levels_to_run(self.train.decoder_levels, frozen_codes=True)
+            self.levels = self.model.levels_to_run(self.train.decoder_levels)
             for level, decoder in enumerate(self.model.decoders):
                 decoder.requires_grad_(level in self.levels)
         else:
-            self.levels = tuple(range(self.model.config.levels))
+            self.levels = self.model.levels_to_run(self.train.retrain_levels)
+            for level in range(self.model.config.levels):
+                # Levels left out neither run nor train; their codebooks are buffers, never stepped.
+                for part in (self.model.encoders[level], self.model.decoders[level]):
+                    part.requires_grad_(level in self.levels)
         if self.train.uses_critic:
             # Built after the model from the global RNG that the run seeded, so a run is reproducible;
             # a resumed run then loads the critic's saved weights over these.

@@ -184,12 +184,13 @@ class VQVAE(nn.Module):
 
         In training mode the codebooks take an EMA step; in eval mode they are left untouched. With
         `frozen_codes` the encoders run without gradients and the codebooks never move, so only the
-        decoders learn (and the commitment loss, which trains the encoders alone, is a constant). With
-        `frozen_codes`, `levels` runs only those levels: a fine-tune of some decoders then does not pay
-        for the others (the bottom decoder, running at the audio rate, is most of a step's cost).
+        decoders learn (and the commitment loss, which trains the encoders alone, is a constant).
+        `levels` runs only those levels: a fine-tune of some levels (or, with `frozen_codes`, of their
+        decoders) then does not pay for the others (the bottom decoder, running at the audio rate, is
+        most of a step's cost), whose codes and audio stay exactly as they were.
         """
         c = self.config
-        levels = self.levels_to_run(levels, frozen_codes)
+        levels = self.levels_to_run(levels)
         audio = self._as_batch(x)
         target = audio[:, 0]
         metrics: dict[str, torch.Tensor] = {}
@@ -210,7 +211,7 @@ class VQVAE(nn.Module):
             for name, value in q.metrics.items():
                 metrics[name + suffix] = value.detach()
 
-        recons_total = spec_total = multispec_total = target.new_zeros(())
+        recons_total = spec_total = multispec_total = log_mel_total = target.new_zeros(())
         for level in reversed(levels):
             recons = losses.lmix_loss(
                 target, x_hat[level], bandwidth, c.lmix_l1, c.lmix_l2, c.lmix_linf, c.linf_k
@@ -229,12 +230,17 @@ class VQVAE(nn.Module):
             recons_total = recons_total + recons
             spec_total = spec_total + spec
             multispec_total = multispec_total + multispec
+            if c.log_mel:  # computed only when weighed: the reference's objective costs what it did
+                log_mel = losses.log_mel_loss(target, x_hat[level], c.sample_rate).mean()
+                metrics["log_mel_loss" + suffix] = log_mel.detach()
+                log_mel_total = log_mel_total + log_mel
 
         loss = (
             recons_total
             + c.spectral * spec_total
             + c.multispectral * multispec_total
             + c.commit * commit_total
+            + c.log_mel * log_mel_total
         )
         with torch.no_grad():
             bottom = x_hat[levels[0]]  # the lowest level that ran
@@ -252,14 +258,12 @@ class VQVAE(nn.Module):
             )
         return VQVAEOutput(loss, metrics, [x_hat[l] for l in levels], [codes[l] for l in levels], levels)
 
-    def levels_to_run(self, levels: tuple[int, ...] | None, frozen_codes: bool) -> tuple[int, ...]:
-        """The levels `forward(..., levels=levels)` runs, bottom first; a clear error for a bad choice."""
+    def levels_to_run(self, levels: tuple[int, ...] | None) -> tuple[int, ...]:
+        """The levels `forward(..., levels=levels)` runs, bottom first; a clear error for a bad choice.
+        (A new model trains every level: `engine.training` allows some levels alone only in fine-tunes.)"""
         every = tuple(range(self.config.levels))
         if levels is None or tuple(sorted(set(levels))) == every:
             return every
-        if not frozen_codes:
-            # The codebooks and encoders of the levels left out would miss their training step.
-            raise ValueError("training some levels alone needs frozen codes (a decoders-only fine-tune)")
         wrong = [l for l in levels if l not in every]
         if wrong or not levels:
             raise ValueError(f"levels must be some of {list(every)}, got {list(levels)}")
