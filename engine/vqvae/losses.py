@@ -7,6 +7,7 @@ torch.stft defaults (centered, reflect padding, periodic Hann window of `win_len
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -80,6 +81,14 @@ LOG_MEL_FMIN_HZ = 30.0
 LOG_MEL_FLOOR = 1e-5
 
 
+@functools.cache
+def _log_mel_filters(sample_rate: int) -> tuple[int, torch.Tensor]:
+    """(n_fft, filters) of the log-mel loss at a rate, built once: the loss runs every training step."""
+    n_fft = 1 << max(6, round(math.log2(LOG_MEL_WINDOW_S * sample_rate)))
+    filters = mel_filters(sample_rate, n_fft, LOG_MEL_BANDS, LOG_MEL_FMIN_HZ).astype(np.float32)
+    return n_fft, torch.from_numpy(filters)
+
+
 def log_mel_loss(x: torch.Tensor, x_hat: torch.Tensor, sample_rate: int) -> torch.Tensor:
     """Per item mean |log mel(x_hat) - log mel(x)| over bands and frames (natural log of band energy).
 
@@ -88,10 +97,8 @@ def log_mel_loss(x: torch.Tensor, x_hat: torch.Tensor, sample_rate: int) -> torc
     energy every band counts alike, as it does to a listener and to a classifier of log-mel features.
     """
     x, x_hat = to_mono_2d(x), to_mono_2d(x_hat)
-    n_fft = 1 << max(6, round(math.log2(LOG_MEL_WINDOW_S * sample_rate)))
-    filters = torch.from_numpy(
-        mel_filters(sample_rate, n_fft, LOG_MEL_BANDS, LOG_MEL_FMIN_HZ).astype(np.float32)
-    ).to(x.device)
+    n_fft, filters = _log_mel_filters(sample_rate)
+    filters = filters.to(x.device)
 
     def log_mel(audio: torch.Tensor) -> torch.Tensor:
         power = stft_magnitude(audio, n_fft, n_fft // 4, n_fft).pow(2)  # (N, bins, frames)
