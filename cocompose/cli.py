@@ -83,6 +83,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         resume=args.resume,
         from_model=optional_path(args.from_model),
         vqvae=optional_path(args.vqvae),
+        rekey_from=optional_path(args.rekey),
         level=args.level,
         ids_dir=optional_path(args.ids),
         metadata=optional_path(args.metadata),
@@ -121,6 +122,9 @@ def _add_train_parser(commands) -> None:
     train.add_argument("--from", dest="from_model", metavar="MODEL", help="fine-tune this model (Cocompose "
                        "format, e.g. a converted official one); new artists get new ids")  # fmt: skip
     train.add_argument("--vqvae", metavar="MODEL", help="trained VQ-VAE that encodes audio (priors only)")
+    train.add_argument("--rekey", metavar="OLD_VQVAE", help="with --from: the VQ-VAE the model was trained "
+                       "on, when --vqvae retrained some of its levels; the model's rows for those levels' "
+                       "codes are re-keyed to the new ones before training (docs/TRAINING.md)")  # fmt: skip
     train.add_argument("--level", type=int, help="upsampler level (default 0)")
     train.add_argument("--ids", metavar="DIR", help="official artist/genre id lists for --from (default: "
                        "the model's folder)")  # fmt: skip

@@ -36,6 +36,7 @@ from engine.training.prior_task import (
     vqvae_hps,
     with_label_rows,
 )
+from engine.training.rekey import changed_levels, code_tables, rekey
 from engine.training.vqvae_task import VQVAETask, estimate_bandwidth, init_codebooks_
 from engine.vqvae import VQVAE, VQVAEConfig, losses
 from engine.vqvae.config import DECODER_SIZE_FIELDS, OBJECTIVE_FIELDS
@@ -58,6 +59,9 @@ class TrainRequest:
     resume: bool = False
     from_model: Path | None = None
     vqvae: Path | None = None
+    # With from_model: the VQ-VAE that model was trained on, when `vqvae` has retrained levels of it; the
+    # model's code rows are re-keyed to the new codes before the fine-tune (engine/training/rekey.py).
+    rekey_from: Path | None = None
     level: int | None = None
     ids_dir: Path | None = None
     metadata: Path | None = None
@@ -103,6 +107,10 @@ def _check_request(request: TrainRequest) -> None:
         raise ValueError(f"{request.run_dir} already holds a run; pass --resume or choose a new --run folder")
     if request.resume and run_state.latest(request.run_dir) is None:
         raise FileNotFoundError(f"no checkpoint to resume from in {request.run_dir}")
+    if request.rekey_from is not None and (request.kind == "vqvae" or request.from_model is None):
+        raise ValueError(
+            "--rekey re-keys the prior or upsampler given by --from; it needs --from and --vqvae"
+        )
     if request.kind != "vqvae" and not request.resume and request.vqvae is None:
         raise ValueError(
             f"training a {request.kind} needs --vqvae PATH (a trained VQ-VAE in Cocompose format)"
@@ -253,10 +261,34 @@ def _new_prior_task(request, context, say):
         vocabulary = vocabulary_from_data(records, v3=hparams.labels_v3)
         hps = hparams.to_hps(level, vocabulary.n_genres, vocabulary.n_artists)
         prior = init_embeddings_(build_prior(prior_config(hps, vqvae_hps(vqvae))))
-    return _prior_task(request, context, say, prior.to(context.device), vqvae, vocabulary, train)
+    return _prior_task(
+        request, context, say, prior.to(context.device), vqvae, vocabulary, train, rekeying=True
+    )
 
 
-def _prior_task(request, context, say, prior, vqvae, vocabulary, train):
+def _rekeyed(request, context, say, prior, vqvae, dataset) -> None:
+    """Re-key `prior` (loaded from --from) from the codes of --rekey's VQ-VAE to those of --vqvae."""
+    old_vqvae = checkpoint.load_model(request.rekey_from, "vqvae").to(context.device)
+    old_cfg, new_cfg = old_vqvae.config, vqvae.config
+    if (old_cfg.levels, old_cfg.l_bins, old_vqvae.hop_lengths) != (
+        new_cfg.levels,
+        new_cfg.l_bins,
+        vqvae.hop_lengths,
+    ):
+        raise ValueError(
+            f"--rekey {request.rekey_from} is not the same shape of VQ-VAE as --vqvae {request.vqvae} "
+            "(levels, codebook size and hops must match): it cannot be the one the model was trained on"
+        )
+    levels = sorted(set(code_tables(prior)) & set(changed_levels(old_vqvae, vqvae)))
+    if not levels:
+        say("--rekey: the levels this model reads have the same codes in both VQ-VAEs; nothing to re-key")
+        return
+    old = CodeCache.build(dataset, old_vqvae, levels, context.device, say).codes
+    new = CodeCache.build(dataset, vqvae, levels, context.device, say).codes
+    rekey(prior, old, new, say)
+
+
+def _prior_task(request, context, say, prior, vqvae, vocabulary, train, rekeying=False):
     cfg = prior.config
     dataset = CropDataset(
         request.data_dir,
@@ -266,6 +298,8 @@ def _prior_task(request, context, say, prior, vqvae, vocabulary, train):
         say,
         start_share=train.start_share,
     )
+    if rekeying and request.rekey_from is not None:
+        _rekeyed(request, context, say, prior, vqvae, dataset)
     labeller = CropLabeller(label_config(cfg, vocabulary), vocabulary, dataset, timing_range(cfg))
     if context.is_main:
         vocabulary.write(request.run_dir)
@@ -279,6 +313,8 @@ def _prior_task(request, context, say, prior, vqvae, vocabulary, train):
         "vqvae": str(Path(request.vqvae).resolve()),
         "vocabulary": vocabulary.to_dict(),
     }
+    if request.rekey_from is not None:
+        description["rekeyed_from"] = str(Path(request.rekey_from).resolve())
     return task, description
 
 
