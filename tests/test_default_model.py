@@ -74,8 +74,11 @@ def test_the_shipped_model_is_the_one_train_default_builds():
         config = checkpoint.load_model(DEFAULT_MODEL_DIR / "vqvae").config
         assert config.decoder_block_multipliers == recipe.top_decoder_block_multipliers
         assert config.decoder_block_repeats == recipe.top_decoder_block_repeats
+    if recipe.retrains_top_level:
+        vqvae_steps = recipe.top_level_steps
+        assert checkpoint.load_model(DEFAULT_MODEL_DIR / "vqvae").config.log_mel == recipe.top_level_log_mel
     steps = {"vqvae": vqvae_steps, "prior_default": recipe.shipped_prior_steps}
-    steps.update(dict.fromkeys(("upsampler_level_1", "upsampler_level_0"), recipe.shipped_upsampler_steps))
+    steps.update({f"upsampler_level_{level}": recipe.shipped_upsampler_steps(level) for level in (1, 0)})
     for stem, expected in steps.items():
         assert checkpoint.read_settings(DEFAULT_MODEL_DIR / stem)["step"] == expected, stem
     labels = checkpoint.load_model(DEFAULT_MODEL_DIR / "prior_default", "prior").config.labels

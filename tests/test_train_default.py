@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from cocompose.cli import main
 from engine import checkpoint
@@ -16,6 +17,7 @@ from engine.api import ComposeEngine, LabelSpec
 from engine.prior.labels import normalise_v2
 from engine.prior.sampler import SamplingSettings
 from engine.training.default_model import RECIPES, DefaultModelPipeline, TopDecoderRound
+from engine.training.rekey import changed_levels
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -276,3 +278,41 @@ def test_the_upsampler_tune_stages_fine_tune_each_upsampler_on_every_song_in_rou
 def test_a_prior_stage_before_the_vqvae_is_refused(tmp_path, capsys):
     assert main(["train-default", "--work", str(tmp_path), "--recipe", "tiny", "--only", "prior"]) == 2
     assert "needs the trained VQ-VAE first" in capsys.readouterr().err
+
+
+def test_the_top_level_stage_retrains_the_top_level_and_ships_it_with_the_prior_and_upsampler_rekeyed_to_it(
+    tmp_path, capsys
+):
+    """top_level retrains the top level from the top decoder's VQ-VAE with a log-mel term; prior_rekey and
+    upsampler1_rekey re-key the clocked prior and the last round of the middle upsampler to its codes and
+    fine-tune them; the bundle ships those three, and the bottom upsampler and lower levels as they were."""
+    recipe = replace(RECIPES["tiny"], top_level_steps=2, top_level_warmup=1)
+    pipeline = _through_vqvae(tmp_path, recipe)
+    with pytest.raises(ValueError, match="top_level needs the trained top decoder first"):
+        pipeline.run(only="top_level")
+    assert pipeline.run() == 0
+    out = capsys.readouterr().out
+    commands = {line.split(":")[0]: line for line in out.splitlines() if "cocompose train" in line}
+    runs = tmp_path / "runs"
+    assert (
+        f"--from {runs / 'top_decoder1' / 'model'} --set retrain_levels=2 --set log_mel=0.3"
+        in commands["top_level"]
+    )
+    new, old = runs / "top_level" / "model", runs / "vqvae" / "model"
+    assert f"--from {runs / 'clock' / 'model'} --set beat_bins=8 --set bar_beats=4" in commands["prior_rekey"]
+    assert f"--from {runs / 'upsampler1_tune2' / 'model'} --set lr=0.0006" in commands["upsampler1_rekey"]
+    for stage in ("prior_rekey", "upsampler1_rekey"):
+        assert f"--vqvae {new} --rekey {old}" in commands[stage]
+        assert json.loads((runs / stage / "run.json").read_text())["rekeyed_from"] == str(old.resolve())
+    assert "level 2: re-keyed 1 code table(s)" in out
+
+    shipped = ComposeEngine.load(tmp_path / "model").bundle
+    sources = {"vqvae": "top_level", "prior_default": "prior_rekey", "upsampler_level_1": "upsampler1_rekey",
+               "upsampler_level_0": "upsampler0_tune2"}  # fmt: skip
+    for stem, run in sources.items():
+        want = load_file(str(runs / run / "model.safetensors"))
+        got = load_file(str(tmp_path / "model" / f"{stem}.safetensors"))
+        assert want.keys() == got.keys() and all(torch.equal(got[k], want[k]) for k in want), stem
+    assert shipped.vqvae.config.log_mel == 0.3
+    decoded = checkpoint.load_model(runs / "top_decoder1" / "model", "vqvae")
+    assert changed_levels(decoded, shipped.vqvae) == [2]  # only the top level's codes are new
