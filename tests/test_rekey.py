@@ -168,3 +168,14 @@ def test_rekey_needs_a_model_to_fine_tune(shuffled, tmp_path, capsys):
                  str(shuffled_vq), "--rekey", str(original), "--preset", "tiny", "--steps", "1"
                  ]) == 2  # fmt: skip
     assert "--rekey re-keys the prior or upsampler given by --from" in capsys.readouterr().err
+
+
+def test_rekey_refuses_a_vqvae_of_another_shape(shuffled, tmp_path, capsys):
+    corpus, original, _, _, _, root = shuffled
+    other = tmp_path / "other"
+    assert main(["train", "vqvae", "--data", str(corpus), "--run", str(other), "--preset", "tiny",
+                 "--set", "l_bins=32", "--steps", "1"]) == 0  # fmt: skip
+    assert main(["train", "prior", "--data", str(corpus), "--run", str(tmp_path / "p"), "--vqvae",
+                 str(original), "--from", str(root / "prior" / "model"), "--rekey", str(other / "model"),
+                 "--steps", "1"]) == 2  # fmt: skip
+    assert "is not the same shape of VQ-VAE as --vqvae" in capsys.readouterr().err

@@ -141,7 +141,7 @@ class Recipe:
     # New top codes: the top prior (as the clock stage left it, with its clock's settings) and the middle
     # upsampler (its last fine-tuning round) are re-keyed to them (`--rekey`, engine/training/rekey.py) and
     # fine-tuned on every song, rate decayed to zero after a warm-up.
-    prior_rekey_steps: int = 8000
+    prior_rekey_steps: int = 16000
     prior_rekey_lr: float = 6e-4
     prior_rekey_warmup: int = 200
     prior_rekey_seed: int = 43

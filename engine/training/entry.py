@@ -269,12 +269,11 @@ def _new_prior_task(request, context, say):
 def _rekeyed(request, context, say, prior, vqvae, dataset) -> None:
     """Re-key `prior` (loaded from --from) from the codes of --rekey's VQ-VAE to those of --vqvae."""
     old_vqvae = checkpoint.load_model(request.rekey_from, "vqvae").to(context.device)
-    old_cfg, new_cfg = old_vqvae.config, vqvae.config
-    if (old_cfg.levels, old_cfg.l_bins, old_vqvae.hop_lengths) != (
-        new_cfg.levels,
-        new_cfg.l_bins,
-        vqvae.hop_lengths,
-    ):
+
+    def code_shape(model: VQVAE) -> tuple:
+        return model.config.levels, model.config.l_bins, model.hop_lengths
+
+    if code_shape(old_vqvae) != code_shape(vqvae):
         raise ValueError(
             f"--rekey {request.rekey_from} is not the same shape of VQ-VAE as --vqvae {request.vqvae} "
             "(levels, codebook size and hops must match): it cannot be the one the model was trained on"
