@@ -133,7 +133,7 @@ class Recipe:
     # beside its usual losses, so that its codes keep more of the highs' movement: fitted on real clips,
     # classifiers then name the artist of top-level reconstructions 74.0% of the time instead of 29.9%,
     # the genre 90.6% instead of 62.0% (docs/MODELS.md). 0: no such stage, nor the two that follow.
-    top_level_steps: int = 0  # 6000 when it ships
+    top_level_steps: int = 6000
     top_level_log_mel: float = 0.3
     top_level_lr: float = 3e-4
     top_level_warmup: int = 100
