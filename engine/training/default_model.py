@@ -152,7 +152,7 @@ class Recipe:
     batch_size: int | None = None  # None: the preset's
     # Not training: the label guidance the model is measured and sampled with (bundle.json's "guidance",
     # the app's default strength). Chosen on held-out songs of another seed than the card's.
-    guidance: float = 3.0
+    guidance: float = 2.0
     # Stages that train on the corpus's first N songs only (None: all of them). Songs are synthesised
     # one by one from (seed, index), so the first N songs of a larger corpus are exactly the N-song corpus.
     # The VQ-VAE and the upsamplers were trained when the corpus had 180 songs; the top prior, which
