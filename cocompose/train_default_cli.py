@@ -27,7 +27,8 @@ def install(model_dir: Path, target: Path = ASSETS_MODEL) -> Path:
 
 
 def cmd_train_default(args: argparse.Namespace) -> int:
-    from engine.training.default_model import RECIPES, DefaultModelPipeline
+    from engine.training.default_model import DefaultModelPipeline
+    from engine.training.default_recipe import RECIPES
 
     pipeline = DefaultModelPipeline(Path(args.work), RECIPES[args.recipe], args.device,
                                     say=lambda message: print(message, flush=True))  # fmt: skip
@@ -38,7 +39,8 @@ def cmd_train_default(args: argparse.Namespace) -> int:
 
 
 def add_train_default_command(commands) -> None:
-    from engine.training.default_model import RECIPES, STAGES
+    from engine.training.default_model import STAGES
+    from engine.training.default_recipe import RECIPES
 
     parser = commands.add_parser(
         "train-default",

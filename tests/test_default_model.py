@@ -17,7 +17,7 @@ from engine.bundle import BundleManifest
 from engine.data.synth.artists import ARTISTS
 from engine.prior.labels import normalise_v2
 from engine.prior.sampler import SamplingSettings
-from engine.training.default_model import RECIPES
+from engine.training.default_recipe import RECIPES
 
 pytestmark = [
     pytest.mark.usefixtures("one_thread"),

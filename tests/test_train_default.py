@@ -16,7 +16,8 @@ from engine import checkpoint
 from engine.api import ComposeEngine, LabelSpec
 from engine.prior.labels import normalise_v2
 from engine.prior.sampler import SamplingSettings
-from engine.training.default_model import RECIPES, DefaultModelPipeline, TopDecoderRound
+from engine.training.default_model import DefaultModelPipeline
+from engine.training.default_recipe import RECIPES, TopDecoderRound
 from engine.training.rekey import changed_levels
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -1,0 +1,239 @@
+"""The numbers that decide the embedded default model: `Recipe` (every stage's steps, rates and seeds, as
+the shipped model was trained) and `RECIPES` (that one, and a tiny one for the test suite). The pipeline
+that runs a recipe is engine/training/default_model.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TopDecoderRound:
+    """One round of the top decoder trained alone (`decoder_levels`), from the round before: its blocks
+    first grown as the round says (`decoder_block_multipliers`, `decoder_block_repeats`; None: as they
+    are), then `steps` steps after the recipe's warm-up, at rate `lr` (None: the preset's) decayed to zero."""
+
+    steps: int
+    seed: int
+    block_multipliers: tuple[int, ...] | None = None
+    block_repeats: tuple[int, ...] | None = None
+    lr: float | None = None
+
+    def settings(self) -> tuple[str, ...]:
+        """This round's `--set`s besides its seed and schedule."""
+        grown = (
+            ("decoder_block_multipliers", self.block_multipliers),
+            ("decoder_block_repeats", self.block_repeats),
+        )
+        sets = [f"{name}={','.join(str(m) for m in value)}" for name, value in grown if value is not None]
+        return (*sets, *([f"lr={self.lr}"] if self.lr is not None else []))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every number that decides the default model. Steps are what the shipped model was trained for."""
+
+    preset: str = "default"
+    songs: int = 720
+    seconds: float = 30.0
+    corpus_seed: int = 0
+    sample_rate: int = 16000
+    vqvae_steps: int = 3500
+    prior_steps: int = 23355  # where the run was stopped (the learning rate is flat after warm-up)
+    upsampler_steps: int = 3000
+    # Then the VQ-VAE's decoders alone, on every song, with the rate decayed linearly to zero after a
+    # warm-up: better audio from the same codes (0: no such stage, the VQ-VAE ships as trained).
+    decoder_steps: int = 5000
+    decoder_warmup: int = 100
+    decoder_seed: int = 1  # its own crops, not a replay of the VQ-VAE run's
+    # Then, optionally, the decoders grown (engine/vqvae/grow.py: they start out decoding exactly as
+    # before) and trained alone again, rate decayed to zero after a warm-up. None: no such stage.
+    # The bottom decoder, twice as wide and deep, 2000 steps: bottom-level spectral convergence -19.60 ->
+    # -20.25 dB (the others, trained along at their size, -12.65 -> -12.75 and -7.40 -> -7.49).
+    grow_multipliers: tuple[int, ...] | None = (2, 1, 1)
+    grow_steps: int = 2000
+    grow_warmup: int = 100
+    grow_seed: int = 2
+    # Then, optionally, the top decoder alone in rounds, each from the one before: first its low-rate
+    # blocks widened (`decoder_block_multipliers`: the blocks that undo the middle and top levels'
+    # downsampling run at 125 to 1000 frames a second here, so they cost previews little; top level
+    # -7.49 -> -7.79 dB), then deepened by running their dilations twice (`decoder_block_repeats`: its
+    # reach 31 -> 55 codes, so streamed previews still start fast; -8.07 dB), then trained on at half the
+    # rate (-8.23 dB). The middle decoder's level-1 block grows too (the sizes are per block, in every
+    # decoder) but, untrained, decodes exactly as before. (): no such stage.
+    top_decoder_rounds: tuple[TopDecoderRound, ...] = (
+        TopDecoderRound(4000, seed=3, block_multipliers=(1, 2, 2)),
+        TopDecoderRound(4000, seed=5, block_repeats=(1, 2, 2)),
+        TopDecoderRound(4000, seed=6, lr=3e-4),
+    )
+    top_decoder_warmup: int = 100
+    # Then, optionally, the top prior fine-tuned with a share of its crops at the songs' first sample
+    # (`start_share`), rate decayed to zero after a warm-up. Composing from nothing starts there, with only
+    # the labels to give the genre's tempo and metre, which uniform crops almost never show. 0: no stage.
+    starts_steps: int = 3000
+    starts_share: float = 0.5
+    starts_lr: float = 3e-4
+    starts_warmup: int = 100
+    starts_seed: int = 8
+    # Then, optionally, a beat clock (engine/prior/beat_clock.py) given to the top prior, which is fine-tuned
+    # with every song's tempo and metre; `clock_input_noise` of the codes it reads are replaced at random
+    # so that it learns to keep to the clock and its labels rather than to its own drifting codes: the
+    # generated genre 41.7% -> 72.2% on the card (50.0% with the clock alone). 0: no such stage.
+    clock_steps: int = 4000
+    clock_beat_bins: int = 32
+    clock_bar_beats: int = 8
+    clock_input_noise: float = 0.25
+    clock_share: float = 0.5  # of crops at songs' starts, as in the starts stage
+    clock_lr: float = 3e-4
+    clock_warmup: int = 100
+    clock_seed: int = 31
+    # Then, optionally, each upsampler fine-tuned on every song of the corpus (the first stage reads
+    # `upsampler_songs`) in rounds of these many steps, each from the round before with its own warm-up
+    # and its rate decayed to zero, so that more training extends a finished round instead of redoing it.
+    # Round k (from 0) of level L is seeded `upsampler_tune_seed + L + 10 k`. (): the upsamplers ship as
+    # trained.
+    upsampler_tune_rounds: tuple[int, ...] = (8000, 12000, 6000) + (8000,) * 8
+    upsampler_tune_lr: float = 6e-4
+    upsampler_tune_warmup: int = 100
+    upsampler_tune_seed: int = 11
+    # Then, optionally, the top level retrained whole (`retrain_levels`: its encoder, codebook and decoder;
+    # the other levels keep every weight) from the VQ-VAE as the stages above left it, with a log-mel term
+    # beside its usual losses, so that its codes keep more of the highs' movement: fitted on real clips,
+    # classifiers then name the artist of top-level reconstructions 74.0% of the time instead of 29.9%,
+    # the genre 90.6% instead of 62.0% (docs/MODELS.md). 0: no such stage, nor the two that follow.
+    top_level_steps: int = 6000
+    top_level_log_mel: float = 0.3
+    top_level_lr: float = 3e-4
+    top_level_warmup: int = 100
+    top_level_seed: int = 7
+    # New top codes: the top prior (as the clock stage left it, with its clock's settings) and the middle
+    # upsampler (its last fine-tuning round) are re-keyed to them (`--rekey`, engine/training/rekey.py) and
+    # fine-tuned on every song, rate decayed to zero after a warm-up.
+    prior_rekey_steps: int = 16000
+    prior_rekey_lr: float = 6e-4
+    prior_rekey_warmup: int = 200
+    prior_rekey_seed: int = 43
+    upsampler1_rekey_steps: int = 16000
+    upsampler1_rekey_lr: float = 6e-4
+    upsampler1_rekey_warmup: int = 100
+    upsampler1_rekey_seed: int = 101
+    batch_size: int | None = None  # None: the preset's
+    # Not training: the label guidance the model is measured and sampled with (bundle.json's "guidance",
+    # the app's default strength). Chosen on held-out songs of another seed than the card's.
+    guidance: float = 2.0
+    # Stages that train on the corpus's first N songs only (None: all of them). Songs are synthesised
+    # one by one from (seed, index), so the first N songs of a larger corpus are exactly the N-song corpus.
+    # The VQ-VAE and the upsamplers were trained when the corpus had 180 songs; the top prior, which
+    # overfitted 180 songs (held-out bits rising while the training loss fell), reads all 720.
+    vqvae_songs: int | None = 180
+    upsampler_songs: int | None = 180
+
+    @property
+    def grows(self) -> bool:
+        """Whether the recipe has a grow stage."""
+        return self.grow_multipliers is not None and self.grow_steps > 0
+
+    @property
+    def trains_top_decoder(self) -> bool:
+        """Whether the recipe trains the top decoder alone in rounds (the top_decoder stage)."""
+        return len(self.top_decoder_rounds) > 0
+
+    @property
+    def top_decoder_block_multipliers(self) -> tuple[int, ...] | None:
+        """The top decoder's block multipliers after every round (None: no round widens it)."""
+        return _last_set(r.block_multipliers for r in self.top_decoder_rounds)
+
+    @property
+    def top_decoder_block_repeats(self) -> tuple[int, ...] | None:
+        """The top decoder's block repeats after every round (None: no round deepens it)."""
+        return _last_set(r.block_repeats for r in self.top_decoder_rounds)
+
+    @property
+    def tunes_starts(self) -> bool:
+        """Whether the recipe fine-tunes the top prior on songs' starts (the starts stage)."""
+        return self.starts_steps > 0
+
+    @property
+    def clocks_prior(self) -> bool:
+        """Whether the recipe gives the top prior a beat clock (the clock stage)."""
+        return self.clock_steps > 0
+
+    @property
+    def shipped_prior_steps(self) -> int:
+        """The step the shipped top prior's checkpoint records: its last stage's."""
+        if self.retrains_top_level:
+            return self.prior_rekey_steps
+        if self.clocks_prior:
+            return self.clock_steps
+        return self.starts_steps if self.tunes_starts else self.prior_steps
+
+    @property
+    def retrains_top_level(self) -> bool:
+        """Whether the recipe retrains the top level (the top_level stage) and re-keys the models that read
+        its codes (prior_rekey, upsampler1_rekey)."""
+        return self.top_level_steps > 0
+
+    @property
+    def tunes_upsamplers(self) -> bool:
+        """Whether the recipe fine-tunes both upsamplers on every song (the upsampler*_tune stages)."""
+        return len(self.upsampler_tune_rounds) > 0
+
+    def shipped_upsampler_steps(self, level: int) -> int:
+        """The step the shipped level-`level` upsampler's checkpoint records: its last stage's."""
+        if level == 1 and self.retrains_top_level:
+            return self.upsampler1_rekey_steps
+        return self.upsampler_tune_rounds[-1] if self.tunes_upsamplers else self.upsampler_steps
+
+    def songs_for(self, stage: str) -> int | None:
+        """How many of the corpus's first songs a stage trains on; None: all of them (the decoder
+        fine-tune and the top prior)."""
+        subsets = {"vqvae": self.vqvae_songs, "upsampler1": self.upsampler_songs,
+                   "upsampler0": self.upsampler_songs}  # fmt: skip
+        subset = subsets.get(stage)
+        return None if subset is None or subset >= self.songs else subset
+
+
+RECIPES = {
+    "default": Recipe(),
+    # The same pipeline in seconds, for the test suite: tiny models, a handful of short songs.
+    "tiny": Recipe(
+        preset="tiny",
+        songs=4,
+        seconds=12.0,
+        sample_rate=22050,
+        vqvae_steps=2,
+        prior_steps=2,
+        upsampler_steps=2,
+        decoder_steps=2,
+        decoder_warmup=1,
+        grow_steps=2,
+        grow_warmup=1,
+        top_decoder_rounds=(TopDecoderRound(2, seed=3, block_multipliers=(1, 2, 2)),),
+        top_decoder_warmup=1,
+        starts_steps=2,
+        starts_warmup=1,
+        clock_steps=2,
+        clock_beat_bins=8,
+        clock_bar_beats=4,
+        clock_input_noise=0.1,
+        clock_warmup=1,
+        upsampler_tune_rounds=(2, 2),
+        upsampler_tune_warmup=1,
+        top_level_steps=0,  # the stage's own test turns it on: with it, the stages above ship nothing
+        top_level_warmup=1,
+        prior_rekey_steps=2,
+        prior_rekey_warmup=1,
+        upsampler1_rekey_steps=2,
+        upsampler1_rekey_warmup=1,
+        batch_size=2,
+        guidance=1.5,
+        vqvae_songs=None,
+        upsampler_songs=None,
+    ),
+}
+
+
+def _last_set(sizes) -> tuple[int, ...] | None:
+    """The last of `sizes` that is not None (growth only ever goes up, so the last one set stands)."""
+    return next((size for size in reversed(tuple(sizes)) if size is not None), None)
