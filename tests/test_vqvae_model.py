@@ -162,45 +162,87 @@ def test_a_forward_of_some_levels_is_those_levels_of_the_full_forward():
     assert all(f"{t}_l3" in top.metrics and f"{t}_l1" not in top.metrics for t in terms)
 
 
-def test_the_log_mel_term_adds_its_weight_times_each_levels_log_mel_loss():
-    """With log_mel set, a forward of the top level alone (its encoder too: a retrain of that level)
-    optimises the reference's terms plus the weight times the log-mel loss of that level's audio."""
-    from engine.vqvae.losses import Bandwidth, log_mel_loss
+@pytest.mark.parametrize("field", ["log_mel", "log_mel_dynamics"])
+def test_a_log_mel_term_adds_its_weight_times_each_levels_loss(field):
+    """With log_mel (or log_mel_dynamics) set, a forward of the top level alone (its encoder too: a
+    retrain of that level) optimises the reference's terms plus the weight times that loss of that
+    level's audio."""
+    from engine.vqvae import losses
 
+    loss_of = {"log_mel": losses.log_mel_loss, "log_mel_dynamics": losses.log_mel_dynamics_loss}[field]
     plain = _random_model().eval()
     weighed = _random_model().eval()
-    weighed.config = weighed.config.with_overrides(log_mel=0.5)
+    weighed.config = weighed.config.with_overrides(**{field: 0.5})
     audio = torch.randn(2, 4096, generator=torch.Generator().manual_seed(3)) * 0.2
-    before = plain(audio, Bandwidth(), levels=(2,))
-    after = weighed(audio, Bandwidth(), levels=(2,))
-    assert after.levels == (2,) and "log_mel_loss_l3" not in before.metrics
+    before = plain(audio, losses.Bandwidth(), levels=(2,))
+    after = weighed(audio, losses.Bandwidth(), levels=(2,))
+    assert after.levels == (2,) and f"{field}_loss_l3" not in before.metrics
     torch.testing.assert_close(after.x_hat[0], before.x_hat[0])
-    expected = log_mel_loss(audio, before.x_hat[0], weighed.config.sample_rate).mean()
-    torch.testing.assert_close(after.metrics["log_mel_loss_l3"], expected)
+    expected = loss_of(audio, before.x_hat[0], weighed.config.sample_rate).mean()
+    assert float(expected.detach()) > 0
+    torch.testing.assert_close(after.metrics[f"{field}_loss_l3"], expected)
     torch.testing.assert_close(after.loss, before.loss + 0.5 * expected)
-    with pytest.raises(ValueError, match="log_mel is a loss weight"):
-        weighed.config.with_overrides(log_mel=-1.0)
+    with pytest.raises(ValueError, match=f"{field} is a loss weight"):
+        weighed.config.with_overrides(**{field: -1.0})
+
+
+def _numpy_log_mel(audio: np.ndarray, rate: int) -> np.ndarray:
+    """(frames, bands) log mel energies as the log-mel losses compute them, written out in numpy."""
+    from engine.analysis.mel import mel_filters
+    from engine.vqvae.losses import LOG_MEL_BANDS, LOG_MEL_FLOOR, LOG_MEL_FMIN_HZ
+
+    n_fft = 512  # LOG_MEL_WINDOW_S at 16 kHz
+    padded = np.pad(audio, n_fft // 2, mode="reflect")  # torch.stft's centring
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[:: n_fft // 4]
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
+    power = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
+    return np.log(power @ mel_filters(rate, n_fft, LOG_MEL_BANDS, LOG_MEL_FMIN_HZ).T + LOG_MEL_FLOOR)
 
 
 def test_log_mel_loss_is_the_mean_absolute_difference_of_log_band_energies():
     """Against a direct numpy computation: the same frames, filters and floor; halving the audio costs
     log 4 in every band and frame (far above the floor)."""
-    from engine.analysis.mel import mel_filters
-    from engine.vqvae.losses import LOG_MEL_BANDS, LOG_MEL_FLOOR, LOG_MEL_FMIN_HZ, log_mel_loss
+    from engine.vqvae.losses import log_mel_loss
 
-    rate, n_fft = 16000, 512
+    rate = 16000
     rng = np.random.default_rng(4)
     x, y = rng.standard_normal((2, 4000)) * 0.3
-
-    def log_mel(a):
-        padded = np.pad(a, n_fft // 2, mode="reflect")  # torch.stft's centring
-        frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[:: n_fft // 4]
-        window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)  # periodic Hann
-        power = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
-        return np.log(power @ mel_filters(rate, n_fft, LOG_MEL_BANDS, LOG_MEL_FMIN_HZ).T + LOG_MEL_FLOOR)
-
-    expected = np.abs(log_mel(y) - log_mel(x)).mean()
+    expected = np.abs(_numpy_log_mel(y, rate) - _numpy_log_mel(x, rate)).mean()
     got = log_mel_loss(torch.tensor(x[None]), torch.tensor(y[None]), rate)
     assert got.shape == (1,) and abs(float(got[0]) - expected) < 1e-4 * expected
     halved = log_mel_loss(torch.tensor(x[None]), torch.tensor(x[None] * 0.5), rate)
     assert abs(float(halved[0]) - np.log(4.0)) < 1e-3
+
+
+def test_log_mel_dynamics_loss_compares_how_much_each_band_moves_not_where():
+    """Against numpy: per band, |spread over frames| and |mean frame-to-frame change| differences,
+    averaged over bands. It asks only how much a band moves: a louder copy (every log energy shifted
+    alike) and the audio played backwards (the same values, in reverse) cost nothing, though the frame
+    by frame log-mel loss charges both; the same noise held steady instead of pulsing costs."""
+    from engine.vqvae.losses import log_mel_dynamics_loss, log_mel_loss
+
+    rate = 16000
+    rng = np.random.default_rng(5)
+    n = 64 * 128 + 1  # played backwards, every frame (hop 128) lands on a frame of the original
+    noise = rng.standard_normal(n) * 0.3
+    pulsing = noise * (0.55 + 0.45 * np.sin(np.arange(n) / n * 2 * np.pi * 6))  # six swells
+    other = rng.standard_normal(n) * 0.2
+
+    def direct(a, b):
+        mel_a, mel_b = _numpy_log_mel(a, rate), _numpy_log_mel(b, rate)
+        spread = np.abs(mel_b.std(axis=0, ddof=1) - mel_a.std(axis=0, ddof=1))
+        change = np.abs(
+            np.abs(np.diff(mel_b, axis=0)).mean(axis=0) - np.abs(np.diff(mel_a, axis=0)).mean(axis=0)
+        )
+        return (spread + change).mean()
+
+    def dynamics(a, b):
+        return float(log_mel_dynamics_loss(torch.tensor(a[None]), torch.tensor(b[None]), rate)[0])
+
+    expected = direct(pulsing, other)
+    assert abs(dynamics(pulsing, other) - expected) < 1e-4 * expected
+    assert dynamics(pulsing, 3.0 * pulsing) < 1e-4
+    reversed_ = np.ascontiguousarray(pulsing[::-1])
+    assert dynamics(pulsing, reversed_) < 1e-3
+    assert float(log_mel_loss(torch.tensor(pulsing[None]), torch.tensor(reversed_[None]), rate)[0]) > 0.1
+    assert dynamics(pulsing, noise) > 0.1

@@ -71,6 +71,10 @@ class VQVAEConfig:
     # The terms above weigh each band by its energy, and a top level trained on them alone keeps the
     # loud low end and drops the quiet highs where this corpus's drums and timbres live (MODELS.md).
     log_mel: float = 0.0
+    # Not in the reference either: an L1 loss on how much each mel band's log energy moves within a crop
+    # (`losses.log_mel_dynamics_loss`), 0 to leave it out. Frame-by-frame losses make a decoder's audio
+    # steadier than the music it decodes; this asks for the real amount of movement.
+    log_mel_dynamics: float = 0.0
 
     # Length of a training crop in samples (also sets the expected code usage when fine-tuning).
     sample_length: int = 1048576
@@ -88,8 +92,11 @@ class VQVAEConfig:
             len(self.multispec_n_fft) == len(self.multispec_hop_length) == len(self.multispec_window_size)
         ):
             raise ValueError("VQVAEConfig multispectral n_fft/hop/window lists must have equal lengths")
-        if self.log_mel < 0:
-            raise ValueError(f"VQVAEConfig.log_mel is a loss weight (0 or more), got {self.log_mel}")
+        for name in ("log_mel", "log_mel_dynamics"):
+            if getattr(self, name) < 0:
+                raise ValueError(
+                    f"VQVAEConfig.{name} is a loss weight (0 or more), got {getattr(self, name)}"
+                )
         if self.l_bins < 2 or self.emb_width < 1:
             raise ValueError("VQVAEConfig needs l_bins >= 2 and emb_width >= 1")
 
@@ -170,7 +177,8 @@ TINY = VQVAEConfig(
 # model may change these (say, to add the spectral term) and the checkpoint still loads.
 OBJECTIVE_FIELDS = frozenset(
     {"commit", "spectral", "multispectral", "lmix_l1", "lmix_l2", "lmix_linf", "linf_k",
-     "multispec_n_fft", "multispec_hop_length", "multispec_window_size", "log_mel"}
+     "multispec_n_fft", "multispec_hop_length", "multispec_window_size", "log_mel",
+     "log_mel_dynamics"}
 )  # fmt: skip
 
 # The fields that size the decoders alone: they never change a code, and a fine-tune may grow them.

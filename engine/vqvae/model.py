@@ -211,7 +211,7 @@ class VQVAE(nn.Module):
             for name, value in q.metrics.items():
                 metrics[name + suffix] = value.detach()
 
-        recons_total = spec_total = multispec_total = log_mel_total = target.new_zeros(())
+        recons_total = spec_total = multispec_total = log_mel_total = dynamics_total = target.new_zeros(())
         for level in reversed(levels):
             recons = losses.lmix_loss(
                 target, x_hat[level], bandwidth, c.lmix_l1, c.lmix_l2, c.lmix_linf, c.linf_k
@@ -234,6 +234,10 @@ class VQVAE(nn.Module):
                 log_mel = losses.log_mel_loss(target, x_hat[level], c.sample_rate).mean()
                 metrics["log_mel_loss" + suffix] = log_mel.detach()
                 log_mel_total = log_mel_total + log_mel
+            if c.log_mel_dynamics:
+                dynamics = losses.log_mel_dynamics_loss(target, x_hat[level], c.sample_rate).mean()
+                metrics["log_mel_dynamics_loss" + suffix] = dynamics.detach()
+                dynamics_total = dynamics_total + dynamics
 
         loss = (
             recons_total
@@ -241,6 +245,7 @@ class VQVAE(nn.Module):
             + c.multispectral * multispec_total
             + c.commit * commit_total
             + c.log_mel * log_mel_total
+            + c.log_mel_dynamics * dynamics_total
         )
         with torch.no_grad():
             bottom = x_hat[levels[0]]  # the lowest level that ran
