@@ -284,9 +284,10 @@ def test_a_prior_stage_before_the_vqvae_is_refused(tmp_path, capsys):
 def test_the_top_level_stage_retrains_the_top_level_and_ships_it_with_the_prior_and_upsampler_rekeyed_to_it(
     tmp_path, capsys
 ):
-    """top_level retrains the top level from the top decoder's VQ-VAE with a log-mel term; prior_rekey and
-    upsampler1_rekey re-key the clocked prior and the last round of the middle upsampler to its codes and
-    fine-tune them; the bundle ships those three, and the bottom upsampler and lower levels as they were."""
+    """top_level retrains the top level from the top decoder's VQ-VAE with a log-mel term, and
+    top_level_decoder trains its decoder alone on with a stronger one; prior_rekey and upsampler1_rekey
+    re-key the clocked prior and the last round of the middle upsampler to its codes and fine-tune them;
+    the bundle ships those three, and the bottom upsampler and lower levels as they were."""
     recipe = replace(RECIPES["tiny"], top_level_steps=2, top_level_warmup=1)
     pipeline = _through_vqvae(tmp_path, recipe)
     with pytest.raises(ValueError, match="top_level needs the trained top decoder first"):
@@ -308,12 +309,21 @@ def test_the_top_level_stage_retrains_the_top_level_and_ships_it_with_the_prior_
     assert "level 2: re-keyed 1 code table(s)" in out
 
     shipped = ComposeEngine.load(tmp_path / "model").bundle
-    sources = {"vqvae": "top_level", "prior_default": "prior_rekey", "upsampler_level_1": "upsampler1_rekey",
-               "upsampler_level_0": "upsampler0_tune2"}  # fmt: skip
+    assert (
+        f"--from {runs / 'top_level' / 'model'} --set decoders_only=true --set decoder_levels=2 "
+        "--set log_mel=3.0" in commands["top_level_decoder"]
+    )
+    sources = {"vqvae": "top_level_decoder", "prior_default": "prior_rekey",
+               "upsampler_level_1": "upsampler1_rekey", "upsampler_level_0": "upsampler0_tune2"}  # fmt: skip
     for stem, run in sources.items():
         want = load_file(str(runs / run / "model.safetensors"))
         got = load_file(str(tmp_path / "model" / f"{stem}.safetensors"))
         assert want.keys() == got.keys() and all(torch.equal(got[k], want[k]) for k in want), stem
-    assert shipped.vqvae.config.log_mel == 0.3
+    assert shipped.vqvae.config.log_mel == 3.0
     decoded = checkpoint.load_model(runs / "top_decoder1" / "model", "vqvae")
     assert changed_levels(decoded, shipped.vqvae) == [2]  # only the top level's codes are new
+    # ... and the decoder stage kept them (the re-keyed models read them), training the top decoder alone
+    retrained = load_file(str(new.with_suffix(".safetensors")))
+    tuned = load_file(str(tmp_path / "model" / "vqvae.safetensors"))
+    moved = {".".join(k.split(".")[:2]) for k in tuned if not torch.equal(tuned[k], retrained[k])}
+    assert moved == {"decoders.2"}

@@ -15,7 +15,8 @@ was), so on a machine with spare cores they can run at the same time (`--only de
 `--only upsampler1`, `--only upsampler0` in four processes); `starts` follows `prior`, `clock` follows
 `starts`, `grow` follows `decoders`, `top_decoder` (its rounds one after another) follows `grow`, and
 `upsampler1_tune` / `upsampler0_tune` follow their upsamplers; `top_level` follows `top_decoder`, and
-`prior_rekey` / `upsampler1_rekey` follow it and `clock` / `upsampler1_tune`.
+`top_level_decoder` (which keeps its codes), `prior_rekey` and `upsampler1_rekey` follow it (the last two
+also `clock` / `upsampler1_tune`).
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ from engine.bundle import BundleManifest
 from engine.training.default_recipe import Recipe
 from engine.training.entry import TrainRequest, train
 
-STAGES = ("corpus", "vqvae", "decoders", "grow", "top_decoder", "top_level", "prior", "starts", "clock",
-          "prior_rekey", "upsampler1", "upsampler0", "upsampler1_tune", "upsampler0_tune", "upsampler1_rekey",
-          "bundle")  # fmt: skip
+STAGES = ("corpus", "vqvae", "decoders", "grow", "top_decoder", "top_level", "top_level_decoder", "prior",
+          "starts", "clock", "prior_rekey", "upsampler1", "upsampler0", "upsampler1_tune", "upsampler0_tune",
+          "upsampler1_rekey", "bundle")  # fmt: skip
 # Bumped when `cocompose synth` writes more per song (2: beats_per_bar), so an older corpus is rewritten.
 CORPUS_FORMAT = 2
 MODEL_NAME = "cocompose-default"
@@ -168,6 +169,24 @@ class DefaultModelPipeline:
                             f"retrain_levels={top_level}", f"log_mel={r.top_level_log_mel}",
                             f"lr={r.top_level_lr}")  # fmt: skip
         return self._train("top_level", "vqvae", r.top_level_steps, settings=settings, base=base)
+
+    def _stage_top_level_decoder(self) -> int:
+        r = self.recipe
+        if not r.tunes_top_level_decoder:
+            self.say("top_level_decoder: none in this recipe; the retrained top level ships as trained")
+            return 0
+        base = self._finished_run(
+            "top_level", r.top_level_steps, "the retrained top level", "top_level_decoder"
+        )
+        top_level = checkpoint.read_settings(base / "model")["config"]["levels"] - 1
+        settings = _decoders_only(
+            r.top_level_decoder_seed, r.top_level_decoder_warmup, r.top_level_decoder_steps,
+            f"decoder_levels={top_level}", f"log_mel={r.top_level_decoder_log_mel}",
+            f"lr={r.top_level_decoder_lr}",
+        )  # fmt: skip
+        return self._train(
+            "top_level_decoder", "vqvae", r.top_level_decoder_steps, settings=settings, base=base
+        )
 
     def _stage_prior(self) -> int:
         return self._train("prior", "prior", self.recipe.prior_steps)
@@ -316,9 +335,13 @@ class DefaultModelPipeline:
         return self._decoders_run(needed_by)
 
     def _final_vqvae_run(self) -> Path:
-        """The VQ-VAE that ships: the last of its stages the recipe has (top_level, top_decoder's last
-        round, grow, decoders, vqvae)."""
-        if self.recipe.retrains_top_level:
+        """The VQ-VAE that ships: the last of its stages the recipe has (top_level_decoder, top_level,
+        top_decoder's last round, grow, decoders, vqvae)."""
+        r = self.recipe
+        if r.tunes_top_level_decoder:
+            what = "the retrained top level's decoder"
+            return self._finished_run("top_level_decoder", r.top_level_decoder_steps, what, "the bundle")
+        if r.retrains_top_level:
             return self._finished_run(
                 "top_level", self.recipe.top_level_steps, "the retrained top level", "the bundle"
             )
