@@ -162,28 +162,35 @@ def test_a_forward_of_some_levels_is_those_levels_of_the_full_forward():
     assert all(f"{t}_l3" in top.metrics and f"{t}_l1" not in top.metrics for t in terms)
 
 
-@pytest.mark.parametrize("field", ["log_mel", "log_mel_dynamics"])
-def test_a_log_mel_term_adds_its_weight_times_each_levels_loss(field):
-    """With log_mel (or log_mel_dynamics) set, a forward of the top level alone (its encoder too: a
-    retrain of that level) optimises the reference's terms plus the weight times that loss of that
-    level's audio."""
+@pytest.mark.parametrize("fields", [("log_mel",), ("log_mel_dynamics",), ("log_mel", "log_mel_dynamics")])
+def test_log_mel_terms_add_their_weight_times_each_levels_loss(fields):
+    """With log_mel and/or log_mel_dynamics set, a forward of the upper two levels (their encoders too: a
+    retrain of them) optimises the reference's terms plus each weight times that loss of each level's
+    audio (both terms share each audio's mel energies, computed once)."""
     from engine.vqvae import losses
 
-    loss_of = {"log_mel": losses.log_mel_loss, "log_mel_dynamics": losses.log_mel_dynamics_loss}[field]
+    loss_of = {"log_mel": losses.log_mel_loss, "log_mel_dynamics": losses.log_mel_dynamics_loss}
+    weights = dict(zip(fields, (0.5, 0.25), strict=False))
     plain = _random_model().eval()
     weighed = _random_model().eval()
-    weighed.config = weighed.config.with_overrides(**{field: 0.5})
+    weighed.config = weighed.config.with_overrides(**weights)
     audio = torch.randn(2, 4096, generator=torch.Generator().manual_seed(3)) * 0.2
-    before = plain(audio, losses.Bandwidth(), levels=(2,))
-    after = weighed(audio, losses.Bandwidth(), levels=(2,))
-    assert after.levels == (2,) and f"{field}_loss_l3" not in before.metrics
-    torch.testing.assert_close(after.x_hat[0], before.x_hat[0])
-    expected = loss_of(audio, before.x_hat[0], weighed.config.sample_rate).mean()
-    assert float(expected.detach()) > 0
-    torch.testing.assert_close(after.metrics[f"{field}_loss_l3"], expected)
-    torch.testing.assert_close(after.loss, before.loss + 0.5 * expected)
-    with pytest.raises(ValueError, match=f"{field} is a loss weight"):
-        weighed.config.with_overrides(**{field: -1.0})
+    before = plain(audio, losses.Bandwidth(), levels=(1, 2))
+    after = weighed(audio, losses.Bandwidth(), levels=(1, 2))
+    assert after.levels == (1, 2)
+    added = torch.zeros(())
+    for field, weight in weights.items():
+        for index, level in enumerate(after.levels):
+            torch.testing.assert_close(after.x_hat[index], before.x_hat[index])
+            assert f"{field}_loss_l{level + 1}" not in before.metrics
+            expected = loss_of[field](audio, before.x_hat[index], weighed.config.sample_rate).mean()
+            assert float(expected.detach()) > 0
+            torch.testing.assert_close(after.metrics[f"{field}_loss_l{level + 1}"], expected)
+            added = added + weight * expected
+    torch.testing.assert_close(after.loss, before.loss + added)
+    for field in fields:
+        with pytest.raises(ValueError, match=f"{field} is a loss weight"):
+            weighed.config.with_overrides(**{field: -1.0})
 
 
 def _numpy_log_mel(audio: np.ndarray, rate: int) -> np.ndarray:

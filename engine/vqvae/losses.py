@@ -90,17 +90,26 @@ def _log_mel_filters(sample_rate: int) -> tuple[int, torch.Tensor]:
 
 
 def log_mel_loss(x: torch.Tensor, x_hat: torch.Tensor, sample_rate: int) -> torch.Tensor:
-    """Per item mean |log mel(x_hat) - log mel(x)| over bands and frames (natural log of band energy).
+    """Per item mean |log mel(x_hat) - log mel(x)| over bands and frames (natural log of band energy)."""
+    return log_mel_distance(log_mel(x, sample_rate), log_mel(x_hat, sample_rate))
+
+
+def log_mel_distance(mel: torch.Tensor, mel_hat: torch.Tensor) -> torch.Tensor:
+    """Per item mean |mel_hat - mel| over bands and frames, of two `log_mel`s.
 
     The magnitude losses above weigh a band by its energy, so a decoder trained on them alone may drop
     quiet bands (a mix's highs: cymbals, breath, the edge of a note's attack) at little cost; in log
     energy every band counts alike, as it does to a listener and to a classifier of log-mel features.
     """
-    x, x_hat = to_mono_2d(x), to_mono_2d(x_hat)
-    return (_log_mel(x_hat, sample_rate) - _log_mel(x, sample_rate)).abs().mean(dim=(1, 2))
+    return (mel_hat - mel).abs().mean(dim=(1, 2))
 
 
 def log_mel_dynamics_loss(x: torch.Tensor, x_hat: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """Per item `log_mel_movement_distance` of the two audios' log mels."""
+    return log_mel_movement_distance(log_mel(x, sample_rate), log_mel(x_hat, sample_rate))
+
+
+def log_mel_movement_distance(mel: torch.Tensor, mel_hat: torch.Tensor) -> torch.Tensor:
     """Per item mean, over mel bands, of |a - â| for two measures of how much a band's log energy moves
     within the crop: its standard deviation over frames and its mean frame-to-frame change.
 
@@ -110,19 +119,18 @@ def log_mel_dynamics_loss(x: torch.Tensor, x_hat: torch.Tensor, sample_rate: int
     each rise falls, only that a band moves as much as the real one does (the moment matching of
     texture synthesis), which the frame-by-frame losses alone cannot reward.
     """
-    real, decoded = _log_mel(to_mono_2d(x), sample_rate), _log_mel(to_mono_2d(x_hat), sample_rate)
 
-    def movement(mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # (N, bands, frames)
-        return mel.std(dim=2), mel.diff(dim=2).abs().mean(dim=2)
+    def movement(bands: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # (N, bands, frames)
+        return bands.std(dim=2), bands.diff(dim=2).abs().mean(dim=2)
 
-    (spread, change), (spread_hat, change_hat) = movement(real), movement(decoded)
+    (spread, change), (spread_hat, change_hat) = movement(mel), movement(mel_hat)
     return ((spread_hat - spread).abs() + (change_hat - change).abs()).mean(dim=1)
 
 
-def _log_mel(audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
-    """(N, T) audio -> (N, bands, frames) natural-log mel energies of the log-mel losses."""
+def log_mel(audio: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """Audio (mixed to mono) -> (N, bands, frames) natural-log mel energies of the log-mel losses."""
     n_fft, filters = _log_mel_filters(sample_rate)
-    power = stft_magnitude(audio, n_fft, n_fft // 4, n_fft).pow(2)  # (N, bins, frames)
+    power = stft_magnitude(to_mono_2d(audio), n_fft, n_fft // 4, n_fft).pow(2)  # (N, bins, frames)
     return torch.log(filters.to(audio.device) @ power + LOG_MEL_FLOOR)
 
 

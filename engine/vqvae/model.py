@@ -212,6 +212,9 @@ class VQVAE(nn.Module):
                 metrics[name + suffix] = value.detach()
 
         recons_total = spec_total = multispec_total = log_mel_total = dynamics_total = target.new_zeros(())
+        # computed only when weighed (the reference's objective costs what it did), and once per audio
+        weighs_mels = bool(c.log_mel or c.log_mel_dynamics)
+        target_mel = losses.log_mel(target, c.sample_rate) if weighs_mels else None
         for level in reversed(levels):
             recons = losses.lmix_loss(
                 target, x_hat[level], bandwidth, c.lmix_l1, c.lmix_l2, c.lmix_linf, c.linf_k
@@ -230,12 +233,13 @@ class VQVAE(nn.Module):
             recons_total = recons_total + recons
             spec_total = spec_total + spec
             multispec_total = multispec_total + multispec
-            if c.log_mel:  # computed only when weighed: the reference's objective costs what it did
-                log_mel = losses.log_mel_loss(target, x_hat[level], c.sample_rate).mean()
+            mel_hat = losses.log_mel(x_hat[level], c.sample_rate) if weighs_mels else None
+            if c.log_mel:
+                log_mel = losses.log_mel_distance(target_mel, mel_hat).mean()
                 metrics["log_mel_loss" + suffix] = log_mel.detach()
                 log_mel_total = log_mel_total + log_mel
             if c.log_mel_dynamics:
-                dynamics = losses.log_mel_dynamics_loss(target, x_hat[level], c.sample_rate).mean()
+                dynamics = losses.log_mel_movement_distance(target_mel, mel_hat).mean()
                 metrics["log_mel_dynamics_loss" + suffix] = dynamics.detach()
                 dynamics_total = dynamics_total + dynamics
 
