@@ -285,9 +285,9 @@ def test_the_top_level_stage_retrains_the_top_level_and_ships_it_with_the_prior_
     tmp_path, capsys
 ):
     """top_level retrains the top level from the top decoder's VQ-VAE with a log-mel term, and
-    top_level_decoder trains its decoder alone on with a stronger one; prior_rekey and upsampler1_rekey
-    re-key the clocked prior and the last round of the middle upsampler to its codes and fine-tune them;
-    the bundle ships those three, and the bottom upsampler and lower levels as they were."""
+    top_level_decoder trains its decoder alone on, round after round, with a stronger one; prior_rekey and
+    upsampler1_rekey re-key the clocked prior and the last round of the middle upsampler to its codes and
+    fine-tune them; the bundle ships those three, and the bottom upsampler and lower levels as they were."""
     recipe = replace(RECIPES["tiny"], top_level_steps=2, top_level_warmup=1)
     pipeline = _through_vqvae(tmp_path, recipe)
     with pytest.raises(ValueError, match="top_level needs the trained top decoder first"):
@@ -309,11 +309,16 @@ def test_the_top_level_stage_retrains_the_top_level_and_ships_it_with_the_prior_
     assert "level 2: re-keyed 1 code table(s)" in out
 
     shipped = ComposeEngine.load(tmp_path / "model").bundle
+    first = runs / "top_level_decoder1"
     assert (
         f"--from {runs / 'top_level' / 'model'} --set decoders_only=true --set decoder_levels=2 "
-        "--set log_mel=3.0" in commands["top_level_decoder"]
+        "--set log_mel=3.0 --set seed=17" in commands["top_level_decoder1"]
     )
-    sources = {"vqvae": "top_level_decoder", "prior_default": "prior_rekey",
+    assert (
+        f"--from {first / 'model'} --set decoders_only=true --set lr=0.0001 --set decoder_levels=2 "
+        "--set log_mel=3.0 --set seed=19" in commands["top_level_decoder2"]
+    )
+    sources = {"vqvae": "top_level_decoder2", "prior_default": "prior_rekey",
                "upsampler_level_1": "upsampler1_rekey", "upsampler_level_0": "upsampler0_tune2"}  # fmt: skip
     for stem, run in sources.items():
         want = load_file(str(runs / run / "model.safetensors"))

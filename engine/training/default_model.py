@@ -29,7 +29,7 @@ from pathlib import Path
 
 from engine import checkpoint
 from engine.bundle import BundleManifest
-from engine.training.default_recipe import Recipe
+from engine.training.default_recipe import Recipe, TopDecoderRound
 from engine.training.entry import TrainRequest, train
 
 STAGES = ("corpus", "vqvae", "decoders", "grow", "top_decoder", "top_level", "top_level_decoder", "prior",
@@ -58,9 +58,9 @@ def _decoders_only(seed: int, warmup: int, steps: int, *extra: str) -> tuple[str
     return _decayed(seed, warmup, steps, "decoders_only=true", *extra)
 
 
-def _top_decoder_run(number: int) -> str:
-    """The run (and stage name) of round `number` (from 1) of the top decoder alone."""
-    return f"top_decoder{number}"
+def _round_run(stage: str, number: int) -> str:
+    """The run of round `number` (from 1) of a stage trained in rounds (top_decoder, top_level_decoder)."""
+    return f"{stage}{number}"
 
 
 def _tune_run(level: int, round_: int) -> str:
@@ -140,22 +140,22 @@ class DefaultModelPipeline:
             self.say("top_decoder: none in this recipe; the top decoder ships as the grow stage left it")
             return 0
         base = self._grown_run("top_decoder")
+        return self._top_decoder_rounds("top_decoder", r.top_decoder_rounds, r.top_decoder_warmup, base)
+
+    def _top_decoder_rounds(
+        self, stage: str, rounds: tuple[TopDecoderRound, ...], warmup: int, base: Path, *extra: str
+    ) -> int:
+        """Train `rounds` of the top decoder alone (`extra`: --sets of every round) in runs `stage`1, 2, ...,
+        each from the one before, the first from `base`."""
         top_level = checkpoint.read_settings(base / "model")["config"]["levels"] - 1
-        for number, round_ in enumerate(r.top_decoder_rounds, start=1):
-            settings = _decoders_only(
-                round_.seed,
-                r.top_decoder_warmup,
-                round_.steps,
-                *round_.settings(),
-                f"decoder_levels={top_level}",
-            )
-            stage = _top_decoder_run(number)
-            code = self._train(stage, "vqvae", round_.steps, settings=settings, base=base)
+        for number, round_ in enumerate(rounds, start=1):
+            settings = _decoders_only(round_.seed, warmup, round_.steps, *round_.settings(),
+                                      f"decoder_levels={top_level}", *extra)  # fmt: skip
+            run = _round_run(stage, number)
+            code = self._train(run, "vqvae", round_.steps, settings=settings, base=base)
             if code:
                 return code
-            base = self._finished_run(
-                stage, round_.steps, f"round {number} of the top decoder", "the next round"
-            )
+            base = self._finished_run(run, round_.steps, f"round {number} of {stage}", "the next round")
         return 0
 
     def _stage_top_level(self) -> int:
@@ -171,6 +171,7 @@ class DefaultModelPipeline:
         return self._train("top_level", "vqvae", r.top_level_steps, settings=settings, base=base)
 
     def _stage_top_level_decoder(self) -> int:
+        """Every round of the retrained top level's decoder alone, in runs top_level_decoder1, 2, ..."""
         r = self.recipe
         if not r.tunes_top_level_decoder:
             self.say("top_level_decoder: none in this recipe; the retrained top level ships as trained")
@@ -178,15 +179,9 @@ class DefaultModelPipeline:
         base = self._finished_run(
             "top_level", r.top_level_steps, "the retrained top level", "top_level_decoder"
         )
-        top_level = checkpoint.read_settings(base / "model")["config"]["levels"] - 1
-        settings = _decoders_only(
-            r.top_level_decoder_seed, r.top_level_decoder_warmup, r.top_level_decoder_steps,
-            f"decoder_levels={top_level}", f"log_mel={r.top_level_decoder_log_mel}",
-            f"lr={r.top_level_decoder_lr}",
-        )  # fmt: skip
-        return self._train(
-            "top_level_decoder", "vqvae", r.top_level_decoder_steps, settings=settings, base=base
-        )
+        rounds, warmup = r.top_level_decoder_rounds, r.top_level_decoder_warmup
+        log_mel = f"log_mel={r.top_level_decoder_log_mel}"
+        return self._top_decoder_rounds("top_level_decoder", rounds, warmup, base, log_mel)
 
     def _stage_prior(self) -> int:
         return self._train("prior", "prior", self.recipe.prior_steps)
@@ -339,8 +334,9 @@ class DefaultModelPipeline:
         top_decoder's last round, grow, decoders, vqvae)."""
         r = self.recipe
         if r.tunes_top_level_decoder:
-            what = "the retrained top level's decoder"
-            return self._finished_run("top_level_decoder", r.top_level_decoder_steps, what, "the bundle")
+            last, what = len(r.top_level_decoder_rounds), "the retrained top level's decoder"
+            run = _round_run("top_level_decoder", last)
+            return self._finished_run(run, r.top_level_decoder_rounds[-1].steps, what, "the bundle")
         if r.retrains_top_level:
             return self._finished_run(
                 "top_level", self.recipe.top_level_steps, "the retrained top level", "the bundle"
@@ -354,7 +350,7 @@ class DefaultModelPipeline:
         if r.trains_top_decoder:
             last = len(r.top_decoder_rounds)
             return self._finished_run(
-                _top_decoder_run(last),
+                _round_run("top_decoder", last),
                 r.top_decoder_rounds[-1].steps,
                 "the trained top decoder",
                 needed_by,
