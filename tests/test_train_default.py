@@ -17,7 +17,7 @@ from engine.api import ComposeEngine, LabelSpec
 from engine.prior.labels import normalise_v2
 from engine.prior.sampler import SamplingSettings
 from engine.training.default_model import DefaultModelPipeline
-from engine.training.default_recipe import RECIPES, TopDecoderRound
+from engine.training.default_recipe import RECIPES, DecoderRound
 from engine.training.rekey import changed_levels
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -145,8 +145,8 @@ def test_the_top_decoder_stage_grows_its_low_rate_blocks_trains_it_alone_in_roun
     tmp_path, capsys
 ):
     rounds = (
-        TopDecoderRound(2, seed=3, block_multipliers=(1, 2, 2)),
-        TopDecoderRound(3, seed=5, block_repeats=(1, 2, 2), lr=3e-4),
+        DecoderRound(2, seed=3, block_multipliers=(1, 2, 2)),
+        DecoderRound(3, seed=5, block_repeats=(1, 2, 2), lr=3e-4),
     )
     recipe = replace(RECIPES["tiny"], top_decoder_rounds=rounds, top_decoder_warmup=1)
     pipeline = _through_vqvae(tmp_path, recipe)
@@ -189,6 +189,38 @@ def test_the_top_decoder_stage_grows_its_low_rate_blocks_trains_it_alone_in_roun
     for a, b in zip(shipped.decoders[0].parameters(), grown.decoders[0].parameters(), strict=True):
         assert torch.equal(a, b)
     _assert_same_codes(shipped, grown)
+
+
+def test_the_bottom_decoder_stage_trains_the_bottom_decoder_alone_with_the_reference_objective(
+    tmp_path, capsys
+):
+    """bottom_decoder trains the bottom decoder alone, round after round, from the VQ-VAE the stages before
+    left (here the top decoder's), without the log-mel term they may have used; the bundle ships its last
+    round, whose codes, and every other decoder, are that VQ-VAE's."""
+    rounds = (DecoderRound(2, seed=29), DecoderRound(2, seed=31, lr=1e-4))
+    recipe = replace(RECIPES["tiny"], bottom_decoder_rounds=rounds)
+    pipeline = _through_vqvae(tmp_path, recipe)
+    with pytest.raises(ValueError, match="bottom_decoder needs the trained top decoder first"):
+        pipeline.run(only="bottom_decoder")
+    assert pipeline.run() == 0
+    out = capsys.readouterr().out
+    commands = {line.split(":")[0]: line for line in out.splitlines() if "cocompose train" in line}
+    runs = tmp_path / "runs"
+    assert (
+        f"--from {runs / 'top_decoder1' / 'model'} --set decoders_only=true --set decoder_levels=0 "
+        "--set log_mel=0 --set seed=29" in commands["bottom_decoder1"]
+    )
+    assert (
+        f"--from {runs / 'bottom_decoder1' / 'model'} --set decoders_only=true --set lr=0.0001 "
+        "--set decoder_levels=0 --set log_mel=0 --set seed=31" in commands["bottom_decoder2"]
+    )
+    last = load_file(str(runs / "bottom_decoder2" / "model.safetensors"))
+    shipped = load_file(str(tmp_path / "model" / "vqvae.safetensors"))
+    assert last.keys() == shipped.keys() and all(torch.equal(shipped[k], last[k]) for k in last)
+    before = load_file(str(runs / "top_decoder1" / "model.safetensors"))
+    moved = {".".join(k.split(".")[:2]) for k in shipped if not torch.equal(shipped[k], before[k])}
+    assert moved == {"decoders.0"}
+    assert ComposeEngine.load(tmp_path / "model").bundle.vqvae.config.log_mel == 0.0
 
 
 def test_the_starts_stage_fine_tunes_the_top_prior_on_songs_starts_and_ships_it(tmp_path, capsys):
@@ -287,8 +319,10 @@ def test_the_top_level_stage_retrains_the_top_level_and_ships_it_with_the_prior_
     """top_level retrains the top level from the top decoder's VQ-VAE with a log-mel term, and
     top_level_decoder trains its decoder alone on, round after round, with a stronger one; prior_rekey and
     upsampler1_rekey re-key the clocked prior and the last round of the middle upsampler to its codes and
-    fine-tune them; the bundle ships those three, and the bottom upsampler and lower levels as they were."""
-    recipe = replace(RECIPES["tiny"], top_level_steps=2, top_level_warmup=1)
+    fine-tune them; bottom_decoder then trains the bottom decoder alone; the bundle ships those four, and
+    the bottom upsampler and the middle level as they were."""
+    bottom = (DecoderRound(2, seed=29),)
+    recipe = replace(RECIPES["tiny"], top_level_steps=2, top_level_warmup=1, bottom_decoder_rounds=bottom)
     pipeline = _through_vqvae(tmp_path, recipe)
     with pytest.raises(ValueError, match="top_level needs the trained top decoder first"):
         pipeline.run(only="top_level")
@@ -309,7 +343,7 @@ def test_the_top_level_stage_retrains_the_top_level_and_ships_it_with_the_prior_
     assert "level 2: re-keyed 1 code table(s)" in out
 
     shipped = ComposeEngine.load(tmp_path / "model").bundle
-    first = runs / "top_level_decoder1"
+    first, second = runs / "top_level_decoder1", runs / "top_level_decoder2"
     assert (
         f"--from {runs / 'top_level' / 'model'} --set decoders_only=true --set decoder_levels=2 "
         "--set log_mel=3.0 --set seed=17" in commands["top_level_decoder1"]
@@ -318,17 +352,18 @@ def test_the_top_level_stage_retrains_the_top_level_and_ships_it_with_the_prior_
         f"--from {first / 'model'} --set decoders_only=true --set lr=0.0001 --set decoder_levels=2 "
         "--set log_mel=3.0 --set seed=19" in commands["top_level_decoder2"]
     )
-    sources = {"vqvae": "top_level_decoder2", "prior_default": "prior_rekey",
+    sources = {"vqvae": "bottom_decoder1", "prior_default": "prior_rekey",
                "upsampler_level_1": "upsampler1_rekey", "upsampler_level_0": "upsampler0_tune2"}  # fmt: skip
     for stem, run in sources.items():
         want = load_file(str(runs / run / "model.safetensors"))
         got = load_file(str(tmp_path / "model" / f"{stem}.safetensors"))
         assert want.keys() == got.keys() and all(torch.equal(got[k], want[k]) for k in want), stem
-    assert shipped.vqvae.config.log_mel == 3.0
+    assert checkpoint.load_model(second / "model", "vqvae").config.log_mel == 3.0
     decoded = checkpoint.load_model(runs / "top_decoder1" / "model", "vqvae")
     assert changed_levels(decoded, shipped.vqvae) == [2]  # only the top level's codes are new
     # ... and the decoder stage kept them (the re-keyed models read them), training the top decoder alone
     retrained = load_file(str(new.with_suffix(".safetensors")))
-    tuned = load_file(str(tmp_path / "model" / "vqvae.safetensors"))
+    tuned = load_file(str(second / "model.safetensors"))
     moved = {".".join(k.split(".")[:2]) for k in tuned if not torch.equal(tuned[k], retrained[k])}
     assert moved == {"decoders.2"}
+    assert f"--from {second / 'model'} --set decoders_only=true" in commands["bottom_decoder1"]

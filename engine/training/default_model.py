@@ -5,8 +5,9 @@ train the VQ-VAE, fine-tune its decoders alone (its codes stay the same), option
 again (all of them, then the top one's low-rate blocks and that decoder alone), train the top prior (then,
 optionally, fine-tune it on songs' starts and give it a beat clock) and both upsamplers on its codes (then,
 optionally, fine-tune each on every song), optionally retrain the top level with a log-mel term (new top
-codes, so the top prior and the middle upsampler are then re-keyed to them and fine-tuned), and put the four
-into one model folder with a bundle.json. Each stage is an ordinary `cocompose train` run in WORK/runs/, so a
+codes, so the top prior and the middle upsampler are then re-keyed to them and fine-tuned; then its decoder
+alone), optionally train the bottom decoder alone once more, and put the four into one model folder with a
+bundle.json. Each stage is an ordinary `cocompose train` run in WORK/runs/, so a
 stopped pipeline picks up where it was (a finished stage is skipped, an unfinished one resumes exactly), and
 an ML engineer can rerun or tune any stage by hand with the command the pipeline prints.
 
@@ -16,7 +17,7 @@ was), so on a machine with spare cores they can run at the same time (`--only de
 `starts`, `grow` follows `decoders`, `top_decoder` (its rounds one after another) follows `grow`, and
 `upsampler1_tune` / `upsampler0_tune` follow their upsamplers; `top_level` follows `top_decoder`, and
 `top_level_decoder` (which keeps its codes), `prior_rekey` and `upsampler1_rekey` follow it (the last two
-also `clock` / `upsampler1_tune`).
+also `clock` / `upsampler1_tune`); `bottom_decoder` (which keeps its codes too) follows `top_level_decoder`.
 """
 
 from __future__ import annotations
@@ -29,12 +30,12 @@ from pathlib import Path
 
 from engine import checkpoint
 from engine.bundle import BundleManifest
-from engine.training.default_recipe import Recipe, TopDecoderRound
+from engine.training.default_recipe import DecoderRound, Recipe
 from engine.training.entry import TrainRequest, train
 
-STAGES = ("corpus", "vqvae", "decoders", "grow", "top_decoder", "top_level", "top_level_decoder", "prior",
-          "starts", "clock", "prior_rekey", "upsampler1", "upsampler0", "upsampler1_tune", "upsampler0_tune",
-          "upsampler1_rekey", "bundle")  # fmt: skip
+STAGES = ("corpus", "vqvae", "decoders", "grow", "top_decoder", "top_level", "top_level_decoder",
+          "bottom_decoder", "prior", "starts", "clock", "prior_rekey", "upsampler1", "upsampler0",
+          "upsampler1_tune", "upsampler0_tune", "upsampler1_rekey", "bundle")  # fmt: skip
 # Bumped when `cocompose synth` writes more per song (2: beats_per_bar), so an older corpus is rewritten.
 CORPUS_FORMAT = 2
 MODEL_NAME = "cocompose-default"
@@ -140,17 +141,24 @@ class DefaultModelPipeline:
             self.say("top_decoder: none in this recipe; the top decoder ships as the grow stage left it")
             return 0
         base = self._grown_run("top_decoder")
-        return self._top_decoder_rounds("top_decoder", r.top_decoder_rounds, r.top_decoder_warmup, base)
+        return self._decoder_rounds("top_decoder", r.top_decoder_rounds, r.top_decoder_warmup, base)
 
-    def _top_decoder_rounds(
-        self, stage: str, rounds: tuple[TopDecoderRound, ...], warmup: int, base: Path, *extra: str
+    def _decoder_rounds(
+        self,
+        stage: str,
+        rounds: tuple[DecoderRound, ...],
+        warmup: int,
+        base: Path,
+        *extra: str,
+        level: int | None = None,
     ) -> int:
-        """Train `rounds` of the top decoder alone (`extra`: --sets of every round) in runs `stage`1, 2, ...,
-        each from the one before, the first from `base`."""
-        top_level = checkpoint.read_settings(base / "model")["config"]["levels"] - 1
+        """Train `rounds` of one decoder alone (level `level`, None: the top one; `extra`: --sets of every
+        round) in runs `stage`1, 2, ..., each from the one before, the first from `base`."""
+        if level is None:
+            level = checkpoint.read_settings(base / "model")["config"]["levels"] - 1
         for number, round_ in enumerate(rounds, start=1):
             settings = _decoders_only(round_.seed, warmup, round_.steps, *round_.settings(),
-                                      f"decoder_levels={top_level}", *extra)  # fmt: skip
+                                      f"decoder_levels={level}", *extra)  # fmt: skip
             run = _round_run(stage, number)
             code = self._train(run, "vqvae", round_.steps, settings=settings, base=base)
             if code:
@@ -181,7 +189,20 @@ class DefaultModelPipeline:
         )
         rounds, warmup = r.top_level_decoder_rounds, r.top_level_decoder_warmup
         log_mel = f"log_mel={r.top_level_decoder_log_mel}"
-        return self._top_decoder_rounds("top_level_decoder", rounds, warmup, base, log_mel)
+        return self._decoder_rounds("top_level_decoder", rounds, warmup, base, log_mel)
+
+    def _stage_bottom_decoder(self) -> int:
+        """Every round of the bottom decoder alone, in runs bottom_decoder1, 2, ..., with the reference's
+        objective (no log-mel term, whatever the stages before used)."""
+        r = self.recipe
+        if not r.tunes_bottom_decoder:
+            self.say(
+                "bottom_decoder: none in this recipe; the bottom decoder ships as the stages before left it"
+            )
+            return 0
+        rounds, warmup = r.bottom_decoder_rounds, r.bottom_decoder_warmup
+        base = self._top_tuned_vqvae_run("bottom_decoder")
+        return self._decoder_rounds("bottom_decoder", rounds, warmup, base, "log_mel=0", level=0)
 
     def _stage_prior(self) -> int:
         return self._train("prior", "prior", self.recipe.prior_steps)
@@ -330,18 +351,26 @@ class DefaultModelPipeline:
         return self._decoders_run(needed_by)
 
     def _final_vqvae_run(self) -> Path:
-        """The VQ-VAE that ships: the last of its stages the recipe has (top_level_decoder, top_level,
-        top_decoder's last round, grow, decoders, vqvae)."""
+        """The VQ-VAE that ships: bottom_decoder's last round, or as `_top_tuned_vqvae_run` left it."""
+        r = self.recipe
+        if r.tunes_bottom_decoder:
+            run = _round_run("bottom_decoder", len(r.bottom_decoder_rounds))
+            return self._finished_run(
+                run, r.bottom_decoder_rounds[-1].steps, "the bottom decoder", "the bundle"
+            )
+        return self._top_tuned_vqvae_run("the bundle")
+
+    def _top_tuned_vqvae_run(self, needed_by: str) -> Path:
+        """The VQ-VAE as the last of its stages up to the top level's left it (top_level_decoder,
+        top_level, top_decoder's last round, grow, decoders, vqvae)."""
         r = self.recipe
         if r.tunes_top_level_decoder:
             last, what = len(r.top_level_decoder_rounds), "the retrained top level's decoder"
             run = _round_run("top_level_decoder", last)
-            return self._finished_run(run, r.top_level_decoder_rounds[-1].steps, what, "the bundle")
+            return self._finished_run(run, r.top_level_decoder_rounds[-1].steps, what, needed_by)
         if r.retrains_top_level:
-            return self._finished_run(
-                "top_level", self.recipe.top_level_steps, "the retrained top level", "the bundle"
-            )
-        return self._decoded_run("the bundle")
+            return self._finished_run("top_level", r.top_level_steps, "the retrained top level", needed_by)
+        return self._decoded_run(needed_by)
 
     def _decoded_run(self, needed_by: str) -> Path:
         """The VQ-VAE as its decoder stages left it (top_decoder's last round, grow, decoders, vqvae): the

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class TopDecoderRound:
-    """One round of the top decoder trained alone (`decoder_levels`), from the round before, in the
-    top_decoder or top_level_decoder stage: its blocks first grown as the round says
+class DecoderRound:
+    """One round of one decoder trained alone (`decoder_levels`), from the round before, in the
+    top_decoder, top_level_decoder or bottom_decoder stage: its blocks first grown as the round says
     (`decoder_block_multipliers`, `decoder_block_repeats`; None: as they are), then `steps` steps after
     the recipe's warm-up, at rate `lr` (None: the preset's) decayed to zero."""
 
@@ -63,10 +63,10 @@ class Recipe:
     # reach 31 -> 55 codes, so streamed previews still start fast; -8.07 dB), then trained on at half the
     # rate (-8.23 dB). The middle decoder's level-1 block grows too (the sizes are per block, in every
     # decoder) but, untrained, decodes exactly as before. (): no such stage.
-    top_decoder_rounds: tuple[TopDecoderRound, ...] = (
-        TopDecoderRound(4000, seed=3, block_multipliers=(1, 2, 2)),
-        TopDecoderRound(4000, seed=5, block_repeats=(1, 2, 2)),
-        TopDecoderRound(4000, seed=6, lr=3e-4),
+    top_decoder_rounds: tuple[DecoderRound, ...] = (
+        DecoderRound(4000, seed=3, block_multipliers=(1, 2, 2)),
+        DecoderRound(4000, seed=5, block_repeats=(1, 2, 2)),
+        DecoderRound(4000, seed=6, lr=3e-4),
     )
     top_decoder_warmup: int = 100
     # Then, optionally, the top prior fine-tuned with a share of its crops at the songs' first sample
@@ -124,12 +124,17 @@ class Recipe:
     # term: fitted on real clips, classifiers then name the artist of previews 88.9% of the time instead
     # of 76.4% (83.3% after the first round, docs/MODELS.md); the second round, at half the rate, carries
     # the first on. (): no such stage.
-    top_level_decoder_rounds: tuple[TopDecoderRound, ...] = (
-        TopDecoderRound(4000, seed=17, lr=3e-4),
-        TopDecoderRound(4000, seed=19, lr=1.5e-4),
+    top_level_decoder_rounds: tuple[DecoderRound, ...] = (
+        DecoderRound(4000, seed=17, lr=3e-4),
+        DecoderRound(4000, seed=19, lr=1.5e-4),
     )
     top_level_decoder_log_mel: float = 3.0
     top_level_decoder_warmup: int = 100
+    # Then, optionally, the bottom decoder alone in rounds, each from the one before, with the reference's
+    # objective (`log_mel=0`; its codes kept): grown in the grow stage, it had trained only 2000 steps at
+    # its size, and only on the older corpus. (): no such stage.
+    bottom_decoder_rounds: tuple[DecoderRound, ...] = (DecoderRound(2000, seed=29, lr=3e-4),)
+    bottom_decoder_warmup: int = 100
     batch_size: int | None = None  # None: the preset's
     # Not training: the label guidance the model is measured and sampled with (bundle.json's "guidance",
     # the app's default strength). Chosen on held-out songs of another seed than the card's.
@@ -192,6 +197,11 @@ class Recipe:
         return self.retrains_top_level and len(self.top_level_decoder_rounds) > 0
 
     @property
+    def tunes_bottom_decoder(self) -> bool:
+        """Whether the recipe trains the bottom decoder alone at the end (the bottom_decoder stage)."""
+        return len(self.bottom_decoder_rounds) > 0
+
+    @property
     def tunes_upsamplers(self) -> bool:
         """Whether the recipe fine-tunes both upsamplers on every song (the upsampler*_tune stages)."""
         return len(self.upsampler_tune_rounds) > 0
@@ -226,7 +236,7 @@ RECIPES = {
         decoder_warmup=1,
         grow_steps=2,
         grow_warmup=1,
-        top_decoder_rounds=(TopDecoderRound(2, seed=3, block_multipliers=(1, 2, 2)),),
+        top_decoder_rounds=(DecoderRound(2, seed=3, block_multipliers=(1, 2, 2)),),
         top_decoder_warmup=1,
         starts_steps=2,
         starts_warmup=1,
@@ -243,8 +253,10 @@ RECIPES = {
         prior_rekey_warmup=1,
         upsampler1_rekey_steps=2,
         upsampler1_rekey_warmup=1,
-        top_level_decoder_rounds=(TopDecoderRound(2, seed=17), TopDecoderRound(2, seed=19, lr=1e-4)),
+        top_level_decoder_rounds=(DecoderRound(2, seed=17), DecoderRound(2, seed=19, lr=1e-4)),
         top_level_decoder_warmup=1,
+        bottom_decoder_rounds=(),  # as top_level_steps: the stage's own tests turn it on
+        bottom_decoder_warmup=1,
         batch_size=2,
         guidance=1.5,
         vqvae_songs=None,
