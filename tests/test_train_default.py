@@ -31,6 +31,16 @@ def _through_vqvae(work, recipe):
     return pipeline
 
 
+def _refused_then_run(pipeline, stage: str, needs: str, capsys) -> dict[str, str]:
+    """Asked for `stage` before `needs`, the pipeline refuses; run whole, it trains every stage. Returns
+    each stage's printed line that holds its `cocompose train` command."""
+    with pytest.raises(ValueError, match=f"{stage} needs {needs} first"):
+        pipeline.run(only=stage)
+    assert pipeline.run() == 0
+    out = capsys.readouterr().out
+    return {line.split(":")[0]: line for line in out.splitlines() if "cocompose train" in line}
+
+
 def _assert_same_codes(vqvae, other) -> None:
     """Both VQ-VAEs encode the same audio to the same codes at every level."""
     audio = torch.randn(1, 8192, generator=torch.Generator().manual_seed(3)) * 0.3
@@ -199,12 +209,9 @@ def test_the_bottom_decoder_stage_trains_the_bottom_decoder_alone_with_the_refer
     round, whose codes, and every other decoder, are that VQ-VAE's."""
     rounds = (DecoderRound(2, seed=29), DecoderRound(2, seed=31, lr=1e-4))
     recipe = replace(RECIPES["tiny"], bottom_decoder_rounds=rounds)
-    pipeline = _through_vqvae(tmp_path, recipe)
-    with pytest.raises(ValueError, match="bottom_decoder needs the trained top decoder first"):
-        pipeline.run(only="bottom_decoder")
-    assert pipeline.run() == 0
-    out = capsys.readouterr().out
-    commands = {line.split(":")[0]: line for line in out.splitlines() if "cocompose train" in line}
+    commands = _refused_then_run(
+        _through_vqvae(tmp_path, recipe), "bottom_decoder", "the trained top decoder", capsys
+    )
     runs = tmp_path / "runs"
     assert (
         f"--from {runs / 'top_decoder1' / 'model'} --set decoders_only=true --set decoder_levels=0 "
@@ -280,12 +287,9 @@ def test_the_upsampler_tune_stages_fine_tune_each_upsampler_on_every_song_in_rou
     last round; the first stage read a subset of the songs, the rounds read them all."""
     # the first stage reads 6 of the 7 songs; two rounds of 2 steps each (warm-up 1)
     recipe = replace(RECIPES["tiny"], songs=7, upsampler_songs=6, upsampler_tune_rounds=(2, 2))
-    pipeline = _through_vqvae(tmp_path, recipe)
-    with pytest.raises(ValueError, match="upsampler0_tune needs the trained level-0 upsampler first"):
-        pipeline.run(only="upsampler0_tune")
-    assert pipeline.run() == 0
-    out = capsys.readouterr().out
-    commands = {line.split(":")[0]: line for line in out.splitlines() if "cocompose train" in line}
+    commands = _refused_then_run(
+        _through_vqvae(tmp_path, recipe), "upsampler0_tune", "the trained level-0 upsampler", capsys
+    )
     runs = tmp_path / "runs"
     for level in (1, 0):
         assert commands[f"upsampler{level}"].endswith("metadata-first-6.jsonl")
