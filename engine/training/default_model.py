@@ -60,7 +60,8 @@ def _decoders_only(seed: int, warmup: int, steps: int, *extra: str) -> tuple[str
 
 
 def _round_run(stage: str, number: int) -> str:
-    """The run of round `number` (from 1) of a stage trained in rounds (top_decoder, top_level_decoder)."""
+    """The run of round `number` (from 1) of a stage trained in rounds (top_decoder, top_level_decoder,
+    bottom_decoder)."""
     return f"{stage}{number}"
 
 
@@ -354,20 +355,22 @@ class DefaultModelPipeline:
         """The VQ-VAE that ships: bottom_decoder's last round, or as `_top_tuned_vqvae_run` left it."""
         r = self.recipe
         if r.tunes_bottom_decoder:
-            run = _round_run("bottom_decoder", len(r.bottom_decoder_rounds))
-            return self._finished_run(
-                run, r.bottom_decoder_rounds[-1].steps, "the bottom decoder", "the bundle"
+            return self._last_round(
+                "bottom_decoder", r.bottom_decoder_rounds, "the bottom decoder", "the bundle"
             )
         return self._top_tuned_vqvae_run("the bundle")
+
+    def _last_round(self, stage: str, rounds: tuple[DecoderRound, ...], what: str, needed_by: str) -> Path:
+        """The finished run of the last of a stage's `rounds`."""
+        return self._finished_run(_round_run(stage, len(rounds)), rounds[-1].steps, what, needed_by)
 
     def _top_tuned_vqvae_run(self, needed_by: str) -> Path:
         """The VQ-VAE as the last of its stages up to the top level's left it (top_level_decoder,
         top_level, top_decoder's last round, grow, decoders, vqvae)."""
         r = self.recipe
         if r.tunes_top_level_decoder:
-            last, what = len(r.top_level_decoder_rounds), "the retrained top level's decoder"
-            run = _round_run("top_level_decoder", last)
-            return self._finished_run(run, r.top_level_decoder_rounds[-1].steps, what, needed_by)
+            what = "the retrained top level's decoder"
+            return self._last_round("top_level_decoder", r.top_level_decoder_rounds, what, needed_by)
         if r.retrains_top_level:
             return self._finished_run("top_level", r.top_level_steps, "the retrained top level", needed_by)
         return self._decoded_run(needed_by)
@@ -377,13 +380,7 @@ class DefaultModelPipeline:
         codes are the VQ-VAE stage's."""
         r = self.recipe
         if r.trains_top_decoder:
-            last = len(r.top_decoder_rounds)
-            return self._finished_run(
-                _round_run("top_decoder", last),
-                r.top_decoder_rounds[-1].steps,
-                "the trained top decoder",
-                needed_by,
-            )
+            return self._last_round("top_decoder", r.top_decoder_rounds, "the trained top decoder", needed_by)
         return self._grown_run(needed_by)
 
     def _tuned_prior_run(self, needed_by: str) -> Path:
