@@ -108,6 +108,37 @@ def test_decoders_deepened_by_repeating_their_dilations_decode_every_code_as_bef
         grow_decoders(big, (1, 1, 1), block_repeats=(1, 2, 1))
 
 
+def test_one_decoder_deepened_alone_decodes_as_before_and_leaves_the_others_as_they_were(tmp_path):
+    small = grow_decoders(_random_model(), (1, 1, 1), block_repeats=(1, 2, 2)).eval()
+    big = grow_decoders(small, (1, 1, 1), decoder_repeats=(2, 1, 1)).eval()
+    checkpoint.save_model(tmp_path / "deepened", big, "vqvae")
+    loaded = checkpoint.load_model(tmp_path / "deepened", "vqvae").eval()
+    assert loaded.config.decoder_repeats == (2, 1, 1)
+    assert loaded.config.decoder_block_repeats == (1, 2, 2)
+    for level, codes in enumerate(_codes(small)):
+        before = small.decode(codes, level)
+        for grown in (big, loaded):
+            torch.testing.assert_close(
+                grown.decode(codes, level), before, rtol=0, atol=1e-6 * float(before.abs().max())
+            )
+    # The bottom decoder's one block runs its schedule twice; every other decoder, its audio-rate
+    # block included (the same block index), keeps its blocks' schedules and its reach.
+    schedule = list(small.decoders[0].level_blocks[0].model)[1][0].dilations
+    assert list(big.decoders[0].level_blocks[0].model)[1][0].dilations == schedule * 2
+    for level in (1, 2):
+        for old_block, new_block in zip(
+            small.decoders[level].level_blocks, big.decoders[level].level_blocks, strict=True
+        ):
+            assert list(new_block.model)[1][0].dilations == list(old_block.model)[1][0].dilations
+        assert decoder_context_frames(big.decoders[level]) == decoder_context_frames(small.decoders[level])
+        assert sum(p.numel() for p in big.decoders[level].parameters()) == sum(
+            p.numel() for p in small.decoders[level].parameters()
+        )
+    assert decoder_context_frames(big.decoders[0]) > decoder_context_frames(small.decoders[0])
+    with pytest.raises(ValueError, match="level 0 would go from decoder repeat count 2 to 1"):
+        grow_decoders(big, (1, 1, 1), decoder_repeats=(1, 1, 1))
+
+
 def test_a_stack_with_a_dilation_cycle_grows_as_well():
     small = _random_model(dilation_cycle=2, depth=2)
     big = grow_decoders(small, (2, 1, 2)).eval()
@@ -192,6 +223,26 @@ def test_train_grows_the_top_decoders_low_rate_blocks_and_trains_that_decoder_al
     torch.testing.assert_close(new.decode(codes[1], 1), old.decode(codes[1], 1), rtol=0, atol=1e-6)
     torch.testing.assert_close(new.decode(codes[0], 0), old.decode(codes[0], 0), rtol=0, atol=0)
     assert not torch.allclose(new.decode(codes[2], 2), old.decode(codes[2], 2), atol=1e-4)
+
+
+def test_train_deepens_the_bottom_decoder_alone_and_trains_it_alone(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "data")
+    assert _train(corpus, tmp_path / "base", "--steps", "2") == 0
+    base = tmp_path / "base" / "model"
+    grow = ("--from", str(base), "--set", "decoders_only=true", "--set", "decoder_levels=0",
+            "--set", "decoder_repeats=2,1,1")  # fmt: skip
+    assert _train(corpus, tmp_path / "grown", *grow, "--steps", "3") == 0
+    said = capsys.readouterr().out
+    assert "grew the decoders from decoder repeats [1, 1, 1] to [2, 1, 1]: they decode" in said
+    old = checkpoint.load_model(base, "vqvae").eval()
+    new = checkpoint.load_model(tmp_path / "grown" / "model", "vqvae").eval()
+    assert new.config.decoder_repeats == (2, 1, 1)
+    codes = _codes(old)
+    for level in (1, 2):
+        torch.testing.assert_close(
+            new.decode(codes[level], level), old.decode(codes[level], level), rtol=0, atol=0
+        )
+    assert not torch.allclose(new.decode(codes[0], 0), old.decode(codes[0], 0), atol=1e-4)
 
 
 def test_a_grown_fine_tune_resumes_exactly(tmp_path):

@@ -12,20 +12,22 @@ from dataclasses import dataclass
 class DecoderRound:
     """One round of one decoder trained alone (`decoder_levels`), from the round before, in the
     top_decoder, top_level_decoder or bottom_decoder stage: its blocks first grown as the round says
-    (`decoder_block_multipliers`, `decoder_block_repeats`; None: as they are), then `steps` steps after
-    the recipe's warm-up, at rate `lr` (None: the preset's) decayed to zero."""
+    (`decoder_block_multipliers`, `decoder_block_repeats`, `decoder_repeats`; None: as they are), then
+    `steps` steps after the recipe's warm-up, at rate `lr` (None: the preset's) decayed to zero."""
 
     steps: int
     seed: int
     block_multipliers: tuple[int, ...] | None = None
     block_repeats: tuple[int, ...] | None = None
     lr: float | None = None
+    decoder_repeats: tuple[int, ...] | None = None
 
     def settings(self) -> tuple[str, ...]:
         """This round's `--set`s besides its seed and schedule."""
         grown = (
             ("decoder_block_multipliers", self.block_multipliers),
             ("decoder_block_repeats", self.block_repeats),
+            ("decoder_repeats", self.decoder_repeats),
         )
         sets = [f"{name}={','.join(str(m) for m in value)}" for name, value in grown if value is not None]
         return (*sets, *([f"lr={self.lr}"] if self.lr is not None else []))

@@ -132,6 +132,7 @@ def _new_vqvae_task(request, context, say):
                 ("multipliers", "decoder_sizes"),
                 ("block multipliers", "decoder_block_sizes"),
                 ("block repeats", "decoder_block_repeat_counts"),
+                ("decoder repeats", "decoder_repeat_counts"),
             )
         ]
         changes = [
@@ -144,6 +145,7 @@ def _new_vqvae_task(request, context, say):
                 seed=train.seed,
                 block_multipliers=config.decoder_block_sizes,
                 block_repeats=config.decoder_block_repeat_counts,
+                decoder_repeats=config.decoder_repeat_counts,
             )
             say(f"grew the decoders from {', '.join(changes)}: they decode as before")
         loaded.config = config  # loss weights only now: the shape matches

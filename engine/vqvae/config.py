@@ -16,6 +16,7 @@ _SIZE_MULTIPLIER_FIELDS = (
     "decoder_multipliers",
     "decoder_block_multipliers",
     "decoder_block_repeats",
+    "decoder_repeats",
 )
 
 
@@ -45,6 +46,11 @@ class VQVAEConfig:
     # grows only in proportion (two repeats of 1, 3, 9 reach 26 frames, where a stack of six tripling
     # dilations would reach 364), so a streamed preview still waits only a fraction of a second.
     decoder_block_repeats: tuple[int, ...] | None = None
+    # Per decoder (level l's), a further repeat count for all of its blocks' schedules (None: 1 each).
+    # Unlike the per-block fields above, this deepens one decoder and leaves the others as they are: the
+    # bottom decoder, which only renders run, can deepen its audio-rate block while the top decoder's
+    # block at that rate, half of every preview's decode, stays as it is.
+    decoder_repeats: tuple[int, ...] | None = None
     width: int = 32
     depth: int = 4
     m_conv: float = 1.0
@@ -138,6 +144,17 @@ class VQVAEConfig:
         """How many times each level's block inside every decoder runs its dilation schedule."""
         return tuple(self.decoder_block_repeats or (1,) * self.levels)
 
+    @property
+    def decoder_repeat_counts(self) -> tuple[int, ...]:
+        """The further repeat count of each level's decoder, for all of its blocks."""
+        return tuple(self.decoder_repeats or (1,) * self.levels)
+
+    def decoder_block_repeats_of(self, level: int) -> tuple[int, ...]:
+        """How many times each block (0 = the one nearest the audio) of level `level`'s decoder runs its
+        dilation schedule."""
+        scale = self.decoder_repeat_counts[level]
+        return tuple(r * scale for r in self.decoder_block_repeat_counts[: level + 1])
+
     def decoder_depth(self, level: int) -> int:
         """Residual blocks per step in every block of level `level`'s decoder."""
         return self.depth * self.decoder_multiplier(level)
@@ -182,6 +199,8 @@ OBJECTIVE_FIELDS = frozenset(
 )  # fmt: skip
 
 # The fields that size the decoders alone: they never change a code, and a fine-tune may grow them.
-DECODER_SIZE_FIELDS = frozenset({"decoder_multipliers", "decoder_block_multipliers", "decoder_block_repeats"})
+DECODER_SIZE_FIELDS = frozenset(
+    {"decoder_multipliers", "decoder_block_multipliers", "decoder_block_repeats", "decoder_repeats"}
+)
 
 PRESETS: dict[str, VQVAEConfig] = {"official": OFFICIAL, "tiny": TINY}

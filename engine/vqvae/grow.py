@@ -35,18 +35,22 @@ def grow_decoders(
     seed: int = 0,
     block_multipliers: tuple[int, ...] | None = None,
     block_repeats: tuple[int, ...] | None = None,
+    decoder_repeats: tuple[int, ...] | None = None,
 ) -> VQVAE:
     """A new VQ-VAE whose level-l decoder has multiplier decoder_multipliers[l] (width and depth), whose
     decoders' level-l blocks are block_multipliers[l] times wider again and run their dilation schedule
-    block_repeats[l] times (None: as in `model`), decoding every code exactly as `model` does.
-    Multipliers and repeats may only grow."""
+    block_repeats[l] times, and whose level-l decoder runs every block's schedule decoder_repeats[l]
+    times more (None: as in `model`), decoding every code exactly as `model` does. Multipliers and
+    repeats may only grow."""
     old = model.config
     blocks = tuple(block_multipliers) if block_multipliers is not None else old.decoder_block_sizes
     repeats = tuple(block_repeats) if block_repeats is not None else old.decoder_block_repeat_counts
+    per_decoder = tuple(decoder_repeats) if decoder_repeats is not None else old.decoder_repeat_counts
     for name, label, new, had in (
         ("decoder_multipliers", "multiplier", tuple(decoder_multipliers), old.decoder_sizes),
         ("decoder_block_multipliers", "block multiplier", blocks, old.decoder_block_sizes),
         ("decoder_block_repeats", "block repeat count", repeats, old.decoder_block_repeat_counts),
+        ("decoder_repeats", "decoder repeat count", per_decoder, old.decoder_repeat_counts),
     ):
         if len(new) != old.levels:
             raise ValueError(f"{name} needs one entry per level ({old.levels}), got {new}")
@@ -59,6 +63,7 @@ def grow_decoders(
         decoder_multipliers=tuple(decoder_multipliers),
         decoder_block_multipliers=blocks if blocks != (1,) * old.levels else old.decoder_block_multipliers,
         decoder_block_repeats=repeats if repeats != (1,) * old.levels else old.decoder_block_repeats,
+        decoder_repeats=per_decoder if per_decoder != (1,) * old.levels else old.decoder_repeats,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # the new units' random init, reproducible

@@ -60,7 +60,7 @@ class VQVAE(nn.Module):
                     c.strides_t,
                     c.emb_width,
                     widths=[c.decoder_block_width(level, block) for block in range(level + 1)],
-                    repeats=c.decoder_block_repeat_counts[: level + 1],
+                    repeats=c.decoder_block_repeats_of(level),
                     depth=c.decoder_depth(level),
                     reverse_dilation=c.reverse_decoder_dilation,
                     **dilations,
