@@ -82,6 +82,10 @@ def test_the_shipped_model_is_the_one_train_default_builds():
             log_mel = recipe.top_level_decoder_log_mel
         if recipe.tunes_bottom_decoder:  # the reference's objective, the last stage's
             vqvae_steps, log_mel = recipe.bottom_decoder_rounds[-1].steps, 0.0
+            assert (
+                checkpoint.load_model(DEFAULT_MODEL_DIR / "vqvae").config.decoder_repeats
+                == recipe.bottom_decoder_repeats
+            )
         assert checkpoint.load_model(DEFAULT_MODEL_DIR / "vqvae").config.log_mel == log_mel
     steps = {"vqvae": vqvae_steps, "prior_default": recipe.shipped_prior_steps}
     steps.update({f"upsampler_level_{level}": recipe.shipped_upsampler_steps(level) for level in (1, 0)})

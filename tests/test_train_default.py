@@ -193,7 +193,8 @@ def test_the_top_decoder_stage_grows_its_low_rate_blocks_trains_it_alone_in_roun
     assert checkpoint.read_settings(tmp_path / "model" / "vqvae")["step"] == 3
     recipe_json = json.loads((tmp_path / "model" / "recipe.json").read_text())
     assert recipe_json["top_decoder_rounds"][1] == {
-        "steps": 3, "seed": 5, "block_multipliers": None, "block_repeats": [1, 2, 2], "lr": 3e-4
+        "steps": 3, "seed": 5, "block_multipliers": None, "block_repeats": [1, 2, 2], "lr": 3e-4,
+        "decoder_repeats": None,
     }  # fmt: skip
     # Only the top decoder trained: the bottom decoder, and the codes, are the grow stage's.
     for a, b in zip(shipped.decoders[0].parameters(), grown.decoders[0].parameters(), strict=True):
@@ -207,8 +208,9 @@ def test_the_bottom_decoder_stage_trains_the_bottom_decoder_alone_with_the_refer
     """bottom_decoder trains the bottom decoder alone, round after round, from the VQ-VAE the stages before
     left (here the top decoder's), without the log-mel term they may have used; the bundle ships its last
     round, whose codes, and every other decoder, are that VQ-VAE's."""
-    rounds = (DecoderRound(2, seed=29), DecoderRound(2, seed=31, lr=1e-4))
+    rounds = (DecoderRound(2, seed=29), DecoderRound(2, seed=31, lr=1e-4, decoder_repeats=(2, 1, 1)))
     recipe = replace(RECIPES["tiny"], bottom_decoder_rounds=rounds)
+    assert recipe.bottom_decoder_repeats == (2, 1, 1)
     commands = _refused_then_run(
         _through_vqvae(tmp_path, recipe), "bottom_decoder", "the trained top decoder", capsys
     )
@@ -218,16 +220,23 @@ def test_the_bottom_decoder_stage_trains_the_bottom_decoder_alone_with_the_refer
         "--set log_mel=0 --set seed=29" in commands["bottom_decoder1"]
     )
     assert (
-        f"--from {runs / 'bottom_decoder1' / 'model'} --set decoders_only=true --set lr=0.0001 "
-        "--set decoder_levels=0 --set log_mel=0 --set seed=31" in commands["bottom_decoder2"]
+        f"--from {runs / 'bottom_decoder1' / 'model'} --set decoders_only=true --set decoder_repeats=2,1,1 "
+        "--set lr=0.0001 --set decoder_levels=0 --set log_mel=0 --set seed=31"
+        in commands["bottom_decoder2"]
     )
     last = load_file(str(runs / "bottom_decoder2" / "model.safetensors"))
     shipped = load_file(str(tmp_path / "model" / "vqvae.safetensors"))
     assert last.keys() == shipped.keys() and all(torch.equal(shipped[k], last[k]) for k in last)
     before = load_file(str(runs / "top_decoder1" / "model.safetensors"))
-    moved = {".".join(k.split(".")[:2]) for k in shipped if not torch.equal(shipped[k], before[k])}
+    # The second round deepened the bottom decoder (new weights) and nothing else.
+    moved = {
+        ".".join(k.split(".")[:2])
+        for k in shipped
+        if k not in before or not torch.equal(shipped[k], before[k])
+    }
     assert moved == {"decoders.0"}
-    assert ComposeEngine.load(tmp_path / "model").bundle.vqvae.config.log_mel == 0.0
+    config = ComposeEngine.load(tmp_path / "model").bundle.vqvae.config
+    assert config.log_mel == 0.0 and config.decoder_repeats == (2, 1, 1)
 
 
 def test_the_starts_stage_fine_tunes_the_top_prior_on_songs_starts_and_ships_it(tmp_path, capsys):

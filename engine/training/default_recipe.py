@@ -174,6 +174,11 @@ class Recipe:
         return _last_set(r.block_repeats for r in self.top_decoder_rounds)
 
     @property
+    def bottom_decoder_repeats(self) -> tuple[int, ...] | None:
+        """Every decoder's repeat counts after the bottom decoder's rounds (None: no round deepens it)."""
+        return _last_set(r.decoder_repeats for r in self.bottom_decoder_rounds)
+
+    @property
     def tunes_starts(self) -> bool:
         """Whether the recipe fine-tunes the top prior on songs' starts (the starts stage)."""
         return self.starts_steps > 0
