@@ -221,8 +221,7 @@ def test_the_bottom_decoder_stage_trains_the_bottom_decoder_alone_with_the_refer
     )
     assert (
         f"--from {runs / 'bottom_decoder1' / 'model'} --set decoders_only=true --set decoder_repeats=2,1,1 "
-        "--set lr=0.0001 --set decoder_levels=0 --set log_mel=0 --set seed=31"
-        in commands["bottom_decoder2"]
+        "--set lr=0.0001 --set decoder_levels=0 --set log_mel=0 --set seed=31" in commands["bottom_decoder2"]
     )
     last = load_file(str(runs / "bottom_decoder2" / "model.safetensors"))
     shipped = load_file(str(tmp_path / "model" / "vqvae.safetensors"))
