@@ -3,6 +3,7 @@
 
     python scripts/classifier_designs.py                      # the default model, the card's songs
     python scripts/classifier_designs.py --model DIR --seed 7
+    python scripts/classifier_designs.py --after-change 6   # clips heard 6 s after the change, not 2
 
 It samples the card's generated songs and changes again (label guidance: the model's recommendation, as
 `cocompose evaluate` does) and encodes the 240 reference songs: about 8 minutes on two CPU threads.
@@ -25,10 +26,17 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--seed", type=int, default=ConditioningConfig.seed)
     parser.add_argument("--guidance", type=float, help="default: the model's recommendation")
+    parser.add_argument(
+        "--after-change",
+        type=float,
+        default=ConditioningConfig.after_change_seconds,
+        metavar="SECONDS",
+        help="how long after an artist change its clip is heard (default: %(default)s, the issue's)",
+    )
     args = parser.parse_args()
     engine = ComposeEngine.load(resolve_model(args.model))
     guidance = engine.recommended_guidance if args.guidance is None else args.guidance
-    config = ConditioningConfig(seed=args.seed, guidance=guidance)
+    config = ConditioningConfig(seed=args.seed, guidance=guidance, after_change_seconds=args.after_change)
     print(preview_design_check(engine, config).to_text())
 
 

@@ -321,3 +321,12 @@ def test_the_log_mel_design_fitted_on_real_clips_gives_the_cards_fitted_on_real_
             tasks = set(design.columns) - ({"genre"} if source == "after an artist change" else set())
             assert set(shares) == tasks and all(0.0 <= s <= 1.0 for s in shares.values())
     assert "long-term spectrum" in check.to_text()
+    # The misses listed after a change are the clips the shares count wrong, and only those.
+    artist_designs = [design.name for design in DESIGNS if "artist" in design.columns]
+    assert list(check.change_misses) == artist_designs
+    changes = {(job.artist, job.new_artist) for job in plan_songs(TINY, *corpus_labels(engine))}
+    for name in artist_designs:
+        misses = check.change_misses[name]
+        share = check.table[name]["after an artist change"]["artist"]
+        assert len(misses) == round((1.0 - share) * songs)
+        assert all((old, new) in changes and heard != new for old, new, heard in misses)

@@ -158,6 +158,15 @@ def judge(
     return table
 
 
+def names_given(
+    fit_on: Labelled, clips: Sequence[np.ndarray], rate: int, design: ClassifierDesign, task: str
+) -> list[str]:
+    """The name that `design`'s `task` classifier, fitted on `fit_on` as `judge` fits it, gives each clip."""
+    rows = _FeatureRows(design, rate)
+    classifier = fit_classifier(rows(fit_on.clips), list(fit_on.names), design.columns[task])
+    return [classifier.names[i] for i in classifier.predict(rows(clips))]
+
+
 class _FeatureRows:
     """One design's features of clips, each clip's computed once: the same clips are heard for several
     tasks and sources (a clip of the fitting half for one task is held out for the other)."""

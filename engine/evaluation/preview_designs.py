@@ -11,7 +11,9 @@ fitted on the real clips of one half and judges
   (what the codec alone costs the design);
 - `generated previews`: the card's generated songs (`plan_songs`, sampled as the card samples them),
   clips from `listen_from_seconds` on, decoded as the app's preview;
-- `after an artist change`: the clip `after_change_seconds` after each song's artist change (artist only).
+- `after an artist change`: the clip `after_change_seconds` after each song's artist change (artist only);
+  for these the check also lists each artist design's misses (old artist, new artist, name given), to
+  tell a new artist heard as the old one (a slow switch) from one heard as a third.
 
 The generated songs and changes are the card's own (same seeds and settings) and so are the halves, so
 the log-mel design's figures on the generated previews are the card's "fitted on real clips" line.
@@ -19,8 +21,9 @@ the log-mel design's figures on the generated previews are the card's "fitted on
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -36,7 +39,7 @@ from engine.evaluation.conditioning import (
     preview_clips,
     reference_clips,
 )
-from engine.evaluation.designs import DESIGNS, ClassifierDesign, Labelled, judge, table_text
+from engine.evaluation.designs import DESIGNS, ClassifierDesign, Labelled, judge, names_given, table_text
 
 TASKS = ("artist", "genre")
 SOURCES = ("real", "top-level reconstruction", "generated previews", "after an artist change")
@@ -46,10 +49,18 @@ SOURCES = ("real", "top-level reconstruction", "generated previews", "after an a
 class PreviewDesignCheck:
     table: dict[str, dict[str, dict[str, float]]]  # design -> source -> task -> share named right
     clips: dict[str, int]  # source -> clips judged (the fitting half: "fitted on")
+    # artist design -> (old artist, new artist, name given) of each clip after a change it names wrong
+    change_misses: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
 
     def to_text(self) -> str:
         counts = ", ".join(f"{source} {n}" for source, n in self.clips.items())
-        return table_text(self.table, f"classifiers fitted on real clips, by design (clips: {counts})")
+        lines = [table_text(self.table, f"classifiers fitted on real clips, by design (clips: {counts})")]
+        if any(self.change_misses.values()):
+            lines.append("misses after an artist change (old -> new: heard as, clips)")
+        for design, misses in self.change_misses.items():
+            for (old, new, heard), n in sorted(Counter(misses).items()):
+                lines.append(f"  {design:<20} {old} -> {new}: {heard} x{n}")
+        return "\n".join(lines)
 
 
 def _picked(clips: list[np.ndarray], names: tuple[str, ...], keep: np.ndarray) -> Labelled:
@@ -100,4 +111,12 @@ def preview_design_check(
     table = judge(fit_on, sources, engine.sample_rate, designs)
     clips = {"fitted on (artist)": len(fit_on["artist"].clips)}
     clips |= {source: len(next(iter(tasks.values())).clips) for source, tasks in sources.items()}
-    return PreviewDesignCheck(table, clips)
+    misses = {}
+    for design in designs:
+        if "artist" in design.columns:
+            given = names_given(fit_on["artist"], after, engine.sample_rate, design, "artist")
+            misses[design.name] = [
+                (job.artist, job.new_artist, name) for job, name in zip(jobs, given, strict=True)
+                if name != job.new_artist
+            ]  # fmt: skip
+    return PreviewDesignCheck(table, clips, misses)
