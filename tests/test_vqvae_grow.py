@@ -39,6 +39,19 @@ def _codes(model: VQVAE, frames: int = 40) -> list[torch.Tensor]:
     ]
 
 
+def _saved_loaded_and_decoding_as(small: VQVAE, big: VQVAE, tmp_path) -> VQVAE:
+    """`big` saved and loaded again; both decode every level's codes as `small` does."""
+    checkpoint.save_model(tmp_path / "grown", big, "vqvae")
+    loaded = checkpoint.load_model(tmp_path / "grown", "vqvae").eval()
+    for level, codes in enumerate(_codes(small)):
+        before = small.decode(codes, level)
+        for grown in (big, loaded):
+            torch.testing.assert_close(
+                grown.decode(codes, level), before, rtol=0, atol=1e-6 * float(before.abs().max())
+            )
+    return loaded
+
+
 @pytest.mark.parametrize("multipliers", [(2, 1, 1), (1, 1, 3), (2, 2, 2)])
 def test_grown_decoders_decode_every_code_as_before(multipliers):
     small = _random_model()
@@ -80,15 +93,8 @@ def test_decoders_grown_in_their_low_rate_blocks_alone_decode_every_code_as_befo
 def test_decoders_deepened_by_repeating_their_dilations_decode_every_code_as_before(tmp_path):
     small = _random_model()
     big = grow_decoders(small, (1, 1, 1), block_multipliers=(1, 1, 2), block_repeats=(1, 2, 3)).eval()
-    checkpoint.save_model(tmp_path / "deepened", big, "vqvae")
-    loaded = checkpoint.load_model(tmp_path / "deepened", "vqvae").eval()
+    loaded = _saved_loaded_and_decoding_as(small, big, tmp_path)
     assert loaded.config.decoder_block_repeats == (1, 2, 3)
-    for level, codes in enumerate(_codes(small)):
-        before = small.decode(codes, level)
-        for grown in (big, loaded):
-            torch.testing.assert_close(
-                grown.decode(codes, level), before, rtol=0, atol=1e-6 * float(before.abs().max())
-            )
     # Block l's stacks run the old schedule repeats[l] times: reach grows in proportion, not threefold
     # per added residual block as a deeper tripling stack's would.
     schedule = list(small.decoders[2].level_blocks[2].model)[1][0].dilations
@@ -111,16 +117,9 @@ def test_decoders_deepened_by_repeating_their_dilations_decode_every_code_as_bef
 def test_one_decoder_deepened_alone_decodes_as_before_and_leaves_the_others_as_they_were(tmp_path):
     small = grow_decoders(_random_model(), (1, 1, 1), block_repeats=(1, 2, 2)).eval()
     big = grow_decoders(small, (1, 1, 1), decoder_repeats=(2, 1, 1)).eval()
-    checkpoint.save_model(tmp_path / "deepened", big, "vqvae")
-    loaded = checkpoint.load_model(tmp_path / "deepened", "vqvae").eval()
+    loaded = _saved_loaded_and_decoding_as(small, big, tmp_path)
     assert loaded.config.decoder_repeats == (2, 1, 1)
     assert loaded.config.decoder_block_repeats == (1, 2, 2)
-    for level, codes in enumerate(_codes(small)):
-        before = small.decode(codes, level)
-        for grown in (big, loaded):
-            torch.testing.assert_close(
-                grown.decode(codes, level), before, rtol=0, atol=1e-6 * float(before.abs().max())
-            )
     # The bottom decoder's one block runs its schedule twice; every other decoder, its audio-rate
     # block included (the same block index), keeps its blocks' schedules and its reach.
     schedule = list(small.decoders[0].level_blocks[0].model)[1][0].dilations
