@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.evaluation.classifier import fit_classifier
+from engine.evaluation.classifier import Classifier, fit_classifier
 from engine.evaluation.conditioning import TASK_FEATURES
 from engine.evaluation.features import FeatureConfig, feature_matrix, log_mel
 
@@ -134,6 +134,37 @@ class Labelled:
     names: Sequence[str]
 
 
+@dataclass(frozen=True)
+class FittedDesign:
+    """One design's classifiers (task -> classifier, fitted on real clips) and its features of every clip
+    it has read, so that clips judged twice are featurised once."""
+
+    design: ClassifierDesign
+    classifiers: Mapping[str, Classifier]
+    rows: _FeatureRows
+
+    def names_given(self, task: str, clips: Sequence[np.ndarray]) -> list[str]:
+        """The name the `task` classifier gives each clip."""
+        classifier = self.classifiers[task]
+        return [classifier.names[i] for i in classifier.predict(self.rows(clips))]
+
+
+def fit_designs(
+    fit_on: Mapping[str, Labelled], rate: int, designs: Sequence[ClassifierDesign] = DESIGNS
+) -> list[FittedDesign]:
+    """Each design's classifier for every task it serves that fit_on has clips for."""
+    fitted = []
+    for design in designs:
+        rows = _FeatureRows(design, rate)
+        classifiers = {
+            task: fit_classifier(rows(fit_on[task].clips), list(fit_on[task].names), columns)
+            for task, columns in design.columns.items()
+            if task in fit_on
+        }
+        fitted.append(FittedDesign(design, classifiers, rows))
+    return fitted
+
+
 def judge(
     fit_on: Mapping[str, Labelled],
     sources: Mapping[str, Mapping[str, Labelled]],
@@ -142,29 +173,23 @@ def judge(
 ) -> dict[str, dict[str, dict[str, float]]]:
     """design name -> source -> task -> share of the source's clips for that task that the design's
     classifier, fitted on fit_on[task], names right. Tasks a design does not serve are left out."""
+    return judge_fitted(fit_designs(fit_on, rate, designs), sources)
+
+
+def judge_fitted(
+    fitted: Sequence[FittedDesign], sources: Mapping[str, Mapping[str, Labelled]]
+) -> dict[str, dict[str, dict[str, float]]]:
+    """`judge` with the designs already fitted (`fit_designs`)."""
     table: dict[str, dict[str, dict[str, float]]] = {}
-    for design in designs:
-        rows = _FeatureRows(design, rate)
+    for design in fitted:
         row: dict[str, dict[str, float]] = {source: {} for source in sources}
-        for task, columns in design.columns.items():
-            if task not in fit_on:
-                continue
-            classifier = fit_classifier(rows(fit_on[task].clips), list(fit_on[task].names), columns)
+        for task, classifier in design.classifiers.items():
             for source, tasks in sources.items():
                 if task in tasks:
                     heard = tasks[task]
-                    row[source][task] = classifier.share_named(rows(heard.clips), list(heard.names))
-        table[design.name] = row
+                    row[source][task] = classifier.share_named(design.rows(heard.clips), list(heard.names))
+        table[design.design.name] = row
     return table
-
-
-def names_given(
-    fit_on: Labelled, clips: Sequence[np.ndarray], rate: int, design: ClassifierDesign, task: str
-) -> list[str]:
-    """The name that `design`'s `task` classifier, fitted on `fit_on` as `judge` fits it, gives each clip."""
-    rows = _FeatureRows(design, rate)
-    classifier = fit_classifier(rows(fit_on.clips), list(fit_on.names), design.columns[task])
-    return [classifier.names[i] for i in classifier.predict(rows(clips))]
 
 
 class _FeatureRows:

@@ -39,7 +39,14 @@ from engine.evaluation.conditioning import (
     preview_clips,
     reference_clips,
 )
-from engine.evaluation.designs import DESIGNS, ClassifierDesign, Labelled, judge, names_given, table_text
+from engine.evaluation.designs import (
+    DESIGNS,
+    ClassifierDesign,
+    Labelled,
+    fit_designs,
+    judge_fitted,
+    table_text,
+)
 
 TASKS = ("artist", "genre")
 SOURCES = ("real", "top-level reconstruction", "generated previews", "after an artist change")
@@ -108,14 +115,15 @@ def preview_design_check(
         "after an artist change": {"artist": Labelled(after, [job.new_artist for job in jobs])},
     }
     say("fitting and judging every design")
-    table = judge(fit_on, sources, engine.sample_rate, designs)
+    fitted = fit_designs(fit_on, engine.sample_rate, designs)
+    table = judge_fitted(fitted, sources)
     clips = {"fitted on (artist)": len(fit_on["artist"].clips)}
     clips |= {source: len(next(iter(tasks.values())).clips) for source, tasks in sources.items()}
     misses = {}
-    for design in designs:
-        if "artist" in design.columns:
-            given = names_given(fit_on["artist"], after, engine.sample_rate, design, "artist")
-            misses[design.name] = [
+    for design in fitted:
+        if "artist" in design.classifiers:
+            given = design.names_given("artist", after)  # features already read by judge_fitted
+            misses[design.design.name] = [
                 (job.artist, job.new_artist, name) for job, name in zip(jobs, given, strict=True)
                 if name != job.new_artist
             ]  # fmt: skip
