@@ -40,7 +40,7 @@ from engine.training.rekey import changed_levels, code_tables, rekey
 from engine.training.vqvae_task import VQVAETask, estimate_bandwidth, init_codebooks_
 from engine.vqvae import VQVAE, VQVAEConfig, losses
 from engine.vqvae.config import DECODER_SIZE_FIELDS, OBJECTIVE_FIELDS
-from engine.vqvae.grow import grow_decoders
+from engine.vqvae.grow import decoder_size_changes, grow_decoders
 
 KINDS = ("vqvae", "prior", "upsampler")
 # What a VQ-VAE fine-tune may change: its loss weights, and its decoders' size (grown, never shrunk).
@@ -126,18 +126,7 @@ def _new_vqvae_task(request, context, say):
         request, shape, train, fixed_shape=loaded is not None, adjustable=FINE_TUNE_FIELDS
     )
     if loaded is not None:
-        sizes = [
-            (what, getattr(loaded.config, field), getattr(config, field))
-            for what, field in (
-                ("multipliers", "decoder_sizes"),
-                ("block multipliers", "decoder_block_sizes"),
-                ("block repeats", "decoder_block_repeat_counts"),
-                ("decoder repeats", "decoder_repeat_counts"),
-            )
-        ]
-        changes = [
-            f"{what} {list(before)} to {list(after)}" for what, before, after in sizes if before != after
-        ]
+        changes = decoder_size_changes(loaded.config, config)
         if changes:
             loaded = grow_decoders(
                 loaded,

@@ -28,6 +28,25 @@ from engine.vqvae.encdec import DecoderBlock, LevelDecoder
 from engine.vqvae.model import VQVAE
 from engine.vqvae.resnet import DilatedResnet, ResidualConvBlock
 
+# The decoder sizes a model grows by: (config field, the config's per-level values of it, one of them,
+# several of them).
+DECODER_SIZES = (
+    ("decoder_multipliers", "decoder_sizes", "multiplier", "multipliers"),
+    ("decoder_block_multipliers", "decoder_block_sizes", "block multiplier", "block multipliers"),
+    ("decoder_block_repeats", "decoder_block_repeat_counts", "block repeat count", "block repeats"),
+    ("decoder_repeats", "decoder_repeat_counts", "decoder repeat count", "decoder repeats"),
+)
+
+
+def decoder_size_changes(before: VQVAEConfig, after: VQVAEConfig) -> list[str]:
+    """How the decoders' sizes differ, in words ("multipliers [1, 1, 1] to [2, 1, 1]"); [] when not at all."""
+    changes = []
+    for _, sizes, _, what in DECODER_SIZES:
+        old, new = getattr(before, sizes), getattr(after, sizes)
+        if old != new:
+            changes.append(f"{what} {list(old)} to {list(new)}")
+    return changes
+
 
 def grow_decoders(
     model: VQVAE,
@@ -46,12 +65,9 @@ def grow_decoders(
     blocks = tuple(block_multipliers) if block_multipliers is not None else old.decoder_block_sizes
     repeats = tuple(block_repeats) if block_repeats is not None else old.decoder_block_repeat_counts
     per_decoder = tuple(decoder_repeats) if decoder_repeats is not None else old.decoder_repeat_counts
-    for name, label, new, had in (
-        ("decoder_multipliers", "multiplier", tuple(decoder_multipliers), old.decoder_sizes),
-        ("decoder_block_multipliers", "block multiplier", blocks, old.decoder_block_sizes),
-        ("decoder_block_repeats", "block repeat count", repeats, old.decoder_block_repeat_counts),
-        ("decoder_repeats", "decoder repeat count", per_decoder, old.decoder_repeat_counts),
-    ):
+    wanted = (tuple(decoder_multipliers), blocks, repeats, per_decoder)
+    for (name, sizes, label, _), new in zip(DECODER_SIZES, wanted, strict=True):
+        had = getattr(old, sizes)
         if len(new) != old.levels:
             raise ValueError(f"{name} needs one entry per level ({old.levels}), got {new}")
         shrinking = [l for l in range(old.levels) if new[l] < had[l]]
