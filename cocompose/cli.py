@@ -61,6 +61,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         fmt=args.format,
         overwrite=args.overwrite,
         progress=lambda m: print(m, flush=True),
+        duets=args.duets,
     )
     print(f"wrote {len(rows)} songs and metadata.jsonl to {args.out_dir}")
     return 0
@@ -179,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--sample-rate", type=int, default=22050, help="sample rate in Hz (default 22050)")
     synth.add_argument("--format", choices=("flac", "wav"), default="flac", help="file format (default flac)")
     synth.add_argument("--overwrite", action="store_true", help="replace a corpus already in OUT_DIR")
+    synth.add_argument(
+        "--duets",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of songs whose part passes to another artist mid-song (0..1, default 0)",
+    )
     synth.set_defaults(run=cmd_synth)
     _add_train_parser(commands)
     add_train_default_command(commands)  # train-default

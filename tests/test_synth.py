@@ -20,6 +20,7 @@ from cocompose.cli import main
 from engine.data.synth import (
     ARTISTS,
     GENRES,
+    MIN_DUET_SECONDS,
     MIN_SONG_SECONDS,
     compose_song,
     corpus,
@@ -27,6 +28,8 @@ from engine.data.synth import (
     render_stems,
     write_corpus,
 )
+from engine.data.synth.instruments import render_part
+from engine.data.synth.song import HANDOFF_MARGIN_BARS
 
 SR = 22050
 SECONDS = 12.0  # shortest round length that fits every genre's form, to keep the suite fast
@@ -242,6 +245,10 @@ def test_songs_end_quieter_than_their_body(small_corpus):
         (["--seconds", "5"], f"use at least {MIN_SONG_SECONDS} s"),
         (["--seed", "-1"], "--seed must be 0 or more"),
         (["--sample-rate", "100"], "--sample-rate must be within"),
+        (["--duets", "1.5"], "--duets is a share of the songs and must be within 0..1, got 1.5"),
+        (["--duets", "-0.1"], "--duets is a share of the songs and must be within 0..1, got -0.1"),
+        (["--duets", "nan"], "--duets is a share of the songs and must be within 0..1, got nan"),
+        (["--duets", "0.5"], f"use at least {MIN_DUET_SECONDS} s with --duets"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_clear_message(tmp_path, capsys, extra, message):
@@ -299,3 +306,147 @@ def test_a_failing_run_leaves_no_files(tmp_path, monkeypatch):
         write_corpus(kept, songs=3, seconds=SECONDS, seed=0, overwrite=True)
     assert sorted(p.name for p in kept.iterdir()) == ["metadata.jsonl", "old.flac"]
     assert (kept / "old.flac").read_bytes() == b"old"
+
+
+# ------------------------------------------------------------------------------------------------ duets
+
+DUET_SECONDS = 20.0  # a little over MIN_DUET_SECONDS
+STEM_SR = 11025  # stems are rendered directly at any rate; this one keeps the duet tests quick
+
+
+def _bar_s(plan) -> float:
+    return plan.genre.beats_per_bar * 60.0 / plan.tempo_bpm
+
+
+def _files(out) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir())}
+
+
+def test_duets_zero_is_the_corpus_without_duets_and_duets_leave_the_solo_songs_alone(tmp_path):
+    def corpus_at(name, **duets):
+        rows = write_corpus(tmp_path / name, songs=4, seconds=DUET_SECONDS, seed=2, fmt="wav", **duets)
+        return rows, _files(tmp_path / name)
+
+    default, zero, half = corpus_at("default"), corpus_at("zero", duets=0.0), corpus_at("half", duets=0.5)
+    assert zero == default
+    rows, files = half
+    duets = [row["index"] for row in rows if "artist_changes" in row]
+    assert 0 < len(duets) < len(rows), "seed 2 should mix solos and duets"
+    for row, solo in zip(rows, default[0], strict=True):
+        name = row["path"]
+        if row["index"] in duets:
+            assert {**row, "artist_changes": None} == {**solo, "artist_changes": None}
+            assert files[name] != default[1][name]
+        else:
+            assert row == solo and files[name] == default[1][name]
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_a_duet_is_the_solo_song_up_to_its_hand_off(index):
+    solo, duet = compose_song(5, index, DUET_SECONDS), compose_song(5, index, DUET_SECONDS, duet=True)
+    (change,) = duet.changes
+    assert duet.notes == [note for note in solo.notes if note.start_s < change.start_s]
+    assert all(note.start_s >= change.start_s for note in change.notes)
+    # Voice, drums, words and form are the solo song's all the way through.
+    kept = ("sung", "hits", "lyrics", "sections", "artist", "genre", "tempo_bpm", "key", "fade_start_s")
+    for field in kept:
+        assert getattr(duet, field) == getattr(solo, field), field
+
+    solo_stems, duet_stems = render_stems(solo, STEM_SR), render_stems(duet, STEM_SR)
+    assert np.array_equal(duet_stems["voice"], solo_stems["voice"])
+    assert np.array_equal(duet_stems["drums"], solo_stems["drums"])
+    # Before the hand-off the artist stem is the solo one, at the level of the span the first artist plays
+    # rather than of the whole song.
+    before = round(change.start_s * STEM_SR)
+    ours, theirs = duet_stems["artist"][:before], solo_stems["artist"][:before]
+    gain = np.dot(ours, theirs) / np.dot(ours, ours)
+    assert 0.5 < gain < 2.0
+    np.testing.assert_allclose(gain * ours, theirs, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("seconds", [MIN_DUET_SECONDS, 30.0, 95.5])
+def test_the_hand_off_is_at_a_bar_start_in_the_body_and_to_another_artist(seconds):
+    second_artists, offsets = set(), set()
+    for index in range(len(GENRES) * len(ARTISTS)):
+        plan = compose_song(3, index, seconds, duet=True)
+        (change,) = plan.changes
+        bar_s = _bar_s(plan)
+        bar = round(change.start_s / bar_s)
+        assert change.start_s == pytest.approx(bar * bar_s, abs=1e-9), "the hand-off is on a bar start"
+        verse = next(s for s in plan.sections if s.name == "verse")
+        assert (
+            verse.start_bar + HANDOFF_MARGIN_BARS <= bar <= plan.sections[-1].start_bar - HANDOFF_MARGIN_BARS
+        )
+        assert change.artist != plan.artist
+        second_artists.add(change.artist.name)
+        offsets.add(bar - verse.start_bar)
+        assert plan.parts()[-1].notes[-1].start_s > plan.sections[-1].start_s, "the second artist ends it"
+
+        row = corpus.song_metadata(plan, "x.wav", SR)
+        assert row["artist"] == plan.artist.name
+        assert row["artist_changes"] == [{"start_s": round(change.start_s, 4), "artist": change.artist.name}]
+        assert "artist_changes" not in corpus.song_metadata(compose_song(3, index, seconds), "x.wav", SR)
+    assert second_artists == {a.name for a in ARTISTS}
+    assert len(offsets) >= 3, "the hand-off bar is drawn, not fixed"
+
+
+def test_songs_too_short_for_a_hand_off_are_refused_as_duets():
+    # At 12 s the slowest genre has one bar of verse and one of chorus: no bar is 2 from both ends.
+    slowest = min(range(len(GENRES)), key=lambda index: compose_song(0, index, SECONDS).tempo_bpm)
+    assert len(compose_song(0, slowest, SECONDS).sections) == 4
+    with pytest.raises(ValueError, match=f"too short for a duet: use at least {MIN_DUET_SECONDS} s"):
+        compose_song(0, slowest, SECONDS, duet=True)
+    too_short = MIN_DUET_SECONDS - 0.1
+    with pytest.raises(ValueError, match="too short for duets"):
+        corpus.check_request(1, too_short, 0, SR, "wav", duets=0.1)
+    corpus.check_request(1, too_short, 0, SR, "wav", duets=0.0)
+
+
+def test_the_share_of_duets_is_honoured_and_fixed_by_the_seed(tmp_path, monkeypatch):
+    # Which songs are duets is decided before rendering: skip the audio to count over many songs.
+    def silence(plan, sr):
+        return np.zeros(round(plan.seconds * sr), np.float32)
+
+    monkeypatch.setattr(corpus, "render_song", silence)
+    settings = {"songs": 40, "seconds": DUET_SECONDS, "sample_rate": 8000, "fmt": "wav"}
+
+    def duets(name, share, seed=4):
+        rows = write_corpus(tmp_path / name, seed=seed, duets=share, **settings)
+        return [row["index"] for row in rows if "artist_changes" in row]
+
+    half = duets("a", 0.5)
+    assert 10 <= len(half) <= 30
+    assert duets("b", 0.5) == half
+    assert duets("c", 0.5, seed=5) != half
+    assert len(duets("d", 1.0)) == 40 and duets("e", 0.0) == []
+    quarter = duets("f", 0.25)
+    assert set(quarter) < set(half), "a song that is a duet at one share is one at every larger share"
+
+
+def test_cli_writes_duets(tmp_path, capsys):
+    out = tmp_path / "corpus"
+    args = ["synth", str(out), "--songs", "2", "--seconds", str(MIN_DUET_SECONDS), "--format", "wav"]
+    assert main([*args, "--duets", "1"]) == 0
+    assert "wrote 2 songs" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (out / "metadata.jsonl").read_text().splitlines()]
+    assert all(row["artist_changes"][0]["artist"] != row["artist"] for row in rows)
+
+
+def test_after_the_hand_off_the_artist_stem_is_the_second_artists_instrument():
+    plan = compose_song(8, 2, DUET_SECONDS, duet=True)
+    (change,) = plan.changes
+    stem = render_stems(plan, STEM_SR)["artist"]
+    n, start = len(stem), round(change.start_s * STEM_SR)
+    first = render_part(plan.notes, plan.artist.instrument, STEM_SR, n)
+    second = render_part(list(change.notes), change.artist.instrument, STEM_SR, n)
+
+    # Once the first artist's last notes have rung out, the stem is the second artist's part alone, levelled
+    # to unit RMS over the span it plays: the level of a solo artist over its song.
+    rung_out = np.flatnonzero(first)[-1] + 1
+    assert start <= rung_out < start + 3 * STEM_SR
+    levelled = second / np.sqrt(np.mean(second[start:] ** 2))
+    np.testing.assert_allclose(stem[rung_out:], levelled[rung_out:], rtol=1e-9, atol=1e-12)
+    # And the first artist, levelled the same way over its own span, is the rest of the stem.
+    opening = stem - levelled
+    np.testing.assert_allclose(opening, first / np.sqrt(np.mean(first[:start] ** 2)), atol=1e-9)
+    assert np.sqrt(np.mean(stem[:start] ** 2)) == pytest.approx(1.0, rel=1e-6)

@@ -15,7 +15,15 @@ from pathlib import Path
 
 import soundfile as sf
 
-from engine.data.synth.song import MIN_SONG_SECONDS, SongPlan, compose_song, render_song
+from engine.data.synth.song import (
+    HANDOFF_MARGIN_BARS,
+    MIN_DUET_SECONDS,
+    MIN_SONG_SECONDS,
+    SongPlan,
+    compose_song,
+    is_duet,
+    render_song,
+)
 
 METADATA_NAME = "metadata.jsonl"
 FORMATS = {"flac": "FLAC", "wav": "WAV"}
@@ -23,7 +31,8 @@ SAMPLE_RATE_RANGE = (8000, 48000)
 
 
 def song_metadata(plan: SongPlan, path: str, sample_rate: int) -> dict:
-    return {
+    """The song's metadata.jsonl row; a duet's adds `artist_changes` (`artist` is the one who opens it)."""
+    row = {
         "path": path,
         "artist": plan.artist.name,
         "genre": plan.genre.name,
@@ -40,9 +49,16 @@ def song_metadata(plan: SongPlan, path: str, sample_rate: int) -> dict:
         "seed": plan.seed,
         "index": plan.index,
     }
+    if plan.changes:
+        row["artist_changes"] = [
+            {"start_s": round(c.start_s, 4), "artist": c.artist.name} for c in plan.changes
+        ]
+    return row
 
 
-def check_request(songs: int, seconds: float, seed: int, sample_rate: int, fmt: str) -> None:
+def check_request(
+    songs: int, seconds: float, seed: int, sample_rate: int, fmt: str, duets: float = 0.0
+) -> None:
     """Raise ValueError, with the accepted values, for anything a corpus cannot be made from."""
     if songs < 1:
         raise ValueError(f"--songs must be at least 1, got {songs}")
@@ -59,6 +75,13 @@ def check_request(songs: int, seconds: float, seed: int, sample_rate: int, fmt: 
         raise ValueError(f"--sample-rate must be within {SAMPLE_RATE_RANGE[0]}..{SAMPLE_RATE_RANGE[1]} Hz")
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if not 0.0 <= duets <= 1.0:
+        raise ValueError(f"--duets is a share of the songs and must be within 0..1, got {duets}")
+    if duets > 0 and seconds < MIN_DUET_SECONDS:
+        raise ValueError(
+            f"--seconds {seconds} is too short for duets (each artist plays {HANDOFF_MARGIN_BARS} bars of "
+            f"the body at the slowest tempo): use at least {MIN_DUET_SECONDS} s with --duets"
+        )
 
 
 def _prepare_out_dir(out_dir: Path, overwrite: bool) -> bool:
@@ -95,9 +118,13 @@ def write_corpus(
     fmt: str = "flac",
     overwrite: bool = False,
     progress: Callable[[str], None] | None = None,
+    duets: float = 0.0,
 ) -> list[dict]:
-    """Synthesise `songs` songs into OUT_DIR; returns the metadata rows written to metadata.jsonl."""
-    check_request(songs, seconds, seed, sample_rate, fmt)
+    """Synthesise `songs` songs into OUT_DIR; returns the metadata rows written to metadata.jsonl.
+
+    `duets` is the share of songs whose part passes to a second artist mid-song (song.is_duet picks them
+    by seed and index, so at 0 every song is the solo song it always was)."""
+    check_request(songs, seconds, seed, sample_rate, fmt, duets)
     out = Path(out_dir)
     created = _prepare_out_dir(out, overwrite)
     stale = _previous_paths(out)
@@ -106,7 +133,7 @@ def write_corpus(
     try:
         staging.mkdir()
         for index in range(songs):
-            plan = compose_song(seed, index, seconds)
+            plan = compose_song(seed, index, seconds, duet=is_duet(seed, index, duets))
             name = f"song_{index:05d}.{fmt}"
             audio = render_song(plan, sample_rate)
             sf.write(staging / name, audio, sample_rate, subtype="PCM_16", format=FORMATS[fmt])

@@ -3,11 +3,16 @@
 `compose_song` is pure bookkeeping on a seeded generator; `render_song` turns the plan into samples.
 Keeping them apart lets tests inspect what was meant (sections, sung vowels) next to what was rendered,
 and render stems separately (for instance without the voice).
+
+A duet (`compose_song(..., duet=True)`) is the same song whose artist part passes to a second artist at a
+bar start in the body: the prior learns from it to switch artist where its label changes mid-song. Up to
+the hand-off it is the solo song note for note, and its voice, drums, lyrics and form are the solo song's
+throughout; the second artist and the hand-off bar are drawn from their own streams (DUET_STREAM).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import soxr
@@ -37,12 +42,62 @@ def slowest_bar_s() -> float:
 
 MIN_SONG_SECONDS = min_seconds(slowest_bar_s())
 
+# Seed stream of the duet draws: whether song `index` is one ([seed, index, DUET_STREAM]), its second
+# artist and that artist's playing ([..., 1]), its hand-off bar ([..., 2]). The song's own generator
+# ([seed, index]), the voice's noise ([..., 1]) and the room ([..., 2]) never see them.
+DUET_STREAM = 3
+HANDOFF_MARGIN_BARS = 2  # each artist plays at least this many bars of the body
+
+
+def handoff_bars(sections: list[Section]) -> range:
+    """Bars at whose start a duet may pass the part on: at least HANDOFF_MARGIN_BARS after the first verse
+    begins and at least as many before the ending starts (empty when the body is too short)."""
+    verse = next(s for s in sections if s.name == "verse")
+    return range(verse.start_bar + HANDOFF_MARGIN_BARS, sections[-1].start_bar - HANDOFF_MARGIN_BARS + 1)
+
+
+def _min_duet_seconds() -> float:
+    """Shortest song, in tenths of a second, with a hand-off bar at every genre's slowest tempo."""
+    seconds = MIN_SONG_SECONDS
+    bars_s = [g.beats_per_bar * 60.0 / g.tempo_bpm[0] for g in GENRES]
+    while not all(handoff_bars(plan_form(seconds, bar_s)) for bar_s in bars_s):
+        seconds = round(seconds + 0.1, 1)
+    return seconds
+
+
+MIN_DUET_SECONDS = _min_duet_seconds()
+
+
+def is_duet(seed: int, index: int, share: float) -> bool:
+    """Whether song `index` of a corpus with `share` of duets is one (never at share 0, always at 1)."""
+    return bool(np.random.default_rng([seed, index, DUET_STREAM]).random() < share)
+
 
 def assignment(index: int) -> tuple[Artist, Genre]:
     """Artist and genre of song `index`: every run of len(ARTISTS) songs has each artist once, and every
     run of len(ARTISTS) * len(GENRES) songs has each (artist, genre) pair exactly once."""
     a, g = len(ARTISTS), len(GENRES)
     return ARTISTS[index % a], GENRES[(index + index // a) % g]
+
+
+@dataclass(frozen=True)
+class ArtistChange:
+    """The artist part passes to `artist` at `start_s` (a bar start); `notes` are all it plays from there
+    (to the next change or the song's end, the ending's cadence included)."""
+
+    start_s: float
+    artist: Artist
+    notes: tuple[Note, ...]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One artist's stretch of the artist part: `notes` played from `start_s` until `end_s`."""
+
+    artist: Artist
+    start_s: float
+    end_s: float
+    notes: tuple[Note, ...]
 
 
 @dataclass(frozen=True)
@@ -56,10 +111,21 @@ class SongPlan:
     key: Key
     sections: list[Section]
     lyrics: str
-    notes: list[Note]  # the artist's part
+    notes: list[Note]  # the opening artist's part: all of it in a solo song, up to the first change in a duet
     sung: list[SungNote]
     hits: list[Hit]
     fade_start_s: float  # the final chord is struck here and the mix fades to silence by the end
+    changes: tuple[ArtistChange, ...] = ()  # later artists, in time order; () for a solo song
+
+    def parts(self) -> list[Part]:
+        """Who plays the artist part when: the opening artist from 0 s, each change's artist from its
+        start, each until the next change or the end of the song."""
+        players = [(self.artist, 0.0, tuple(self.notes))]
+        players += [(c.artist, c.start_s, c.notes) for c in self.changes]
+        ends = [start for _, start, _ in players[1:]] + [self.seconds]
+        return [
+            Part(artist, start, end, notes) for (artist, start, notes), end in zip(players, ends, strict=True)
+        ]
 
 
 def _dominant(key: Key, genre: Genre) -> Chord:
@@ -109,7 +175,9 @@ class _Melody:
         return lyrics.make_line(n_words, self.rng)
 
 
-def compose_song(seed: int, index: int, seconds: float) -> SongPlan:
+def compose_song(seed: int, index: int, seconds: float, duet: bool = False) -> SongPlan:
+    """Song `index` of corpus `seed`, `seconds` long; with `duet`, its part passes to a second artist at a
+    bar start in the body (ValueError if the song is too short to have one, see MIN_DUET_SECONDS)."""
     rng = np.random.default_rng([seed, index])
     artist, genre = assignment(index)
     tempo = int(rng.integers(genre.tempo_bpm[0], genre.tempo_bpm[1] + 1))
@@ -119,17 +187,20 @@ def compose_song(seed: int, index: int, seconds: float) -> SongPlan:
     sections = plan_form(seconds, bar_s)
     scale = key.scale(24, 96)
     melody = _Melody(key, genre, rng)
+    handoff = _draw_handoff(seed, index, seconds, artist, sections) if duet else None
 
     notes: list[Note] = []
+    second_notes: list[Note] = []
     sung: list[SungNote] = []
     hits: list[Hit] = []
     lyric_blocks: list[list[list[str]]] = []
     for section in sections[:-1]:
         sung_lines: list[list[str]] = []
         for j in range(section.n_bars):
+            bar = section.start_bar + j
             offset, shape = genre.progression[j % len(genre.progression)]
             ctx = BarContext(
-                start_s=(section.start_bar + j) * bar_s,
+                start_s=bar * bar_s,
                 beat_s=beat_s,
                 beats=genre.beats_per_bar,
                 swing=genre.swing,
@@ -138,7 +209,13 @@ def compose_song(seed: int, index: int, seconds: float) -> SongPlan:
                 section=section.name,
                 rng=rng,
             )
-            notes += artist.play_bar(ctx)
+            # The opening artist plays every bar, even after a hand-off, where its bar is dropped: the song's
+            # generator then advances exactly as in the solo song, so the melody and lyrics stay the same.
+            solo_bar = artist.play_bar(ctx)
+            if handoff is None or bar < handoff.bar:
+                notes += solo_bar
+            else:
+                second_notes += handoff.artist.play_bar(replace(ctx, rng=handoff.rng))
             hits += _drum_bar(ctx, genre, section, j)
             if section.name in ("verse", "chorus"):
                 rhythms = genre.verse_rhythms if section.name == "verse" else genre.chorus_rhythms
@@ -157,13 +234,55 @@ def compose_song(seed: int, index: int, seconds: float) -> SongPlan:
     ending = sections[-1]
     chord_s = ending.start_s + max(ending.n_bars * bar_s, 0.4 * (ending.end_s - ending.start_s))
     tonic = key.chord(*genre.progression[0])
-    notes += ending_notes(artist, tonic, _dominant(key, genre), ending.start_s, chord_s, ending.end_s)
+    closing = artist if handoff is None else handoff.artist
+    cadence = ending_notes(closing, tonic, _dominant(key, genre), ending.start_s, chord_s, ending.end_s)
     hits += [Hit(chord_s, "kick", 0.9), Hit(chord_s, "crash", 0.6)]
+    changes: tuple[ArtistChange, ...] = ()
+    if handoff is None:
+        notes += cadence
+    else:
+        changes = (ArtistChange(handoff.bar * bar_s, handoff.artist, (*second_notes, *cadence)),)
 
     text = "\n\n".join(lyrics.format_lines(block) for block in lyric_blocks)
     return SongPlan(
-        seed, index, float(seconds), artist, genre, tempo, key, sections, text, notes, sung, hits, chord_s
+        seed,
+        index,
+        float(seconds),
+        artist,
+        genre,
+        tempo,
+        key,
+        sections,
+        text,
+        notes,
+        sung,
+        hits,
+        chord_s,
+        changes,
     )
+
+
+@dataclass(frozen=True)
+class _Handoff:
+    artist: Artist  # who takes the part over
+    bar: int  # at the start of this bar
+    rng: np.random.Generator  # what it plays from, so the song's own generator is left as it is
+
+
+def _draw_handoff(seed: int, index: int, seconds: float, first: Artist, sections: list[Section]) -> _Handoff:
+    """A duet's second artist (never the first) and its hand-off bar (uniform over handoff_bars), each
+    from its own stream."""
+    bars = handoff_bars(sections)
+    if not bars:
+        raise ValueError(
+            f"a {seconds} s song is too short for a duet: use at least {MIN_DUET_SECONDS} s, so that each "
+            f"artist plays {HANDOFF_MARGIN_BARS} bars of the body at the slowest tempo"
+        )
+    rng = np.random.default_rng([seed, index, DUET_STREAM, 1])
+    others = [a for a in ARTISTS if a != first]
+    second = others[int(rng.integers(len(others)))]
+    bar = bars[int(np.random.default_rng([seed, index, DUET_STREAM, 2]).integers(len(bars)))]
+    return _Handoff(second, bar, rng)
 
 
 def _drum_bar(ctx: BarContext, genre: Genre, section: Section, bar: int) -> list[Hit]:
@@ -184,15 +303,20 @@ def render_stems(plan: SongPlan, sr: int) -> dict[str, np.ndarray]:
     """Dry stems at their mix levels: `artist`, `voice`, `drums`, each exactly the song's length."""
     n = round(plan.seconds * sr)
     noise = np.random.default_rng([plan.seed, plan.index, 1])
-    artist = render_part(plan.notes, plan.artist.instrument, sr, n)
     voice = render_voice(plan.sung, sr, n, noise)
     drums = render_drums(plan.hits, make_kit(noise, sr, plan.genre.kit), sr, n)
-    reference = _rms(artist)
     return {
-        "artist": artist / reference,
+        "artist": np.sum([render_levelled_part(part, sr, n) for part in plan.parts()], axis=0),
         "voice": VOICE_LEVEL * voice / _rms(voice) if plan.sung else voice,
         "drums": DRUM_LEVEL * drums / _rms(drums),
     }
+
+
+def render_levelled_part(part: Part, sr: int, n: int) -> np.ndarray:
+    """A part on its artist's instrument (tails ringing on past its end), at unit RMS over the span it
+    plays: every artist of a duet is where it plays at the level a solo artist has over its song."""
+    track = render_part(list(part.notes), part.artist.instrument, sr, n)
+    return track / _rms(track[round(part.start_s * sr) : round(part.end_s * sr)])
 
 
 def render_song(plan: SongPlan, sr: int, voice: bool = True) -> np.ndarray:
