@@ -20,8 +20,10 @@ import torch
 from engine.data.audio_files import AudioInfo, UnreadableAudio, downmix, model_frames, read_crop, scan
 from engine.data.metadata import SongRecord, read_metadata
 
-# Seed stream of the start-of-song draws (`start_share`), apart from the crops' own stream.
+# Seed streams of the start-of-song draws (`start_share`) and of the artist-change draws (`change_share`),
+# apart from the crops' own stream.
 START_STREAM = 7
+CHANGE_STREAM = 11
 
 
 @dataclass(frozen=True)
@@ -47,14 +49,18 @@ class CropDataset:
         metadata: str | Path | None = None,
         report: Callable[[str], None] = print,
         start_share: float = 0.0,
+        change_share: float = 0.0,
     ):
         if sample_length <= 0:
             raise ValueError(f"sample_length must be positive, got {sample_length}")
         if not 0.0 <= start_share <= 1.0:
             raise ValueError(f"start_share is a share of crops, between 0 and 1; got {start_share}")
+        if not 0.0 <= change_share <= 1.0:
+            raise ValueError(f"change_share is a share of crops, between 0 and 1; got {change_share}")
         self.sample_rate = sample_rate
         self.sample_length = sample_length
         self.start_share = start_share
+        self.change_share = change_share
         records = read_metadata(data_dir, metadata)
         self.songs: list[Song] = []
         self.skipped: list[tuple[Path, str]] = []
@@ -97,7 +103,27 @@ class CropDataset:
             draws = np.random.default_rng([seed, step, START_STREAM]).random(batch_size)
             first = draws < self.start_share
             crops = [Crop(c.song, 0, c.blend) if f else c for c, f in zip(crops, first, strict=True)]
+        if self.change_share > 0:
+            crops = self._across_changes(crops, np.random.default_rng([seed, step, CHANGE_STREAM]))
         return crops
+
+    def _across_changes(self, crops: list[Crop], rng: np.random.Generator) -> list[Crop]:
+        """A `change_share` of the crops of songs whose artist changes (not those at a song's start) moved
+        so that they hold one of its changes, at a uniform place: where the app samples after a change,
+        the change lies anywhere in the window the prior reads, from its end (just changed) back."""
+        planned = []
+        for crop in crops:
+            draw, pick, place = rng.random(), rng.random(), rng.random()
+            changes = self.songs[crop.song].record.artist_changes
+            if not changes or crop.offset == 0 or draw >= self.change_share:
+                planned.append(crop)
+                continue
+            song = self.songs[crop.song]
+            at = round(changes[int(pick * len(changes))][0] * self.sample_rate)
+            room = max(0, song.total_length - self.sample_length)
+            offset = at - 1 - int(place * (self.sample_length - 1))  # the change at or before the last sample
+            planned.append(Crop(crop.song, min(max(offset, 0), room), crop.blend))
+        return planned
 
     def load(self, crop: Crop) -> np.ndarray:
         song = self.songs[crop.song]

@@ -4,7 +4,10 @@ Accepted: `metadata.jsonl` (one JSON object per line, what `cocompose synth` wri
 (a header row). The audio column may be called `file` or `path`; paths are relative to the folder.
 Artist, genre and lyrics may be missing or empty (they then become "unknown" / no lyrics). Optional
 `tempo_bpm` and `beats_per_bar` give a song's beat clock (bars counted from the file's first sample), for
-priors that have one; a song without a tempo trains such a prior as a song of unknown tempo.
+priors that have one; a song without a tempo trains such a prior as a song of unknown tempo. Optional
+`artist_changes` lists the artists who take over later in the song (a duet): a list of
+`{"start_s": seconds, "artist": name}` in order (in a CSV, that list as JSON text); `artist` is then the
+one who opens it. A crop is labelled with the artist playing at its end (`engine/data/crop_labels.py`).
 """
 
 from __future__ import annotations
@@ -27,6 +30,13 @@ class SongRecord:
     lyrics: str
     tempo_bpm: float | None = None
     beats_per_bar: int | None = None
+    # (start in seconds, artist) of every artist who takes over after the opening one, in time order.
+    artist_changes: tuple[tuple[float, str], ...] = ()
+
+    @property
+    def artists(self) -> tuple[str, ...]:
+        """Everyone who plays in the song, the opening artist first."""
+        return (self.artist, *(name for _, name in self.artist_changes))
 
 
 def find_metadata(data_dir: Path) -> Path:
@@ -71,6 +81,32 @@ def _tempo(row: dict, where: str) -> dict:
     return {"tempo_bpm": clock.tempo_bpm, "beats_per_bar": clock.beats_per_bar}
 
 
+def _artist_changes(row: dict, where: str) -> dict:
+    """artist_changes of a row as (start_s, artist) pairs, checked: starts positive and increasing."""
+    changes = row.get("artist_changes")
+    if changes in (None, "", []):
+        return {}
+    if isinstance(changes, str):
+        try:
+            changes = json.loads(changes)
+        except json.JSONDecodeError:
+            changes = None
+    problem = f'{where}: artist_changes must be a list of {{"start_s": seconds, "artist": name}}'
+    if not isinstance(changes, list) or not all(isinstance(c, dict) for c in changes):
+        raise ValueError(problem)
+    pairs = []
+    for change in changes:
+        try:
+            start, name = float(change["start_s"]), str(change["artist"]).strip()
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(problem) from None
+        if not name or not start > (pairs[-1][0] if pairs else 0.0):
+            raise ValueError(f"{where}: artist_changes must name an artist at each start, the starts after "
+                             f"0 s and in increasing order; got {start:g} s, {name!r}")  # fmt: skip
+        pairs.append((start, name))
+    return {"artist_changes": tuple(pairs)}
+
+
 def read_metadata(data_dir: str | Path, metadata: str | Path | None = None) -> list[SongRecord]:
     """Every row of the folder's metadata file, in file order."""
     data_dir = Path(data_dir)
@@ -89,6 +125,7 @@ def read_metadata(data_dir: str | Path, metadata: str | Path | None = None) -> l
                 genre=str(row.get("genre") or "unknown"),
                 lyrics=str(row.get("lyrics") or ""),
                 **_tempo(row, where),
+                **_artist_changes(row, where),
             )
         )
     if not records:

@@ -99,7 +99,9 @@ def vocabulary_from_data(records: Iterable[SongRecord], v3: bool = False) -> Voc
     """A fresh vocabulary: 0 = unknown, then every artist and genre word of the data, alphabetically."""
     records = list(records)
     empty = Vocabulary(v3, {"unknown": UNKNOWN_ID}, {"unknown": UNKNOWN_ID})
-    artists, new_artists = _with_new_names(empty.artists, (empty.artist_key(r.artist) for r in records), 1)
+    artists, new_artists = _with_new_names(
+        empty.artists, (empty.artist_key(a) for r in records for a in r.artists), 1
+    )
     words = (w for r in records for w in empty.genre_words(r.genre))
     genres, new_genres = _with_new_names(empty.genres, words, 1)
     return Vocabulary(v3, artists, genres, new_artists, new_genres)
@@ -109,7 +111,7 @@ def extend(base: Vocabulary, records: Iterable[SongRecord], n_artists: int, n_ge
     """`base` plus the data's names it lacks, numbered after the model's existing embedding rows."""
     records = list(records)
     artists, new_artists = _with_new_names(
-        base.artists, (base.artist_key(r.artist) for r in records), max(n_artists, base.n_artists)
+        base.artists, (base.artist_key(a) for r in records for a in r.artists), max(n_artists, base.n_artists)
     )
     words = (w for r in records for w in base.genre_words(r.genre))
     genres, new_genres = _with_new_names(base.genres, words, max(n_genres, base.n_genres))

@@ -170,18 +170,22 @@ class JukeboxPrior(nn.Module):
         self._forward(tokens, labels, upper_tokens, hidden_states=states)
         return states
 
-    def loss(self, tokens, labels, upper_tokens=None, neutral=False, inputs=None) -> dict[str, torch.Tensor]:
+    def loss(
+        self, tokens, labels, upper_tokens=None, neutral=False, inputs=None, first_scored=None
+    ) -> dict[str, torch.Tensor]:
         """Per-item losses in bits per token: {'loss', 'gen_loss', 'prime_loss'}, each (N,).
 
         gen_loss is over the music tokens, prime_loss over the lyric tokens (0 without lyrics), and
         loss = prime_loss_fraction * prime_loss * n_tokens / total + gen_loss * L / total.
         neutral: rows scored with the neutral start token (see `conditioning`). inputs: (N, L) codes the
         prior reads in place of `tokens` (training with input noise); the targets stay `tokens`.
+        first_scored: (N,) per row, the first music token gen_loss averages over (the ones before are
+        context only: codes of an artist other than the label's, before a mid-song change); None: all.
         """
         cfg = self.config
         logits, stream, cond, _ = self._forward(tokens, labels, upper_tokens, neutral=neutral, inputs=inputs)
         n_prime = cfg.n_tokens if cfg.single_enc_dec else 0
-        gen = _bits(logits[:, n_prime:], stream[:, n_prime:])
+        gen = _bits(logits[:, n_prime:], stream[:, n_prime:], first_scored)
         if cfg.single_enc_dec:
             prime = _bits(logits[:, :n_prime], stream[:, :n_prime])
         elif cfg.lyrics is not None:
@@ -295,10 +299,14 @@ class JukeboxPrior(nn.Module):
         return logits[..., self.config.vocab_shift :]
 
 
-def _bits(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-item mean cross-entropy in bits: logits (N, L, B), targets (N, L) -> (N,)."""
+def _bits(logits: torch.Tensor, targets: torch.Tensor, first: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-item mean cross-entropy in bits: logits (N, L, B), targets (N, L) -> (N,); with `first` (N,),
+    each row's mean runs over its positions from first on."""
     ce = F.cross_entropy(logits.float().transpose(1, 2), targets, reduction="none")
-    return ce.mean(dim=1) / _LN2
+    if first is None:
+        return ce.mean(dim=1) / _LN2
+    scored = torch.arange(ce.shape[1], device=ce.device)[None, :] >= first.to(ce.device)[:, None]
+    return (ce * scored).sum(dim=1) / scored.sum(dim=1).clamp(min=1) / _LN2
 
 
 def _check_batch(stream: torch.Tensor, cond: Conditioning) -> None:

@@ -56,6 +56,11 @@ class TrainConfig:
     # For a top prior: composing from nothing starts there, and only the labels give the genre's tempo
     # and metre; with uniform crops the default model's prior played every genre at much the same tempo.
     start_share: float = 0.0
+    # Priors on data with mid-song artist changes (metadata `artist_changes`, `cocompose synth --duets`):
+    # the share of such songs' crops placed across a change (`CropDataset.plan`), labelled with the new
+    # artist and scored only from the change on, so the prior learns to follow a changed label at once,
+    # as the app's artist swap asks it to. A uniform crop holds a change only now and then.
+    change_share: float = 0.0
     # Priors: the share of crops trained with the neutral start token that label guidance contrasts
     # with (the mean artist and genre), so that guidance contrasts with a stream the prior has learned,
     # as classifier-free guidance trains its unconditional model (Ho and Salimans, 2022). 0: never.
@@ -86,6 +91,8 @@ class TrainConfig:
             raise ValueError("a linear decay needs decay_start >= 0 and decay_steps > 0")
         if not 0.0 <= self.start_share <= 1.0:
             raise ValueError(f"start_share is a share of crops, between 0 and 1; got {self.start_share}")
+        if not 0.0 <= self.change_share <= 1.0:
+            raise ValueError(f"change_share is a share of crops, between 0 and 1; got {self.change_share}")
         if not 0.0 <= self.label_dropout <= 1.0:
             raise ValueError(f"label_dropout is a share of crops, between 0 and 1; got {self.label_dropout}")
         if not 0.0 <= self.input_noise < 1.0:

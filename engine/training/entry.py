@@ -287,6 +287,7 @@ def _prior_task(request, context, say, prior, vqvae, vocabulary, train, rekeying
         request.metadata,
         say,
         start_share=train.start_share,
+        change_share=train.change_share,
     )
     if rekeying and request.rekey_from is not None:
         _rekeyed(request, context, say, prior, vqvae, dataset)

@@ -39,9 +39,11 @@ class PriorLoss(nn.Module):
         super().__init__()
         self.prior = prior
 
-    def forward(self, tokens, labels, upper_tokens, neutral=None, inputs=None):
+    def forward(self, tokens, labels, upper_tokens, neutral=None, inputs=None, first_scored=None):
         neutral = False if neutral is None else neutral
-        losses = self.prior.loss(tokens, labels, upper_tokens, neutral, inputs=inputs)
+        losses = self.prior.loss(
+            tokens, labels, upper_tokens, neutral, inputs=inputs, first_scored=first_scored
+        )
         return {name: value.mean() for name, value in losses.items()}
 
 
@@ -130,13 +132,24 @@ class PriorTask:
 
     def batch(self, step: int) -> tuple[torch.Tensor, ...]:
         """(tokens, labels, upper tokens or None); with label dropout, the rows to train neutral (else
-        None); with input noise, the codes the prior reads (the tokens, some replaced at random)."""
-        batch = self._cached_batch(step) if self.code_cache is not None else self._encoded_batch(step)
+        None); with input noise, the codes the prior reads (the tokens, some replaced at random); on songs
+        whose artist changes, each row's first scored code (`CropLabeller.first_scored`)."""
+        batch, crops = self._cached_batch(step) if self.code_cache is not None else self._encoded_batch(step)
         dropout = self.train.label_dropout > 0 and self.model.config.labels is not None
         neutral = self._neutral_rows(step).to(self.context.device) if dropout else None
-        if self.train.input_noise > 0:
-            return (*batch, neutral, self._noisy_inputs(step, batch[0]))
-        return batch if neutral is None else (*batch, neutral)
+        inputs = self._noisy_inputs(step, batch[0]) if self.train.input_noise > 0 else None
+        first_scored = None
+        if self._has_changes:
+            hop = self.vqvae.hop_lengths[self.model.config.level]
+            first_scored = torch.tensor(self.labeller.first_scored(crops, hop), device=self.context.device)
+        extra = (neutral, inputs, first_scored)
+        while extra and extra[-1] is None:  # a plain batch stays (tokens, labels, upper)
+            extra = extra[:-1]
+        return (*batch, *extra)
+
+    @cached_property
+    def _has_changes(self) -> bool:
+        return any(song.record.artist_changes for song in self.dataset.songs)
 
     def _noisy_inputs(self, step: int, tokens: torch.Tensor) -> torch.Tensor:
         """The tokens with a share `input_noise` of them replaced by uniformly drawn codes. The draws are
@@ -163,7 +176,7 @@ class PriorTask:
         mine = draws[ctx.rank * per_rank : (ctx.rank + 1) * per_rank]
         return torch.from_numpy(mine < self.train.label_dropout)
 
-    def _encoded_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def _encoded_batch(self, step: int) -> tuple[tuple, list]:
         cfg = self.model.config
         audio, crops = self.dataset.batch(
             step, self.train.batch_size, self.train.seed, self.context.rank, self.context.world_size
@@ -175,10 +188,11 @@ class PriorTask:
         if cfg.conditioner is not None:
             upper = codes[cfg.level + 1][:, : cfg.conditioner.n_in]
         labels = self.labeller.labels(crops).to(self.context.device)
-        return tokens, labels, upper
+        return (tokens, labels, upper), crops
 
-    def _cached_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """The same crops as `batch`, moved onto the top hop, sliced from the whole-song codes."""
+    def _cached_batch(self, step: int) -> tuple[tuple, list]:
+        """The same crops as `batch`, moved onto the top hop, sliced from the whole-song codes; and the
+        crops."""
         cfg, cache, ctx = self.model.config, self.code_cache, self.context
         per_rank = self.train.batch_size // ctx.world_size
         planned = self.dataset.plan(step, self.train.batch_size, self.train.seed)
@@ -191,7 +205,7 @@ class PriorTask:
         tokens = stack(cfg.level, cfg.n_ctx)
         upper = stack(cfg.level + 1, cfg.conditioner.n_in) if cfg.conditioner is not None else None
         labels = self.labeller.labels(crops).to(ctx.device)
-        return tokens, labels, upper
+        return (tokens, labels, upper), crops
 
     def forward(self, module, batch) -> tuple[torch.Tensor, dict]:
         losses = module(*batch)
