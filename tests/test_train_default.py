@@ -379,3 +379,33 @@ def test_the_top_level_stage_retrains_the_top_level_and_ships_it_with_the_prior_
     moved = {".".join(k.split(".")[:2]) for k in tuned if not torch.equal(tuned[k], retrained[k])}
     assert moved == {"decoders.2"}
     assert f"--from {second / 'model'} --set decoders_only=true" in commands["bottom_decoder1"]
+
+
+def test_the_duets_stage_fine_tunes_the_clocked_prior_on_duets_across_their_changes_and_ships_it(
+    tmp_path, capsys
+):
+    """duets synthesises a corpus of duets beside the corpus and fine-tunes the prior the stages before
+    left (here the clocked one), its clock's settings kept, with a share of crops across the changes; the
+    bundle ships that prior; a rerun finds the duets written and the stage trained."""
+    recipe = replace(RECIPES["tiny"], duets_steps=2)
+    pipeline = _through_vqvae(tmp_path, recipe)
+    commands = _refused_then_run(pipeline, "duets", "the prior with its beat clock", capsys)
+    runs, duets = tmp_path / "runs", tmp_path / "duets"
+    assert (
+        f"--data {duets} --run {runs / 'duets'} --preset tiny --from {runs / 'clock' / 'model'} "
+        "--set beat_bins=8 --set bar_beats=4 --set input_noise=0.1 --set start_share=0.25 "
+        "--set change_share=0.5 --set lr=0.0003 --set seed=47" in commands["duets"]
+    )
+    assert f"--vqvae {runs / 'vqvae' / 'model'}" in commands["duets"]
+    rows = [json.loads(line) for line in (duets / "metadata.jsonl").read_text().splitlines()]
+    assert len(rows) == recipe.duet_songs and all(len(row["artist_changes"]) == 1 for row in rows)
+    corpus = [json.loads(line) for line in (tmp_path / "corpus" / "metadata.jsonl").read_text().splitlines()]
+    assert not any("artist_changes" in row for row in corpus)  # the other stages' corpus has none
+    want = load_file(str(runs / "duets" / "model.safetensors"))
+    got = load_file(str(tmp_path / "model" / "prior_default.safetensors"))
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    assert checkpoint.load_model(tmp_path / "model" / "prior_default", "prior").config.labels.beat_bins == 8
+
+    assert pipeline.run(only="duets") == 0
+    out = capsys.readouterr().out
+    assert f"duets: {duets} is already there" in out and "duets: trained for 2 steps already" in out

@@ -6,10 +6,11 @@ again (all of them, then the top one's low-rate blocks and that decoder alone), 
 optionally, fine-tune it on songs' starts and give it a beat clock) and both upsamplers on its codes (then,
 optionally, fine-tune each on every song), optionally retrain the top level with a log-mel term (new top
 codes, so the top prior and the middle upsampler are then re-keyed to them and fine-tuned; then its decoder
-alone), optionally train the bottom decoder alone once more, and put the four into one model folder with a
-bundle.json. Each stage is an ordinary `cocompose train` run in WORK/runs/, so a
-stopped pipeline picks up where it was (a finished stage is skipped, an unfinished one resumes exactly), and
-an ML engineer can rerun or tune any stage by hand with the command the pipeline prints.
+alone), optionally train the bottom decoder alone once more, optionally fine-tune the top prior on a corpus
+of duets (songs whose artist changes mid-song), and put the four into one model folder with a bundle.json.
+Each stage is an ordinary `cocompose train` run in WORK/runs/, so a stopped pipeline picks up where it was
+(a finished stage is skipped, an unfinished one resumes exactly), and an ML engineer can rerun or tune any
+stage by hand with the command the pipeline prints.
 
 The decoder and prior stages depend only on the VQ-VAE stage (the decoder fine-tune leaves every code as it
 was), so on a machine with spare cores they can run at the same time (`--only decoders`, `--only prior`,
@@ -17,7 +18,8 @@ was), so on a machine with spare cores they can run at the same time (`--only de
 `starts`, `grow` follows `decoders`, `top_decoder` (its rounds one after another) follows `grow`, and
 `upsampler1_tune` / `upsampler0_tune` follow their upsamplers; `top_level` follows `top_decoder`, and
 `top_level_decoder` (which keeps its codes), `prior_rekey` and `upsampler1_rekey` follow it (the last two
-also `clock` / `upsampler1_tune`); `bottom_decoder` (which keeps its codes too) follows `top_level_decoder`.
+also `clock` / `upsampler1_tune`); `bottom_decoder` (which keeps its codes too) follows `top_level_decoder`;
+`duets` follows `prior_rekey`.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from engine.training.default_recipe import DecoderRound, Recipe
 from engine.training.entry import TrainRequest, train
 
 STAGES = ("corpus", "vqvae", "decoders", "grow", "top_decoder", "top_level", "top_level_decoder",
-          "bottom_decoder", "prior", "starts", "clock", "prior_rekey", "upsampler1", "upsampler0",
+          "bottom_decoder", "prior", "starts", "clock", "prior_rekey", "duets", "upsampler1", "upsampler0",
           "upsampler1_tune", "upsampler0_tune", "upsampler1_rekey", "bundle")  # fmt: skip
 # Bumped when `cocompose synth` writes more per song (2: beats_per_bar), so an older corpus is rewritten.
 CORPUS_FORMAT = 2
@@ -70,6 +72,16 @@ def _tune_run(level: int, round_: int) -> str:
     return f"upsampler{level}_tune{round_ + 1}"
 
 
+def _written_as(corpus: Path, key: dict) -> bool:
+    """Whether `corpus` holds a complete corpus synthesised with the settings `key` (its recipe.json)."""
+    try:
+        return (corpus / "metadata.jsonl").is_file() and json.loads(
+            (corpus / "recipe.json").read_text()
+        ) == key
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
 def _trained_step(run_dir: Path) -> int:
     pointer = run_dir / "latest.json"
     return json.loads(pointer.read_text())["step"] if pointer.is_file() else 0
@@ -81,6 +93,7 @@ class DefaultModelPipeline:
     ):
         self.work, self.recipe, self.device, self.say = Path(work), recipe, device, say
         self.corpus = self.work / "corpus"
+        self.duets = self.work / "duets"
         self.runs = self.work / "runs"
         self.model_dir = self.work / "model"
 
@@ -101,7 +114,7 @@ class DefaultModelPipeline:
         from engine.data.synth import write_corpus
 
         r = self.recipe
-        if (self.corpus / "metadata.jsonl").is_file() and self._corpus_matches():
+        if _written_as(self.corpus, self._corpus_key()):
             self.say(f"corpus: {self.corpus} is already there")
             return 0
         self.say(f"corpus: {r.songs} songs x {r.seconds:g} s at {r.sample_rate} Hz (seed {r.corpus_seed})")
@@ -235,13 +248,47 @@ class DefaultModelPipeline:
         if not r.retrains_top_level:
             self.say("prior_rekey: none in this recipe; the top prior ships as its last stage left it")
             return 0
-        clock = ()
-        if r.clocks_prior:  # the clock stage's settings, kept
-            clock = (f"beat_bins={r.clock_beat_bins}", f"bar_beats={r.clock_bar_beats}",
-                     f"input_noise={r.clock_input_noise}", f"start_share={r.clock_share}")  # fmt: skip
-        settings = _decayed(r.prior_rekey_seed, r.prior_rekey_warmup, r.prior_rekey_steps, *clock,
-                            f"lr={r.prior_rekey_lr}")  # fmt: skip
+        starts = (f"start_share={r.clock_share}",) if r.clocks_prior else ()
+        settings = _decayed(r.prior_rekey_seed, r.prior_rekey_warmup, r.prior_rekey_steps,
+                            *self._clock_settings(), *starts, f"lr={r.prior_rekey_lr}")  # fmt: skip
         return self._rekeyed("prior_rekey", "prior", r.prior_rekey_steps, settings, self._clocked_prior_run)
+
+    def _stage_duets(self) -> int:
+        """The top prior fine-tuned on a corpus of duets (WORK/duets), written first if missing."""
+        r = self.recipe
+        if not r.tunes_duets:
+            self.say("duets: none in this recipe; the top prior ships as its stages before left it")
+            return 0
+        base = self._rekeyed_prior_run("duets")
+        self._write_duets()
+        settings = _decayed(r.duets_seed, r.duets_warmup, r.duets_steps, *self._clock_settings(),
+                            f"start_share={r.duets_start_share}", f"change_share={r.duets_change_share}",
+                            f"lr={r.duets_lr}")  # fmt: skip
+        return self._train("duets", "prior", r.duets_steps, settings=settings, base=base,
+                           vqvae=self._top_codes_vqvae("duets"), data_dir=self.duets)  # fmt: skip
+
+    def _write_duets(self) -> None:
+        from engine.data.synth import write_corpus
+
+        r = self.recipe
+        key = {"songs": r.duet_songs, "seconds": r.duet_seconds, "seed": r.duet_corpus_seed, "duets": 1.0,
+               "sample_rate": r.sample_rate, "format": CORPUS_FORMAT}  # fmt: skip
+        if _written_as(self.duets, key):
+            self.say(f"duets: {self.duets} is already there")
+            return
+        self.say(f"duets: {r.duet_songs} duets x {r.duet_seconds:g} s at {r.sample_rate} Hz "
+                 f"(seed {r.duet_corpus_seed})")  # fmt: skip
+        write_corpus(self.duets, r.duet_songs, r.duet_seconds, r.duet_corpus_seed, r.sample_rate,
+                     overwrite=True, progress=self.say, duets=1.0)  # fmt: skip
+        (self.duets / "recipe.json").write_text(json.dumps(key, sort_keys=True))
+
+    def _clock_settings(self) -> tuple[str, ...]:
+        """The clock stage's settings, kept by the top prior's later fine-tunes (none without a clock)."""
+        r = self.recipe
+        if not r.clocks_prior:
+            return ()
+        return (f"beat_bins={r.clock_beat_bins}", f"bar_beats={r.clock_bar_beats}",
+                f"input_noise={r.clock_input_noise}")  # fmt: skip
 
     def _stage_upsampler1_rekey(self) -> int:
         r = self.recipe
@@ -397,14 +444,27 @@ class DefaultModelPipeline:
             return self._finished_run("clock", r.clock_steps, "the prior with its beat clock", needed_by)
         return self._tuned_prior_run(needed_by)
 
-    def _final_prior_run(self) -> Path:
-        """The top prior that ships: re-keyed to the retrained top level, or as `_clocked_prior_run`."""
+    def _rekeyed_prior_run(self, needed_by: str) -> Path:
+        """The top prior re-keyed to the retrained top level, or as `_clocked_prior_run`."""
         r = self.recipe
         if r.retrains_top_level:
-            return self._finished_run(
-                "prior_rekey", r.prior_rekey_steps, "the re-keyed top prior", "the bundle"
-            )
-        return self._clocked_prior_run("the bundle")
+            return self._finished_run("prior_rekey", r.prior_rekey_steps, "the re-keyed top prior", needed_by)
+        return self._clocked_prior_run(needed_by)
+
+    def _final_prior_run(self) -> Path:
+        """The top prior that ships: fine-tuned on duets, or as `_rekeyed_prior_run`."""
+        r = self.recipe
+        if r.tunes_duets:
+            return self._finished_run("duets", r.duets_steps, "the top prior tuned on duets", "the bundle")
+        return self._rekeyed_prior_run("the bundle")
+
+    def _top_codes_vqvae(self, needed_by: str) -> Path:
+        """The VQ-VAE whose top codes the shipped top prior reads: the retrained top level's, or the VQ-VAE
+        stage's."""
+        if self.recipe.retrains_top_level:
+            what = "the retrained top level"
+            return self._finished_run("top_level", self.recipe.top_level_steps, what, needed_by) / "model"
+        return self._vqvae_run(needed_by) / "model"
 
     def _final_upsampler_run(self, level: int) -> Path:
         """The level-`level` upsampler that ships: re-keyed to a retrained top level (level 1), or as
@@ -431,12 +491,6 @@ class DefaultModelPipeline:
         r = self.recipe
         return {"songs": r.songs, "seconds": r.seconds, "seed": r.corpus_seed, "sample_rate": r.sample_rate,
                 "format": CORPUS_FORMAT}  # fmt: skip
-
-    def _corpus_matches(self) -> bool:
-        try:
-            return json.loads((self.corpus / "recipe.json").read_text()) == self._corpus_key()
-        except (OSError, json.JSONDecodeError):
-            return False
 
     def _metadata_for(self, stage: str, kind: str) -> Path | None:
         """The metadata file of the songs `stage` trains on: None for the whole corpus, else a file of
@@ -468,9 +522,11 @@ class DefaultModelPipeline:
         base: Path | None = None,
         vqvae: Path | None = None,
         rekey_from: Path | None = None,
+        data_dir: Path | None = None,
     ) -> int:
         """Train (or resume) stage `stage`; `base` is a run whose model it fine-tunes with `settings`. A
-        prior reads the codes of `vqvae` (default: the VQ-VAE stage's), re-keyed from `rekey_from`'s."""
+        prior reads the codes of `vqvae` (default: the VQ-VAE stage's), re-keyed from `rekey_from`'s. It
+        trains on `data_dir` (default: the corpus)."""
         run_dir = self.runs / stage
         done = _trained_step(run_dir)
         if done >= steps:
@@ -479,10 +535,11 @@ class DefaultModelPipeline:
         if kind != "vqvae" and vqvae is None:
             vqvae = self._vqvae_run(stage) / "model"
         from_model = None if base is None or done else base / "model"
+        data_dir = data_dir or self.corpus
         metadata = self._metadata_for(stage, kind)
         request = TrainRequest(
             kind=kind,
-            data_dir=self.corpus,
+            data_dir=data_dir,
             run_dir=run_dir,
             preset=None if done else self.recipe.preset,
             settings=() if done else settings,
@@ -496,7 +553,7 @@ class DefaultModelPipeline:
             metadata=metadata,
             device=self.device,
         )
-        command = f"cocompose train {kind} --data {self.corpus} --run {run_dir} --preset {self.recipe.preset}"
+        command = f"cocompose train {kind} --data {data_dir} --run {run_dir} --preset {self.recipe.preset}"
         if from_model is not None:
             command += f" --from {from_model}"
         command += "".join(f" --set {setting}" for setting in settings)
