@@ -35,7 +35,7 @@ from engine.evaluation.conditioning import (
 )
 from engine.evaluation.designs import DESIGNS
 from engine.evaluation.features import clip_features
-from engine.evaluation.preview_designs import preview_design_check
+from engine.evaluation.preview_designs import CHANGE_PAIRS, SOURCES, preview_design_check
 from engine.prior.labels import normalise_v2
 from tests.compose_model import write_tiny_bundle
 
@@ -330,3 +330,25 @@ def test_the_log_mel_design_fitted_on_real_clips_gives_the_cards_fitted_on_real_
         share = check.table[name]["after an artist change"]["artist"]
         assert len(misses) == round((1.0 - share) * songs)
         assert all((old, new) in changes and heard != new for old, new, heard in misses)
+
+
+def test_the_changes_pairs_sampled_from_nothing_are_judged_beside_the_rest(engine):
+    """With change_pairs the check also samples, from nothing, the (new artist, genre) label each change
+    asks for and judges the clip where the change's is heard; the other sources are judged as without it,
+    and the misses listed for the pairs are the clips their shares count wrong."""
+    plain = preview_design_check(engine, TINY, say=lambda _: None)
+    check = preview_design_check(engine, TINY, say=lambda _: None, change_pairs=True)
+    assert not plain.pair_misses and CHANGE_PAIRS not in plain.clips
+    for design, sources in plain.table.items():
+        assert {source: check.table[design][source] for source in SOURCES} == sources
+    jobs = plan_songs(TINY, *corpus_labels(engine))
+    assert check.clips[CHANGE_PAIRS] == len(jobs)
+    pairs = {(job.new_artist, job.genre) for job in jobs}
+    artist_designs = [design.name for design in DESIGNS if "artist" in design.columns]
+    assert list(check.pair_misses) == artist_designs
+    for name in artist_designs:
+        share = check.table[name][CHANGE_PAIRS]["artist"]
+        misses = check.pair_misses[name]
+        assert len(misses) == round((1.0 - share) * len(jobs))
+        assert all((artist, genre) in pairs and heard != artist for artist, genre, heard in misses)
+    assert CHANGE_PAIRS in check.to_text()
