@@ -210,9 +210,10 @@ class _FeatureRows:
 def table_text(table: Mapping[str, Mapping[str, Mapping[str, float]]], title: str) -> str:
     """One line per design and source: the share named right for each task it was judged on."""
     lines = [title]
+    width = max((len(source) for row in table.values() for source in row), default=0)
     for design, row in table.items():
         for source, shares in row.items():
             if shares:
                 judged = "  ".join(f"{task} {share:6.1%}" for task, share in shares.items())
-                lines.append(f"  {design:<20} {source:<26} {judged}")
+                lines.append(f"  {design:<20} {source:<{width}} {judged}")
     return "\n".join(lines)
