@@ -114,11 +114,11 @@ class CropDataset:
         planned = []
         for crop in crops:
             draw, pick, place = rng.random(), rng.random(), rng.random()
-            changes = self.songs[crop.song].record.artist_changes
+            song = self.songs[crop.song]
+            changes = song.record.artist_changes
             if not changes or crop.offset == 0 or draw >= self.change_share:
                 planned.append(crop)
                 continue
-            song = self.songs[crop.song]
             at = round(changes[int(pick * len(changes))][0] * self.sample_rate)
             room = max(0, song.total_length - self.sample_length)
             offset = at - 1 - int(place * (self.sample_length - 1))  # the change at or before the last sample

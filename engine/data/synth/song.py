@@ -81,16 +81,6 @@ def assignment(index: int) -> tuple[Artist, Genre]:
 
 
 @dataclass(frozen=True)
-class ArtistChange:
-    """The artist part passes to `artist` at `start_s` (a bar start); `notes` are all it plays from there
-    (to the next change or the song's end, the ending's cadence included)."""
-
-    start_s: float
-    artist: Artist
-    notes: tuple[Note, ...]
-
-
-@dataclass(frozen=True)
 class Part:
     """One artist's stretch of the artist part: `notes` played from `start_s` until `end_s`."""
 
@@ -115,17 +105,15 @@ class SongPlan:
     sung: list[SungNote]
     hits: list[Hit]
     fade_start_s: float  # the final chord is struck here and the mix fades to silence by the end
-    changes: tuple[ArtistChange, ...] = ()  # later artists, in time order; () for a solo song
+    # Later artists, in time order, each from its hand-off (a bar start) on, ending's cadence included;
+    # () for a solo song.
+    changes: tuple[Part, ...] = ()
 
     def parts(self) -> list[Part]:
         """Who plays the artist part when: the opening artist from 0 s, each change's artist from its
         start, each until the next change or the end of the song."""
-        players = [(self.artist, 0.0, tuple(self.notes))]
-        players += [(c.artist, c.start_s, c.notes) for c in self.changes]
-        ends = [start for _, start, _ in players[1:]] + [self.seconds]
-        return [
-            Part(artist, start, end, notes) for (artist, start, notes), end in zip(players, ends, strict=True)
-        ]
+        opening_end = self.changes[0].start_s if self.changes else self.seconds
+        return [Part(self.artist, 0.0, opening_end, tuple(self.notes)), *self.changes]
 
 
 def _dominant(key: Key, genre: Genre) -> Chord:
@@ -237,11 +225,11 @@ def compose_song(seed: int, index: int, seconds: float, duet: bool = False) -> S
     closing = artist if handoff is None else handoff.artist
     cadence = ending_notes(closing, tonic, _dominant(key, genre), ending.start_s, chord_s, ending.end_s)
     hits += [Hit(chord_s, "kick", 0.9), Hit(chord_s, "crash", 0.6)]
-    changes: tuple[ArtistChange, ...] = ()
+    changes: tuple[Part, ...] = ()
     if handoff is None:
         notes += cadence
     else:
-        changes = (ArtistChange(handoff.bar * bar_s, handoff.artist, (*second_notes, *cadence)),)
+        changes = (Part(handoff.artist, handoff.bar * bar_s, float(seconds), (*second_notes, *cadence)),)
 
     text = "\n\n".join(lyrics.format_lines(block) for block in lyric_blocks)
     return SongPlan(
