@@ -80,17 +80,26 @@ def port_audio_error(exc: BaseException) -> bool:
     return isinstance(exc, sd.PortAudioError)
 
 
-def abandon(stream: Any) -> None:
-    """Let go of a stream whose device has gone away.
+# Long enough for any healthy device (they close in milliseconds); short enough that quitting never hangs.
+CLOSE_WAIT_SECONDS = 2.0
 
-    PortAudio's JACK host blocks for ever in stop(), abort() and close() once the server has died, so the
-    stream is closed on a daemon thread that nobody waits for; on a healthy device it closes at once.
+
+def release(stream: Any, wait_s: float = CLOSE_WAIT_SECONDS) -> bool:
+    """Abort and close `stream`, waiting at most `wait_s` seconds; True when it closed in that time.
+
+    PortAudio's JACK host blocks in abort() and close() for as long as its server is gone or stalled (one
+    that died, or one too starved to answer), so the closing runs on a daemon thread: a healthy device
+    closes at once and the caller goes on; a stuck one is left behind after wait_s (0: never waited on).
     """
+    closed = threading.Event()
 
     def close_quietly() -> None:
         try:
+            stream.abort(ignore_errors=True)
             stream.close(ignore_errors=True)
-        except Exception:  # the device is gone; there is nobody left to tell
+        except Exception:  # the device died while closing: nothing left to release, nobody left to tell
             pass
+        closed.set()
 
-    threading.Thread(target=close_quietly, name="cocompose-abandon-stream", daemon=True).start()
+    threading.Thread(target=close_quietly, name="cocompose-close-stream", daemon=True).start()
+    return closed.wait(wait_s)

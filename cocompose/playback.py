@@ -31,9 +31,9 @@ import soxr
 from cocompose.audio_stream import (
     DeviceChoice,
     StreamUnavailable,
-    abandon,
     open_stream,
     port_audio_error,
+    release,
     resolve_device,
 )
 
@@ -377,12 +377,8 @@ class Player:
             stream, self._stream = self._stream, None
             self._stream_running = False
         self._wake.set()
-        if stream is not None:
-            try:
-                stream.abort(ignore_errors=True)
-                stream.close(ignore_errors=True)
-            except Exception:  # a device that died mid-close: nothing left to release
-                pass
+        if stream is not None and not release(stream):
+            _log.warning("the sound device %r did not let go of its stream; left behind", self._device_name())
         self._monitor.join(timeout=1.0)
 
     # --- stream management (caller's thread and monitor thread) --------------------------------------
@@ -452,7 +448,7 @@ class Player:
                 self._state = PlayerState.FAILED
                 self._message = message
         if stream is not None:
-            abandon(stream)
+            release(stream, wait_s=0.0)
         self._wake.set()
 
     def _device_name(self) -> str:

@@ -29,9 +29,9 @@ import numpy as np
 from cocompose.audio_stream import (
     DeviceChoice,
     StreamUnavailable,
-    abandon,
     open_stream,
     port_audio_error,
+    release,
     resolve_device,
 )
 from cocompose.playback import AudioSource
@@ -258,7 +258,7 @@ class Recorder:
                 self._running = False
                 if not port_audio_error(exc):
                     raise
-                abandon(stream)
+                release(stream, wait_s=0.0)
                 self._set_failed(f"cannot record: the device {self._choice.name!r} failed to start: {exc}")
                 return self.status()
             self._stream = stream
@@ -307,8 +307,8 @@ class Recorder:
             stream, self._stream = self._stream, None
             self._running = False
         self._wake.set()
-        if stream is not None:
-            _close_quietly(stream)
+        if stream is not None and not release(stream):
+            _log.warning("the input device %r did not let go of its stream; left behind", self._choice.name)
         self._monitor.join(timeout=1.0)
 
     # --- the audio thread ----------------------------------------------------------------------------
@@ -376,9 +376,9 @@ class Recorder:
                     ours, self._broken = self._broken, False
                 if stream is not None:
                     if ours:  # our own error, not the device's: close it properly, now
-                        _close_quietly(stream)
+                        release(stream)
                     else:
-                        abandon(stream)
+                        release(stream, wait_s=0.0)
                 self._set_failed(failure)
             self._tell_listeners()
         self._tell_listeners()
@@ -403,11 +403,3 @@ class Recorder:
                 listener(status)
             except Exception:  # one listener's bug must not silence the next report
                 _log.exception("a recorder listener failed")
-
-
-def _close_quietly(stream: Any) -> None:
-    try:
-        stream.abort(ignore_errors=True)
-        stream.close(ignore_errors=True)
-    except Exception:  # the device died while closing: nothing left to release
-        pass

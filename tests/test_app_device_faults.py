@@ -8,6 +8,7 @@ its server is gone, dies with the child.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,50 @@ def test_a_recording_device_lost_mid_take_is_named_in_the_dialog_and_the_take_so
     assert "stopped" in lines[0] and "disconnected?" in lines[0]
     assert lines[1] == "True"
     assert lines[2] == "done"
+
+
+# The app as main.py runs it, on a JACK server of its own that stops answering (SIGSTOP: as starved as a
+# server can be) while the window is open; PortAudio then blocks for ever in every close.
+STALLED_PROBE = """
+import os, shlex, signal, subprocess, sys
+jackd = subprocess.Popen(shlex.split(sys.argv[1]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+subprocess.run(["jack_wait", "-w", "-t", "10"], check=True, capture_output=True)
+print(jackd.pid, flush=True)
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+from ui.app import main
+
+app = QApplication([])
+QTimer.singleShot(500, lambda: os.kill(jackd.pid, signal.SIGSTOP))  # the player's stream is open by now
+code = main(["--model", sys.argv[2], "--quit-after", "1500"])
+print("main returned", code, flush=True)
+sys.exit(code)
+"""
+
+
+def test_quitting_ends_the_app_even_when_the_jack_server_stalls(jack_server, bundle, tmp_path):
+    from tests.conftest import JACK_ENV, JACKD_COMMAND
+
+    env = {**os.environ, **JACK_ENV, "JACK_DEFAULT_SERVER": f"cocompose-stall-{os.getpid()}"}
+    env.update(OMP_NUM_THREADS="1", COCOMPOSE_CONFIG_DIR=str(tmp_path / "config"), PYTHONFAULTHANDLER="1")
+    child = subprocess.Popen(
+        [sys.executable, "-c", STALLED_PROBE, " ".join(JACKD_COMMAND), str(bundle)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        out, err = child.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        child.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER: every thread's stack, to say where it hung
+        out, err = child.communicate()
+        pytest.fail(f"the app did not quit:\n{out}{err[-6000:]}", pytrace=False)
+    finally:
+        server = out.split()[0] if out else ""  # the stopped server, which nobody else will ever end
+        if server.isdigit():
+            os.kill(int(server), signal.SIGKILL)
+    assert child.returncode == 0, out + err[-4000:]
+    assert "main returned 0" in out
+    assert "the sound device did not let go" in err

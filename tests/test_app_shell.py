@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -45,14 +46,17 @@ def open_window(qtbot, audio: AudioStatus = SILENT) -> MainWindow:
 
 
 def run_main(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "main.py", *args],
-        cwd=REPO_ROOT,
-        env=env if env is not None else {**os.environ, "QT_QPA_PLATFORM": "offscreen"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    env = env if env is not None else {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    command = [sys.executable, "main.py", *args]
+    child = subprocess.Popen(command, cwd=REPO_ROOT, env={**env, "PYTHONFAULTHANDLER": "1"},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        out, err = child.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        child.send_signal(signal.SIGABRT)  # the fault handler prints every thread's stack: where it hung
+        out, err = child.communicate()
+        pytest.fail(f"main.py did not exit within 60 s:\n{out}{err[-8000:]}", pytrace=False)
+    return subprocess.CompletedProcess(command, child.returncode, out, err)
 
 
 # --- in-process ---------------------------------------------------------------------------------------

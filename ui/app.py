@@ -10,6 +10,7 @@ from pathlib import Path
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
+from cocompose.audio_exit import exit_without_waiting_on_audio
 from cocompose.audio_io import audio_status
 from ui.main_window import DEFAULT_MODEL, MainWindow
 
@@ -102,4 +103,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.quit_after is not None:
         QTimer.singleShot(args.quit_after, close_window)
     exit_code = app.exec()
-    return EXIT_SCREENSHOT_FAILED if screenshot_failed else exit_code
+    exit_code = EXIT_SCREENSHOT_FAILED if screenshot_failed else exit_code
+    exit_without_waiting_on_audio(exit_code)  # the window has closed the song; only PortAudio is left
+    return exit_code
