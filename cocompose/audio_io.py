@@ -7,6 +7,8 @@ else that imports this module, keeps working without sound and can show the user
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,9 +16,15 @@ from types import ModuleType
 
 import numpy as np
 
+# PortAudio initialises in well under a second; a stalled JACK server keeps it waiting for good.
+INIT_WAIT_SECONDS = 10.0
+
 
 class AudioUnavailable(RuntimeError):
     """No audio: PortAudio is missing, there is no device, or the device failed. The message says which."""
+
+
+_stalled: AudioUnavailable | None = None  # PortAudio's first initialisation never finished
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,41 @@ class AudioDevice:
 
 
 def _sounddevice() -> ModuleType:
-    """Import sounddevice on first use, turning a missing PortAudio into AudioUnavailable."""
+    """Import sounddevice on first use, turning a missing PortAudio into AudioUnavailable.
+
+    The first import initialises PortAudio, whose JACK host blocks there for as long as a JACK server is
+    stalled; so it runs on a daemon thread waited on at most INIT_WAIT_SECONDS. Past that, audio is
+    unavailable for the rest of the session (the stuck import holds the module's lock for good) and the
+    app goes on without sound instead of never opening.
+    """
+    global _stalled
+    if _stalled is not None:
+        raise _stalled
+    if "sounddevice" in sys.modules:
+        return _import_sounddevice()
+    outcome: list[ModuleType | AudioUnavailable] = []
+
+    def load() -> None:
+        try:
+            outcome.append(_import_sounddevice())
+        except AudioUnavailable as exc:
+            outcome.append(exc)
+
+    loader = threading.Thread(target=load, name="cocompose-portaudio-init", daemon=True)
+    loader.start()
+    loader.join(INIT_WAIT_SECONDS)
+    if not outcome:
+        _stalled = AudioUnavailable(
+            f"the sound system did not answer within {INIT_WAIT_SECONDS:g} s (a JACK server that hangs?); "
+            "restart it, then Cocompose"
+        )
+        raise _stalled
+    if isinstance(outcome[0], AudioUnavailable):
+        raise outcome[0]
+    return outcome[0]
+
+
+def _import_sounddevice() -> ModuleType:
     try:
         import sounddevice
     except OSError as exc:  # the Python package is there but the PortAudio library is not

@@ -175,13 +175,45 @@ sys.exit(code)
 """
 
 
+# The same, with the server stalled before the app starts: PortAudio's initialisation blocks for good.
+STALLED_BEFORE_PROBE = """
+import os, shlex, signal, subprocess, sys
+jackd = subprocess.Popen(shlex.split(sys.argv[1]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+subprocess.run(["jack_wait", "-w", "-t", "10"], check=True, capture_output=True)
+print(jackd.pid, flush=True)
+os.kill(jackd.pid, signal.SIGSTOP)
+from cocompose.audio_io import audio_status
+print(audio_status().summary(), flush=True)
+from ui.app import main
+code = main(["--model", sys.argv[2], "--quit-after", "500"])
+print("main returned", code, flush=True)
+sys.exit(code)
+"""
+
+
 def test_quitting_ends_the_app_even_when_the_jack_server_stalls(jack_server, bundle, tmp_path):
+    out, err = run_stalled(STALLED_PROBE, bundle, tmp_path)
+    assert "main returned 0" in out
+    assert "the sound device did not let go" in err
+
+
+def test_the_app_opens_without_sound_when_the_jack_server_is_stalled_before_it_starts(
+    jack_server, bundle, tmp_path
+):
+    out, _ = run_stalled(STALLED_BEFORE_PROBE, bundle, tmp_path)
+    assert "Audio unavailable: the sound system did not answer within" in out
+    assert "main returned 0" in out
+
+
+def run_stalled(probe: str, bundle: Path, tmp_path: Path) -> tuple[str, str]:
+    """Run `probe` (its first line of output: its JACK server's pid) and end that server however it went;
+    (stdout, stderr) of a probe that exited with 0."""
     from tests.conftest import JACK_ENV, JACKD_COMMAND
 
     env = {**os.environ, **JACK_ENV, "JACK_DEFAULT_SERVER": f"cocompose-stall-{os.getpid()}"}
     env.update(OMP_NUM_THREADS="1", COCOMPOSE_CONFIG_DIR=str(tmp_path / "config"), PYTHONFAULTHANDLER="1")
     child = subprocess.Popen(
-        [sys.executable, "-c", STALLED_PROBE, " ".join(JACKD_COMMAND), str(bundle)],
+        [sys.executable, "-c", probe, " ".join(JACKD_COMMAND), str(bundle)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -199,8 +231,7 @@ def test_quitting_ends_the_app_even_when_the_jack_server_stalls(jack_server, bun
         if server.isdigit():
             _end_stopped_server(int(server))
     assert child.returncode == 0, out + err[-4000:]
-    assert "main returned 0" in out
-    assert "the sound device did not let go" in err
+    return out, err
 
 
 def _end_stopped_server(pid: int) -> None:
