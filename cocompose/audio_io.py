@@ -73,24 +73,24 @@ def _sounddevice() -> ModuleType:
         raise _stalled
     if "sounddevice" in sys.modules:
         return _import_sounddevice()
-    outcome: list[ModuleType | AudioUnavailable] = []
+    outcome: list[ModuleType | BaseException] = []
 
     def load() -> None:
         try:
             outcome.append(_import_sounddevice())
-        except AudioUnavailable as exc:
+        except BaseException as exc:  # raised again on the caller's thread, where it belongs
             outcome.append(exc)
 
     loader = threading.Thread(target=load, name="cocompose-portaudio-init", daemon=True)
     loader.start()
     loader.join(INIT_WAIT_SECONDS)
-    if not outcome:
+    if loader.is_alive():
         _stalled = AudioUnavailable(
             f"the sound system did not answer within {INIT_WAIT_SECONDS:g} s (a JACK server that hangs?); "
             "restart it, then Cocompose"
         )
         raise _stalled
-    if isinstance(outcome[0], AudioUnavailable):
+    if isinstance(outcome[0], BaseException):
         raise outcome[0]
     return outcome[0]
 
