@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.child_process import run_or_show_stacks
 from tests.compose_model import write_tiny_bundle
 
 pytestmark = [pytest.mark.qt, pytest.mark.audio]
@@ -158,11 +159,18 @@ def test_a_recording_device_lost_mid_take_is_named_in_the_dialog_and_the_take_so
 
 # The app as main.py runs it, on a JACK server of its own that stops answering (SIGSTOP: as starved as a
 # server can be) while the window is open; PortAudio then blocks for ever in every close.
-STALLED_PROBE = """
+# Both stalled-server probes start so, and leave the server's pid where the test can end it whatever happens.
+STALL_SETUP = """
 import os, shlex, signal, subprocess, sys
+from pathlib import Path
 jackd = subprocess.Popen(shlex.split(sys.argv[1]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 subprocess.run(["jack_wait", "-w", "-t", "10"], check=True, capture_output=True)
-print(jackd.pid, flush=True)
+Path(sys.argv[3]).write_text(str(jackd.pid))
+"""
+
+STALLED_PROBE = (
+    STALL_SETUP
+    + """
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 from ui.app import main
@@ -173,14 +181,13 @@ code = main(["--model", sys.argv[2], "--quit-after", "1500"])
 print("main returned", code, flush=True)
 sys.exit(code)
 """
+)
 
 
 # The same, with the server stalled before the app starts: PortAudio's initialisation blocks for good.
-STALLED_BEFORE_PROBE = """
-import os, shlex, signal, subprocess, sys
-jackd = subprocess.Popen(shlex.split(sys.argv[1]), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-subprocess.run(["jack_wait", "-w", "-t", "10"], check=True, capture_output=True)
-print(jackd.pid, flush=True)
+STALLED_BEFORE_PROBE = (
+    STALL_SETUP
+    + """
 os.kill(jackd.pid, signal.SIGSTOP)
 from cocompose.audio_io import audio_status
 print(audio_status().summary(), flush=True)
@@ -189,6 +196,7 @@ code = main(["--model", sys.argv[2], "--quit-after", "500"])
 print("main returned", code, flush=True)
 sys.exit(code)
 """
+)
 
 
 def test_quitting_ends_the_app_even_when_the_jack_server_stalls(jack_server, bundle, tmp_path):
@@ -206,32 +214,21 @@ def test_the_app_opens_without_sound_when_the_jack_server_is_stalled_before_it_s
 
 
 def run_stalled(probe: str, bundle: Path, tmp_path: Path) -> tuple[str, str]:
-    """Run `probe` (its first line of output: its JACK server's pid) and end that server however it went;
-    (stdout, stderr) of a probe that exited with 0."""
+    """Run `probe` (after STALL_SETUP) and end its JACK server however it went; (stdout, stderr) of a probe
+    that exited with 0."""
     from tests.conftest import JACK_ENV, JACKD_COMMAND
 
     env = {**os.environ, **JACK_ENV, "JACK_DEFAULT_SERVER": f"cocompose-stall-{os.getpid()}"}
-    env.update(OMP_NUM_THREADS="1", COCOMPOSE_CONFIG_DIR=str(tmp_path / "config"), PYTHONFAULTHANDLER="1")
-    child = subprocess.Popen(
-        [sys.executable, "-c", probe, " ".join(JACKD_COMMAND), str(bundle)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=Path(__file__).resolve().parents[1],
-    )
+    env.update(OMP_NUM_THREADS="1", COCOMPOSE_CONFIG_DIR=str(tmp_path / "config"))
+    server = tmp_path / "jackd.pid"
+    command = [sys.executable, "-c", probe, " ".join(JACKD_COMMAND), str(bundle), str(server)]
     try:
-        out, err = child.communicate(timeout=120)
-    except subprocess.TimeoutExpired:
-        child.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER: every thread's stack, to say where it hung
-        out, err = child.communicate()
-        pytest.fail(f"the app did not quit:\n{out}{err[-6000:]}", pytrace=False)
+        result = run_or_show_stacks("the app", command, env, Path(__file__).resolve().parents[1], timeout=120)
     finally:
-        server = out.split()[0] if out else ""  # the stopped server, which nobody else will ever end
-        if server.isdigit():
-            _end_stopped_server(int(server))
-    assert child.returncode == 0, out + err[-4000:]
-    return out, err
+        if server.exists():  # the stopped server, which nobody else will ever end
+            _end_stopped_server(int(server.read_text()))
+    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
+    return result.stdout, result.stderr
 
 
 def _end_stopped_server(pid: int) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QLabel, QMessageBox
 
 from cocompose.audio_io import AudioStatus
+from tests.child_process import run_or_show_stacks
 from ui.main_window import MainWindow
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -47,16 +47,7 @@ def open_window(qtbot, audio: AudioStatus = SILENT) -> MainWindow:
 
 def run_main(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = env if env is not None else {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    command = [sys.executable, "main.py", *args]
-    child = subprocess.Popen(command, cwd=REPO_ROOT, env={**env, "PYTHONFAULTHANDLER": "1"},
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    try:
-        out, err = child.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        child.send_signal(signal.SIGABRT)  # the fault handler prints every thread's stack: where it hung
-        out, err = child.communicate()
-        pytest.fail(f"main.py did not exit within 60 s:\n{out}{err[-8000:]}", pytrace=False)
-    return subprocess.CompletedProcess(command, child.returncode, out, err)
+    return run_or_show_stacks("main.py", [sys.executable, "main.py", *args], env, REPO_ROOT, timeout=60)
 
 
 # --- in-process ---------------------------------------------------------------------------------------
