@@ -409,3 +409,35 @@ def test_the_duets_stage_fine_tunes_the_clocked_prior_on_duets_across_their_chan
     assert pipeline.run(only="duets") == 0
     out = capsys.readouterr().out
     assert f"duets: {duets} is already there" in out and "duets: trained for 2 steps already" in out
+
+
+def test_the_prior_more_stage_fine_tunes_the_prior_on_the_corpus_and_more_songs_and_ships_it(
+    tmp_path, capsys
+):
+    """prior_more synthesises more songs of another seed beside the corpus and fine-tunes the prior the
+    stages before left (here the clocked one, its clock's settings kept) on the songs of both, read through
+    one metadata file; the bundle ships that prior; a rerun finds the songs written and the stage trained."""
+    recipe = replace(RECIPES["tiny"], more_steps=2)
+    pipeline = _through_vqvae(tmp_path, recipe)
+    commands = _refused_then_run(pipeline, "prior_more", "the prior with its beat clock", capsys)
+    runs, more, both = tmp_path / "runs", tmp_path / "more", tmp_path / "metadata-corpus-and-more.jsonl"
+    assert (
+        f"--data {tmp_path} --run {runs / 'prior_more'} --preset tiny --from {runs / 'clock' / 'model'} "
+        "--set beat_bins=8 --set bar_beats=4 --set input_noise=0.1 --set start_share=0.5 "
+        "--set lr=0.0003 --set seed=61" in commands["prior_more"]
+    )
+    assert f"--metadata {both}" in commands["prior_more"]
+    corpus_rows = (tmp_path / "corpus" / "metadata.jsonl").read_text().splitlines()
+    more_rows = (more / "metadata.jsonl").read_text().splitlines()
+    assert len(more_rows) == recipe.more_songs and json.loads(more_rows[0])["seed"] == recipe.more_corpus_seed
+    rows = [json.loads(line) for line in both.read_text().splitlines()]
+    assert len(rows) == len(corpus_rows) + len(more_rows)
+    assert all((tmp_path / row["path"]).is_file() for row in rows)  # every song, from both folders
+    assert {row["path"].split("/")[0] for row in rows} == {"corpus", "more"}
+    want = load_file(str(runs / "prior_more" / "model.safetensors"))
+    got = load_file(str(tmp_path / "model" / "prior_default.safetensors"))
+    assert all(torch.equal(got[k], want[k]) for k in want)
+
+    assert pipeline.run(only="prior_more") == 0
+    out = capsys.readouterr().out
+    assert f"prior_more: {more} is already there" in out and "prior_more: trained for 2 steps already" in out

@@ -6,8 +6,9 @@ again (all of them, then the top one's low-rate blocks and that decoder alone), 
 optionally, fine-tune it on songs' starts and give it a beat clock) and both upsamplers on its codes (then,
 optionally, fine-tune each on every song), optionally retrain the top level with a log-mel term (new top
 codes, so the top prior and the middle upsampler are then re-keyed to them and fine-tuned; then its decoder
-alone), optionally train the bottom decoder alone once more, optionally fine-tune the top prior on a corpus
-of duets (songs whose artist changes mid-song), and put the four into one model folder with a bundle.json.
+alone), optionally train the bottom decoder alone once more, optionally fine-tune the top prior on the
+corpus and more songs of another seed, then on a corpus of duets (songs whose artist changes mid-song), and
+put the four into one model folder with a bundle.json.
 Each stage is an ordinary `cocompose train` run in WORK/runs/, so a stopped pipeline picks up where it was
 (a finished stage is skipped, an unfinished one resumes exactly), and an ML engineer can rerun or tune any
 stage by hand with the command the pipeline prints.
@@ -19,7 +20,7 @@ was), so on a machine with spare cores they can run at the same time (`--only de
 `upsampler1_tune` / `upsampler0_tune` follow their upsamplers; `top_level` follows `top_decoder`, and
 `top_level_decoder` (which keeps its codes), `prior_rekey` and `upsampler1_rekey` follow it (the last two
 also `clock` / `upsampler1_tune`); `bottom_decoder` (which keeps its codes too) follows `top_level_decoder`;
-`duets` follows `prior_rekey`.
+`prior_more` follows `prior_rekey`, and `duets` follows both.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from engine.training.default_recipe import DecoderRound, Recipe
 from engine.training.entry import TrainRequest, train
 
 STAGES = ("corpus", "vqvae", "decoders", "grow", "top_decoder", "top_level", "top_level_decoder",
-          "bottom_decoder", "prior", "starts", "clock", "prior_rekey", "duets", "upsampler1", "upsampler0",
+          "bottom_decoder", "prior", "starts", "clock", "prior_rekey", "prior_more",
+          "duets", "upsampler1", "upsampler0",
           "upsampler1_tune", "upsampler0_tune", "upsampler1_rekey", "bundle")  # fmt: skip
 # Bumped when `cocompose synth` writes more per song (2: beats_per_bar), so an older corpus is rewritten.
 CORPUS_FORMAT = 2
@@ -94,6 +96,7 @@ class DefaultModelPipeline:
         self.work, self.recipe, self.device, self.say = Path(work), recipe, device, say
         self.corpus = self.work / "corpus"
         self.duets = self.work / "duets"
+        self.more = self.work / "more"
         self.runs = self.work / "runs"
         self.model_dir = self.work / "model"
 
@@ -259,7 +262,7 @@ class DefaultModelPipeline:
         if not r.tunes_duets:
             self.say("duets: none in this recipe; the top prior ships as its stages before left it")
             return 0
-        base = self._rekeyed_prior_run("duets")
+        base = self._more_prior_run("duets")
         self._write_duets()
         settings = _decayed(r.duets_seed, r.duets_warmup, r.duets_steps, *self._clock_settings(),
                             f"start_share={r.duets_start_share}", f"change_share={r.duets_change_share}",
@@ -281,6 +284,50 @@ class DefaultModelPipeline:
         write_corpus(self.duets, r.duet_songs, r.duet_seconds, r.duet_corpus_seed, r.sample_rate,
                      overwrite=True, progress=self.say, duets=1.0)  # fmt: skip
         (self.duets / "recipe.json").write_text(json.dumps(key, sort_keys=True))
+
+    def _stage_prior_more(self) -> int:
+        """The top prior fine-tuned on the corpus and more songs of another seed (WORK/more, written first
+        if missing), read through one metadata file of both."""
+        r = self.recipe
+        if not r.tunes_more:
+            self.say("prior_more: none in this recipe; the top prior ships as its stages before left it")
+            return 0
+        base = self._rekeyed_prior_run("prior_more")
+        self._write_more()
+        starts = (f"start_share={r.clock_share}",) if r.clocks_prior else ()
+        settings = _decayed(r.more_seed, r.more_warmup, r.more_steps, *self._clock_settings(), *starts,
+                            f"lr={r.more_lr}")  # fmt: skip
+        return self._train("prior_more", "prior", r.more_steps, settings=settings, base=base,
+                           vqvae=self._top_codes_vqvae("prior_more"), data_dir=self.work,
+                           metadata=self._both_corpora_metadata())  # fmt: skip
+
+    def _write_more(self) -> None:
+        from engine.data.synth import write_corpus
+
+        r = self.recipe
+        key = {"songs": r.more_songs, "seconds": r.more_seconds, "seed": r.more_corpus_seed,
+               "sample_rate": r.sample_rate, "format": CORPUS_FORMAT}  # fmt: skip
+        if _written_as(self.more, key):
+            self.say(f"prior_more: {self.more} is already there")
+            return
+        self.say(f"prior_more: {r.more_songs} more songs x {r.more_seconds:g} s at {r.sample_rate} Hz "
+                 f"(seed {r.more_corpus_seed})")  # fmt: skip
+        write_corpus(self.more, r.more_songs, r.more_seconds, r.more_corpus_seed, r.sample_rate,
+                     overwrite=True, progress=self.say)  # fmt: skip
+        (self.more / "recipe.json").write_text(json.dumps(key, sort_keys=True))
+
+    def _both_corpora_metadata(self) -> Path:
+        """WORK/metadata-corpus-and-more.jsonl: every row of the corpus's and the more songs' metadata, each
+        path made relative to WORK (written atomically, so a stopped pipeline never leaves half of one)."""
+        rows = []
+        for folder in (self.corpus, self.more):
+            for line in (folder / "metadata.jsonl").read_text().splitlines():
+                row = json.loads(line)
+                row["path"] = f"{folder.name}/{row['path']}"
+                rows.append(json.dumps(row) + "\n")
+        path = self.work / "metadata-corpus-and-more.jsonl"
+        checkpoint.atomic_write(path, lambda tmp: tmp.write_text("".join(rows)))
+        return path
 
     def _clock_settings(self) -> tuple[str, ...]:
         """The clock stage's settings, kept by the top prior's later fine-tunes (none without a clock)."""
@@ -451,12 +498,20 @@ class DefaultModelPipeline:
             return self._finished_run("prior_rekey", r.prior_rekey_steps, "the re-keyed top prior", needed_by)
         return self._clocked_prior_run(needed_by)
 
+    def _more_prior_run(self, needed_by: str) -> Path:
+        """The top prior fine-tuned on the corpus and more songs, or as `_rekeyed_prior_run`."""
+        r = self.recipe
+        if r.tunes_more:
+            what = "the top prior tuned on more songs"
+            return self._finished_run("prior_more", r.more_steps, what, needed_by)
+        return self._rekeyed_prior_run(needed_by)
+
     def _final_prior_run(self) -> Path:
-        """The top prior that ships: fine-tuned on duets, or as `_rekeyed_prior_run`."""
+        """The top prior that ships: fine-tuned on duets, or as `_more_prior_run`."""
         r = self.recipe
         if r.tunes_duets:
             return self._finished_run("duets", r.duets_steps, "the top prior tuned on duets", "the bundle")
-        return self._rekeyed_prior_run("the bundle")
+        return self._more_prior_run("the bundle")
 
     def _top_codes_vqvae(self, needed_by: str) -> Path:
         """The VQ-VAE whose top codes the shipped top prior reads: the retrained top level's, or the VQ-VAE
@@ -523,10 +578,12 @@ class DefaultModelPipeline:
         vqvae: Path | None = None,
         rekey_from: Path | None = None,
         data_dir: Path | None = None,
+        metadata: Path | None = None,
     ) -> int:
         """Train (or resume) stage `stage`; `base` is a run whose model it fine-tunes with `settings`. A
         prior reads the codes of `vqvae` (default: the VQ-VAE stage's), re-keyed from `rekey_from`'s. It
-        trains on `data_dir` (default: the corpus)."""
+        trains on `data_dir` (default: the corpus), read through `metadata` (default: as
+        `_metadata_for` says)."""
         run_dir = self.runs / stage
         done = _trained_step(run_dir)
         if done >= steps:
@@ -536,7 +593,7 @@ class DefaultModelPipeline:
             vqvae = self._vqvae_run(stage) / "model"
         from_model = None if base is None or done else base / "model"
         data_dir = data_dir or self.corpus
-        metadata = self._metadata_for(stage, kind)
+        metadata = metadata or self._metadata_for(stage, kind)
         request = TrainRequest(
             kind=kind,
             data_dir=data_dir,

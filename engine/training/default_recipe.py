@@ -136,6 +136,18 @@ class Recipe:
     duets_lr: float = 3e-4
     duets_warmup: int = 100
     duets_seed: int = 47
+    # Then, optionally, the top prior (as the stages above left it, with its clock's settings) fine-tuned
+    # on more songs: the corpus and `more_songs` songs of another seed (WORK/more), every artist and genre
+    # pair as often in both. After 46 000 steps over the corpus's 720 songs the prior had begun to learn
+    # those songs rather than songs like them (8000 more steps on them: held-out bits 6.22 -> 6.34, and
+    # every preview check fell; docs/MODELS.md). 0: no such stage.
+    more_steps: int = 0
+    more_songs: int = 2160
+    more_seconds: float = 30.0
+    more_corpus_seed: int = 8080  # apart from the corpus's and every held-out seed the card is measured on
+    more_lr: float = 3e-4
+    more_warmup: int = 100
+    more_seed: int = 61
     upsampler1_rekey_steps: int = 16000
     upsampler1_rekey_lr: float = 6e-4
     upsampler1_rekey_warmup: int = 100
@@ -216,6 +228,8 @@ class Recipe:
         """The step the shipped top prior's checkpoint records: its last stage's."""
         if self.tunes_duets:
             return self.duets_steps
+        if self.tunes_more:
+            return self.more_steps
         if self.retrains_top_level:
             return self.prior_rekey_steps
         if self.clocks_prior:
@@ -226,6 +240,11 @@ class Recipe:
     def tunes_duets(self) -> bool:
         """Whether the recipe fine-tunes the top prior on duets (the duets stage)."""
         return self.duets_steps > 0
+
+    @property
+    def tunes_more(self) -> bool:
+        """Whether the recipe fine-tunes the top prior on the corpus and more songs (the prior_more stage)."""
+        return self.more_steps > 0
 
     @property
     def retrains_top_level(self) -> bool:
@@ -296,6 +315,10 @@ RECIPES = {
         upsampler1_rekey_steps=2,
         upsampler1_rekey_warmup=1,
         duets_steps=0,  # as top_level_steps: the stage's own test turns it on
+        more_steps=0,  # likewise
+        more_songs=2,
+        more_seconds=12.0,
+        more_warmup=1,
         duet_songs=2,
         duet_seconds=19.0,
         duets_warmup=1,
