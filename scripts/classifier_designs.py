@@ -28,6 +28,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=ConditioningConfig.seed)
     parser.add_argument("--guidance", type=float, help="default: the model's recommendation")
     parser.add_argument(
+        "--temperature",
+        type=float,
+        default=ConditioningConfig.temperature,
+        help="sampling temperature (default: %(default)s, the app's)",
+    )
+    parser.add_argument(
         "--after-change",
         type=float,
         default=ConditioningConfig.after_change_seconds,
@@ -43,7 +49,12 @@ def main() -> None:
     args = parser.parse_args()
     engine = ComposeEngine.load(resolve_model(args.model))
     guidance = engine.recommended_guidance if args.guidance is None else args.guidance
-    config = ConditioningConfig(seed=args.seed, guidance=guidance, after_change_seconds=args.after_change)
+    config = ConditioningConfig(
+        seed=args.seed,
+        guidance=guidance,
+        temperature=args.temperature,
+        after_change_seconds=args.after_change,
+    )
     print(preview_design_check(engine, config, change_pairs=args.change_pairs).to_text())
 
 
