@@ -271,19 +271,9 @@ class DefaultModelPipeline:
                            vqvae=self._top_codes_vqvae("duets"), data_dir=self.duets)  # fmt: skip
 
     def _write_duets(self) -> None:
-        from engine.data.synth import write_corpus
-
         r = self.recipe
-        key = {"songs": r.duet_songs, "seconds": r.duet_seconds, "seed": r.duet_corpus_seed, "duets": 1.0,
-               "sample_rate": r.sample_rate, "format": CORPUS_FORMAT}  # fmt: skip
-        if _written_as(self.duets, key):
-            self.say(f"duets: {self.duets} is already there")
-            return
-        self.say(f"duets: {r.duet_songs} duets x {r.duet_seconds:g} s at {r.sample_rate} Hz "
-                 f"(seed {r.duet_corpus_seed})")  # fmt: skip
-        write_corpus(self.duets, r.duet_songs, r.duet_seconds, r.duet_corpus_seed, r.sample_rate,
-                     overwrite=True, progress=self.say, duets=1.0)  # fmt: skip
-        (self.duets / "recipe.json").write_text(json.dumps(key, sort_keys=True))
+        self._write_songs("duets", self.duets, "duets", r.duet_songs, r.duet_seconds, r.duet_corpus_seed,
+                          duets=1.0)  # fmt: skip
 
     def _stage_prior_more(self) -> int:
         """The top prior fine-tuned on the corpus and more songs of another seed (WORK/more, written first
@@ -302,19 +292,26 @@ class DefaultModelPipeline:
                            metadata=self._both_corpora_metadata())  # fmt: skip
 
     def _write_more(self) -> None:
+        r = self.recipe
+        self._write_songs("prior_more", self.more, "more songs", r.more_songs, r.more_seconds,
+                          r.more_corpus_seed)  # fmt: skip
+
+    def _write_songs(
+        self, stage: str, folder: Path, what: str, songs: int, seconds: float, seed: int, duets: float = 0.0
+    ) -> None:
+        """Synthesise a corpus of `songs` songs for `stage` into `folder`, unless it is there already (its
+        recipe.json says how it was written)."""
         from engine.data.synth import write_corpus
 
-        r = self.recipe
-        key = {"songs": r.more_songs, "seconds": r.more_seconds, "seed": r.more_corpus_seed,
-               "sample_rate": r.sample_rate, "format": CORPUS_FORMAT}  # fmt: skip
-        if _written_as(self.more, key):
-            self.say(f"prior_more: {self.more} is already there")
+        key = {"songs": songs, "seconds": seconds, "seed": seed, "sample_rate": self.recipe.sample_rate,
+               "format": CORPUS_FORMAT, **({"duets": duets} if duets else {})}  # fmt: skip
+        if _written_as(folder, key):
+            self.say(f"{stage}: {folder} is already there")
             return
-        self.say(f"prior_more: {r.more_songs} more songs x {r.more_seconds:g} s at {r.sample_rate} Hz "
-                 f"(seed {r.more_corpus_seed})")  # fmt: skip
-        write_corpus(self.more, r.more_songs, r.more_seconds, r.more_corpus_seed, r.sample_rate,
-                     overwrite=True, progress=self.say)  # fmt: skip
-        (self.more / "recipe.json").write_text(json.dumps(key, sort_keys=True))
+        self.say(f"{stage}: {songs} {what} x {seconds:g} s at {self.recipe.sample_rate} Hz (seed {seed})")
+        write_corpus(folder, songs, seconds, seed, self.recipe.sample_rate, overwrite=True, progress=self.say,
+                     duets=duets)  # fmt: skip
+        (folder / "recipe.json").write_text(json.dumps(key, sort_keys=True))
 
     def _both_corpora_metadata(self) -> Path:
         """WORK/metadata-corpus-and-more.jsonl: every row of the corpus's and the more songs' metadata, each
