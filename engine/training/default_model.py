@@ -33,6 +33,7 @@ from pathlib import Path
 
 from engine import checkpoint
 from engine.bundle import BundleManifest
+from engine.training.default_corpora import corpus_key, first_songs_metadata, joined_metadata, write_songs
 from engine.training.default_recipe import DecoderRound, Recipe
 from engine.training.entry import TrainRequest, train
 
@@ -40,16 +41,8 @@ STAGES = ("corpus", "vqvae", "decoders", "grow", "top_decoder", "top_level", "to
           "bottom_decoder", "prior", "starts", "clock", "prior_rekey", "prior_more",
           "duets", "upsampler1", "upsampler0",
           "upsampler1_tune", "upsampler0_tune", "upsampler1_rekey", "bundle")  # fmt: skip
-# Bumped when `cocompose synth` writes more per song (2: beats_per_bar), so an older corpus is rewritten.
-CORPUS_FORMAT = 2
 MODEL_NAME = "cocompose-default"
 TOP_NAME = "default"
-
-
-def _names(rows: list[str]) -> set[str]:
-    """Every artist and genre a list of metadata.jsonl lines names."""
-    records = [json.loads(row) for row in rows if row.strip()]
-    return {f"artist {r['artist']}" for r in records} | {f"genre {r['genre']}" for r in records}
 
 
 def _decayed(seed: int, warmup: int, steps: int, *extra: str) -> tuple[str, ...]:
@@ -72,16 +65,6 @@ def _round_run(stage: str, number: int) -> str:
 def _tune_run(level: int, round_: int) -> str:
     """The run (and stage name) of round `round_` (from 0) of the level-`level` upsampler's fine-tune."""
     return f"upsampler{level}_tune{round_ + 1}"
-
-
-def _written_as(corpus: Path, key: dict) -> bool:
-    """Whether `corpus` holds a complete corpus synthesised with the settings `key` (its recipe.json)."""
-    try:
-        return (corpus / "metadata.jsonl").is_file() and json.loads(
-            (corpus / "recipe.json").read_text()
-        ) == key
-    except (OSError, json.JSONDecodeError):
-        return False
 
 
 def _trained_step(run_dir: Path) -> int:
@@ -114,17 +97,7 @@ class DefaultModelPipeline:
 
     # -- stages -----------------------------------------------------------------------------------
     def _stage_corpus(self) -> int:
-        from engine.data.synth import write_corpus
-
-        r = self.recipe
-        if _written_as(self.corpus, self._corpus_key()):
-            self.say(f"corpus: {self.corpus} is already there")
-            return 0
-        self.say(f"corpus: {r.songs} songs x {r.seconds:g} s at {r.sample_rate} Hz (seed {r.corpus_seed})")
-        write_corpus(
-            self.corpus, r.songs, r.seconds, r.corpus_seed, r.sample_rate, overwrite=True, progress=self.say
-        )
-        (self.corpus / "recipe.json").write_text(json.dumps(self._corpus_key(), sort_keys=True))
+        write_songs("corpus", self.corpus, "songs", self._corpus_key(), self.say)
         return 0
 
     def _stage_vqvae(self) -> int:
@@ -272,8 +245,8 @@ class DefaultModelPipeline:
 
     def _write_duets(self) -> None:
         r = self.recipe
-        self._write_songs("duets", self.duets, "duets", r.duet_songs, r.duet_seconds, r.duet_corpus_seed,
-                          duets=1.0)  # fmt: skip
+        key = corpus_key(r.duet_songs, r.duet_seconds, r.duet_corpus_seed, r.sample_rate, duets=1.0)
+        write_songs("duets", self.duets, "duets", key, self.say)
 
     def _stage_prior_more(self) -> int:
         """The top prior fine-tuned on the corpus and more songs of another seed (WORK/more, written first
@@ -289,42 +262,13 @@ class DefaultModelPipeline:
                             f"lr={r.more_lr}")  # fmt: skip
         return self._train("prior_more", "prior", r.more_steps, settings=settings, base=base,
                            vqvae=self._top_codes_vqvae("prior_more"), data_dir=self.work,
-                           metadata=self._both_corpora_metadata())  # fmt: skip
+                           metadata=joined_metadata(self.work, (self.corpus, self.more),
+                                                    "metadata-corpus-and-more.jsonl"))  # fmt: skip
 
     def _write_more(self) -> None:
         r = self.recipe
-        self._write_songs("prior_more", self.more, "more songs", r.more_songs, r.more_seconds,
-                          r.more_corpus_seed)  # fmt: skip
-
-    def _write_songs(
-        self, stage: str, folder: Path, what: str, songs: int, seconds: float, seed: int, duets: float = 0.0
-    ) -> None:
-        """Synthesise a corpus of `songs` songs for `stage` into `folder`, unless it is there already (its
-        recipe.json says how it was written)."""
-        from engine.data.synth import write_corpus
-
-        key = {"songs": songs, "seconds": seconds, "seed": seed, "sample_rate": self.recipe.sample_rate,
-               "format": CORPUS_FORMAT, **({"duets": duets} if duets else {})}  # fmt: skip
-        if _written_as(folder, key):
-            self.say(f"{stage}: {folder} is already there")
-            return
-        self.say(f"{stage}: {songs} {what} x {seconds:g} s at {self.recipe.sample_rate} Hz (seed {seed})")
-        write_corpus(folder, songs, seconds, seed, self.recipe.sample_rate, overwrite=True, progress=self.say,
-                     duets=duets)  # fmt: skip
-        (folder / "recipe.json").write_text(json.dumps(key, sort_keys=True))
-
-    def _both_corpora_metadata(self) -> Path:
-        """WORK/metadata-corpus-and-more.jsonl: every row of the corpus's and the more songs' metadata, each
-        path made relative to WORK (written atomically, so a stopped pipeline never leaves half of one)."""
-        rows = []
-        for folder in (self.corpus, self.more):
-            for line in (folder / "metadata.jsonl").read_text().splitlines():
-                row = json.loads(line)
-                row["path"] = f"{folder.name}/{row['path']}"
-                rows.append(json.dumps(row) + "\n")
-        path = self.work / "metadata-corpus-and-more.jsonl"
-        checkpoint.atomic_write(path, lambda tmp: tmp.write_text("".join(rows)))
-        return path
+        key = corpus_key(r.more_songs, r.more_seconds, r.more_corpus_seed, r.sample_rate)
+        write_songs("prior_more", self.more, "more songs", key, self.say)
 
     def _clock_settings(self) -> tuple[str, ...]:
         """The clock stage's settings, kept by the top prior's later fine-tunes (none without a clock)."""
@@ -541,28 +485,13 @@ class DefaultModelPipeline:
 
     def _corpus_key(self) -> dict:
         r = self.recipe
-        return {"songs": r.songs, "seconds": r.seconds, "seed": r.corpus_seed, "sample_rate": r.sample_rate,
-                "format": CORPUS_FORMAT}  # fmt: skip
+        return corpus_key(r.songs, r.seconds, r.corpus_seed, r.sample_rate)
 
     def _metadata_for(self, stage: str, kind: str) -> Path | None:
-        """The metadata file of the songs `stage` trains on: None for the whole corpus, else a file of
-        the corpus's first N rows, written beside metadata.jsonl (atomically, so a stopped pipeline never
-        leaves half of one)."""
+        """The metadata file of the songs `stage` trains on: None for the whole corpus, else the corpus's
+        first N rows (`first_songs_metadata`)."""
         subset = self.recipe.songs_for(stage)
-        if subset is None:
-            return None
-        path = self.corpus / f"metadata-first-{subset}.jsonl"
-        every = (self.corpus / "metadata.jsonl").read_text().splitlines(keepends=True)
-        rows = every[:subset]
-        if kind != "vqvae":  # a prior's label ids come from its songs: the subset must name everyone
-            missing = _names(every) - _names(rows)
-            if missing:
-                raise ValueError(
-                    f"the corpus's first {subset} songs lack {', '.join(sorted(missing))}; the {kind} "
-                    "would not know them: train it on more songs"
-                )
-        checkpoint.atomic_write(path, lambda tmp: tmp.write_text("".join(rows)))
-        return path
+        return None if subset is None else first_songs_metadata(self.corpus, subset, kind)
 
     def _train(
         self,
