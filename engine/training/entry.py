@@ -24,6 +24,7 @@ from engine.data.vocabulary import Vocabulary, extend, official_lists, vocabular
 from engine.prior.add_clock import CLOCK_FIELDS, with_beat_clock
 from engine.prior.builders import build_prior, prior_config
 from engine.prior.config import config_from_dict, config_to_dict
+from engine.prior.deepen import DEPTH_FIELDS, with_depth
 from engine.prior.repattern import PATTERN_FIELDS, with_attention_pattern
 from engine.training import distributed_setup, loop, reporting, run_state
 from engine.training.config import TrainConfig, presets_for
@@ -208,6 +209,18 @@ def _repatterned(prior, settings: tuple[str, ...], hparams, say):
     return repatterned
 
 
+def _deepened(prior, settings: tuple[str, ...], hparams, say):
+    """The loaded prior with the `--set prior_depth=...` layers, the new ones starting as identities."""
+    if not {split_assignment(s)[0] for s in settings} & DEPTH_FIELDS:
+        return prior
+    deepened = with_depth(prior, hparams.prior_depth)
+    if deepened is not prior:
+        depth = deepened.config.transformer.depth
+        added = depth - prior.config.transformer.depth
+        say(f"{added} layers added on top ({depth} in all), each starting as an identity")
+    return deepened
+
+
 def _clocked(prior, settings: tuple[str, ...], hparams, say):
     """The loaded prior with the beat clock that `--set beat_bins=... --set bar_beats=...` name."""
     if not {split_assignment(s)[0] for s in settings} & CLOCK_FIELDS:
@@ -240,12 +253,13 @@ def _new_prior_task(request, context, say):
         model_preset,
         train,
         fixed_shape=request.from_model is not None,
-        adjustable=PATTERN_FIELDS | CLOCK_FIELDS,
+        adjustable=PATTERN_FIELDS | CLOCK_FIELDS | DEPTH_FIELDS,
     )
     _seed_everything(train.seed)
     if request.from_model is not None:
         prior, vocabulary = _fine_tune_prior(request, vqvae, level, records)
         say(f"fine-tuning {request.from_model}: new artists {list(vocabulary.new_artists)}")
+        prior = _deepened(prior, request.settings, hparams, say)
         prior = _repatterned(prior, request.settings, hparams, say)
         prior = _clocked(prior, request.settings, hparams, say)
     else:
