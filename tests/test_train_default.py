@@ -417,14 +417,14 @@ def test_the_prior_more_stage_fine_tunes_the_prior_on_the_corpus_and_more_songs_
     """prior_more synthesises more songs of another seed beside the corpus and fine-tunes the prior the
     stages before left (here the clocked one, its clock's settings kept) on the songs of both, read through
     one metadata file; the bundle ships that prior; a rerun finds the songs written and the stage trained."""
-    recipe = replace(RECIPES["tiny"], more_steps=2)
+    recipe = replace(RECIPES["tiny"], more_steps=2, more_depth=6)
     pipeline = _through_vqvae(tmp_path, recipe)
     commands = _refused_then_run(pipeline, "prior_more", "the prior with its beat clock", capsys)
     runs, more, both = tmp_path / "runs", tmp_path / "more", tmp_path / "metadata-corpus-and-more.jsonl"
     assert (
         f"--data {tmp_path} --run {runs / 'prior_more'} --preset tiny --from {runs / 'clock' / 'model'} "
         "--set beat_bins=8 --set bar_beats=4 --set input_noise=0.1 --set start_share=0.5 "
-        "--set lr=0.0003 --set seed=61" in commands["prior_more"]
+        "--set prior_depth=6 --set lr=0.0003 --set seed=61" in commands["prior_more"]
     )
     assert f"--metadata {both}" in commands["prior_more"]
     corpus_rows = (tmp_path / "corpus" / "metadata.jsonl").read_text().splitlines()
@@ -437,6 +437,9 @@ def test_the_prior_more_stage_fine_tunes_the_prior_on_the_corpus_and_more_songs_
     want = load_file(str(runs / "prior_more" / "model.safetensors"))
     got = load_file(str(tmp_path / "model" / "prior_default.safetensors"))
     assert all(torch.equal(got[k], want[k]) for k in want)
+    base_depth = checkpoint.load_model(runs / "clock" / "model", "prior").config.transformer.depth
+    shipped = checkpoint.load_model(tmp_path / "model" / "prior_default", "prior").config.transformer
+    assert base_depth < shipped.depth == 6, "deepened on the way"
 
     assert pipeline.run(only="prior_more") == 0
     out = capsys.readouterr().out

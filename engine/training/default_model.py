@@ -258,8 +258,9 @@ class DefaultModelPipeline:
         base = self._rekeyed_prior_run("prior_more")
         self._write_more()
         starts = (f"start_share={r.clock_share}",) if r.clocks_prior else ()
+        deeper = (f"prior_depth={r.more_depth}",) if r.more_depth else ()
         settings = _decayed(r.more_seed, r.more_warmup, r.more_steps, *self._clock_settings(), *starts,
-                            f"lr={r.more_lr}")  # fmt: skip
+                            *deeper, f"lr={r.more_lr}")  # fmt: skip
         return self._train("prior_more", "prior", r.more_steps, settings=settings, base=base,
                            vqvae=self._top_codes_vqvae("prior_more"), data_dir=self.work,
                            metadata=joined_metadata(self.work, (self.corpus, self.more),

@@ -152,6 +152,9 @@ class Recipe:
     more_lr: float = 3e-4
     more_warmup: int = 100
     more_seed: int = 61
+    # The stage may deepen the prior first (`prior_depth`, engine/prior/deepen.py: layers added on top, each
+    # starting as an identity), so that more songs meet more capacity. 0: the prior keeps its depth.
+    more_depth: int = 0
     upsampler1_rekey_steps: int = 16000
     upsampler1_rekey_lr: float = 6e-4
     upsampler1_rekey_warmup: int = 100
