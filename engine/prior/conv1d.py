@@ -22,8 +22,10 @@ class Conv1D(nn.Module):
             nn.init.normal_(self.w, std=init_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(-1, x.shape[-1])
-        out = torch.addmm(self.b.to(x.dtype), flat, self.w.to(x.dtype))
+        w, b = self.w, self.b
+        if w.dtype != x.dtype:  # a cast only when one is needed: a cached sampling step is mostly calls
+            w, b = w.to(x.dtype), b.to(x.dtype)
+        out = torch.addmm(b, x.reshape(-1, x.shape[-1]), w)
         return out.view(*x.shape[:-1], self.n_out)
 
 
@@ -34,6 +36,8 @@ class LayerNorm(nn.LayerNorm):
         super().__init__(width, eps=1e-5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32 and self.weight is not None and self.weight.dtype == torch.float32:
+            return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
         weight = None if self.weight is None else self.weight.float()
         bias = None if self.bias is None else self.bias.float()
         return F.layer_norm(x.float(), self.normalized_shape, weight, bias, self.eps).to(x.dtype)
