@@ -91,7 +91,10 @@ def test_the_shipped_model_is_the_one_train_default_builds():
     steps.update({f"upsampler_level_{level}": recipe.shipped_upsampler_steps(level) for level in (1, 0)})
     for stem, expected in steps.items():
         assert checkpoint.read_settings(DEFAULT_MODEL_DIR / stem)["step"] == expected, stem
-    labels = checkpoint.load_model(DEFAULT_MODEL_DIR / "prior_default", "prior").config.labels
+    prior_config = checkpoint.load_model(DEFAULT_MODEL_DIR / "prior_default", "prior").config
+    if recipe.tunes_more and recipe.more_depth:
+        assert prior_config.transformer.depth == recipe.more_depth
+    labels = prior_config.labels
     assert labels.beat_bins == (recipe.clock_beat_bins if recipe.clocks_prior else 0)
     # and the app samples it with the label guidance it was measured with
     assert BundleManifest.read(DEFAULT_MODEL_DIR / "bundle.json").guidance == recipe.guidance

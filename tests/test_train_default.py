@@ -424,7 +424,8 @@ def test_the_prior_more_stage_fine_tunes_the_prior_on_the_corpus_and_more_songs_
     assert (
         f"--data {tmp_path} --run {runs / 'prior_more'} --preset tiny --from {runs / 'clock' / 'model'} "
         "--set beat_bins=8 --set bar_beats=4 --set input_noise=0.1 --set start_share=0.5 "
-        "--set prior_depth=6 --set lr=0.0003 --set seed=61" in commands["prior_more"]
+        f"--set prior_depth=6 --set lr={recipe.more_lr} --set seed={recipe.more_seed}"
+        in commands["prior_more"]
     )
     assert f"--metadata {both}" in commands["prior_more"]
     corpus_rows = (tmp_path / "corpus" / "metadata.jsonl").read_text().splitlines()
