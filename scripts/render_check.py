@@ -24,10 +24,16 @@ def main() -> None:
     parser.add_argument("--songs-per-artist", type=int, default=2)
     parser.add_argument("--seed", type=int, default=4242)
     parser.add_argument("--guidance", type=float, help="default: the model's recommendation")
+    parser.add_argument("--upsample-temperature", type=float, default=0.99, help="the app's")
     args = parser.parse_args()
     engine = ComposeEngine.load(resolve_model(args.model))
     guidance = engine.recommended_guidance if args.guidance is None else args.guidance
-    config = RenderCheckConfig(songs_per_artist=args.songs_per_artist, seed=args.seed, guidance=guidance)
+    config = RenderCheckConfig(
+        songs_per_artist=args.songs_per_artist,
+        seed=args.seed,
+        guidance=guidance,
+        upsample_temperature=args.upsample_temperature,
+    )
     print(render_check(engine, config).to_text())
 
 

@@ -59,3 +59,5 @@ def test_a_model_without_upsamplers_and_impossible_clips_are_refused(engine, tmp
         RenderCheckConfig(render_seconds=10.0, listen_from_seconds=8.0, clip_seconds=3.0)
     with pytest.raises(ValueError, match="at least one song"):
         RenderCheckConfig(songs_per_artist=0)
+    with pytest.raises(ValueError, match="upsample_temperature must be above 0"):
+        RenderCheckConfig(upsample_temperature=0.0)

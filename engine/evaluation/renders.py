@@ -57,10 +57,13 @@ class RenderCheckConfig:
     clip_seconds: float = 3.0
     temperature: float = 0.98
     guidance: float = 0.0
+    upsample_temperature: float = 0.99  # the app's, as the reference upsamples
 
     def __post_init__(self) -> None:
         if self.songs_per_artist < 1:
             raise ValueError(f"need at least one song per artist, got {self.songs_per_artist}")
+        if not self.upsample_temperature > 0:
+            raise ValueError(f"upsample_temperature must be above 0, got {self.upsample_temperature:g}")
         if not 0 < self.listen_from_seconds + self.clip_seconds <= self.render_seconds <= self.song_seconds:
             raise ValueError(
                 "clips must fit in the rendered part of each song: listen_from + clip <= render <= song "
@@ -127,7 +130,8 @@ def render_check(
         heard[source] += [(audio[s * hop : (s + n_clip) * hop], names) for s in starts]
 
     def render(codes: np.ndarray, spec: LabelSpec, seed: int) -> np.ndarray:
-        levels = engine.upsample(codes, spec, 0, seed, [None] * len(engine.bundle.upsamplers))
+        levels = engine.upsample(codes, spec, 0, seed, [None] * len(engine.bundle.upsamplers),
+                                 settings=SamplingSettings(config.upsample_temperature))  # fmt: skip
         return vqvae.decode(torch.from_numpy(levels[0])[None], 0)[0].cpu().numpy()
 
     wanted = config.songs_per_artist * len(artists)
