@@ -49,6 +49,21 @@ def test_a_deepened_prior_scores_and_samples_exactly_as_before_and_keeps_every_o
     assert with_depth(prior, cfg.transformer.depth) is prior
 
 
+def test_a_deepened_upsampler_scores_exactly_as_before_from_the_same_codes_above():
+    """Upsamplers are priors with a conditioner on the level above: deepening keeps the conditioner and
+    every old layer, so the same codes above give the same logits."""
+    upsampler = checkpoint.load_model(DEFAULT_MODEL_DIR / "upsampler_level_1", "prior").eval()
+    cfg = upsampler.config
+    deep = with_depth(upsampler, cfg.transformer.depth + 2)
+    assert deep.config.conditioner == cfg.conditioner
+    generator = torch.Generator().manual_seed(1)
+    codes = torch.randint(0, cfg.l_bins, (2, cfg.n_ctx), generator=generator)
+    upper = torch.randint(0, cfg.l_bins, (2, cfg.n_ctx // cfg.cond_downsample), generator=generator)
+    labels = torch.tensor([[30 * 16000, 0, 0, 1, 2], [20 * 16000, 0, 16000, 3, 1]])[:, : cfg.label_len]
+    with torch.no_grad():
+        assert torch.equal(deep.logits(codes, labels, upper), upsampler.logits(codes, labels, upper))
+
+
 def test_a_prior_cannot_lose_layers():
     prior = checkpoint.load_model(DEFAULT_MODEL_DIR / "prior_default", "prior")
     depth = prior.config.transformer.depth
