@@ -445,3 +445,27 @@ def test_the_prior_more_stage_fine_tunes_the_prior_on_the_corpus_and_more_songs_
     assert pipeline.run(only="prior_more") == 0
     out = capsys.readouterr().out
     assert f"prior_more: {more} is already there" in out and "prior_more: trained for 2 steps already" in out
+
+
+def test_the_upsampler_deep_stages_grow_each_upsampler_as_it_was_left_and_ship_it(tmp_path, capsys):
+    """upsampler{1,0}_deep deepen the last run of each upsampler (the middle one re-keyed where the top level
+    was retrained, else its last fine-tuning round) and fine-tune it; the bundle ships the deepened pair."""
+    deep = {"upsampler1_deep_steps": 2, "upsampler0_deep_steps": 2, "upsampler_deep_warmup": 1}
+    recipe = replace(RECIPES["tiny"], **deep)
+    pipeline = _through_vqvae(tmp_path, recipe)
+    commands = _refused_then_run(pipeline, "upsampler0_deep", "the fine-tuned upsamplers", capsys)
+    runs = tmp_path / "runs"
+    last_round = len(recipe.upsampler_tune_rounds)
+    for level in (1, 0):
+        stage = f"upsampler{level}_deep"
+        base = runs / f"upsampler{level}_tune{last_round}" / "model"
+        assert f"--from {base} " in commands[stage] and f"--level {level}" in commands[stage]
+        assert f"--set prior_depth={recipe.upsampler_deep_depth}" in commands[stage]
+        assert f"--set seed={recipe.upsampler_deep_seed + level}" in commands[stage]
+        want = load_file(str(runs / stage / "model.safetensors"))
+        got = load_file(str(tmp_path / "model" / f"upsampler_level_{level}.safetensors"))
+        assert want.keys() == got.keys() and all(torch.equal(got[k], want[k]) for k in want), stage
+        shipped = checkpoint.load_model(tmp_path / "model" / f"upsampler_level_{level}", "prior").config
+        tuned = checkpoint.load_model(base, "prior").config
+        assert tuned.transformer.depth < shipped.transformer.depth == recipe.upsampler_deep_depth
+        assert checkpoint.read_settings(tmp_path / "model" / f"upsampler_level_{level}")["step"] == 2

@@ -7,8 +7,9 @@ optionally, fine-tune it on songs' starts and give it a beat clock) and both ups
 optionally, fine-tune each on every song), optionally retrain the top level with a log-mel term (new top
 codes, so the top prior and the middle upsampler are then re-keyed to them and fine-tuned; then its decoder
 alone), optionally train the bottom decoder alone once more, optionally fine-tune the top prior on the
-corpus and more songs of another seed, then on a corpus of duets (songs whose artist changes mid-song), and
-put the four into one model folder with a bundle.json.
+corpus and more songs of another seed, then on a corpus of duets (songs whose artist changes mid-song),
+optionally grow each upsampler and fine-tune it once more, and put the four into one model folder with a
+bundle.json.
 Each stage is an ordinary `cocompose train` run in WORK/runs/, so a stopped pipeline picks up where it was
 (a finished stage is skipped, an unfinished one resumes exactly), and an ML engineer can rerun or tune any
 stage by hand with the command the pipeline prints.
@@ -20,7 +21,8 @@ was), so on a machine with spare cores they can run at the same time (`--only de
 `upsampler1_tune` / `upsampler0_tune` follow their upsamplers; `top_level` follows `top_decoder`, and
 `top_level_decoder` (which keeps its codes), `prior_rekey` and `upsampler1_rekey` follow it (the last two
 also `clock` / `upsampler1_tune`); `bottom_decoder` (which keeps its codes too) follows `top_level_decoder`;
-`prior_more` follows `prior_rekey`, and `duets` follows both.
+`prior_more` follows `prior_rekey`, and `duets` follows both; `upsampler1_deep` follows `upsampler1_rekey`
+and `upsampler0_deep` follows `upsampler0_tune`.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from engine.training.entry import TrainRequest, train
 STAGES = ("corpus", "vqvae", "decoders", "grow", "top_decoder", "top_level", "top_level_decoder",
           "bottom_decoder", "prior", "starts", "clock", "prior_rekey", "prior_more",
           "duets", "upsampler1", "upsampler0",
-          "upsampler1_tune", "upsampler0_tune", "upsampler1_rekey", "bundle")  # fmt: skip
+          "upsampler1_tune", "upsampler0_tune", "upsampler1_rekey", "upsampler1_deep", "upsampler0_deep",
+          "bundle")  # fmt: skip
 MODEL_NAME = "cocompose-default"
 TOP_NAME = "default"
 
@@ -293,6 +296,26 @@ class DefaultModelPipeline:
             lambda needed_by: self._tuned_upsampler_run(1, needed_by), level=1,
         )  # fmt: skip
 
+    def _stage_upsampler1_deep(self) -> int:
+        return self._deepen_upsampler(1)
+
+    def _stage_upsampler0_deep(self) -> int:
+        return self._deepen_upsampler(0)
+
+    def _deepen_upsampler(self, level: int) -> int:
+        """The level-`level` upsampler as its stages before left it, grown to the recipe's depth and
+        fine-tuned on every song; it reads the codes of the VQ-VAE the shipped models read."""
+        r, stage = self.recipe, f"upsampler{level}_deep"
+        steps = r.deep_upsampler_steps(level)
+        if steps <= 0:
+            self.say(f"{stage}: none in this recipe; the level-{level} upsampler ships as it was")
+            return 0
+        settings = _decayed(r.upsampler_deep_seed + level, r.upsampler_deep_warmup, steps,
+                            f"prior_depth={r.upsampler_deep_depth}", f"lr={r.upsampler_deep_lr}")  # fmt: skip
+        vqvae = self._top_codes_vqvae(stage) if level == 1 else None
+        return self._train(stage, "upsampler", steps, level=level, settings=settings,
+                           base=self._undeepened_upsampler_run(level, stage), vqvae=vqvae)  # fmt: skip
+
     def _rekeyed(
         self, stage: str, kind: str, steps: int, settings, base_run, level: int | None = None
     ) -> int:
@@ -464,13 +487,21 @@ class DefaultModelPipeline:
         return self._vqvae_run(needed_by) / "model"
 
     def _final_upsampler_run(self, level: int) -> Path:
-        """The level-`level` upsampler that ships: re-keyed to a retrained top level (level 1), or as
+        """The level-`level` upsampler that ships: deepened, or as `_undeepened_upsampler_run`."""
+        steps = self.recipe.deep_upsampler_steps(level)
+        if steps > 0:
+            what = f"the deepened level-{level} upsampler"
+            return self._finished_run(f"upsampler{level}_deep", steps, what, "the bundle")
+        return self._undeepened_upsampler_run(level, "the bundle")
+
+    def _undeepened_upsampler_run(self, level: int, needed_by: str) -> Path:
+        """The level-`level` upsampler re-keyed to a retrained top level (level 1), or as
         `_tuned_upsampler_run`."""
         r = self.recipe
         if level == 1 and r.retrains_top_level:
             what = "the re-keyed level-1 upsampler"
-            return self._finished_run("upsampler1_rekey", r.upsampler1_rekey_steps, what, "the bundle")
-        return self._tuned_upsampler_run(level, "the bundle")
+            return self._finished_run("upsampler1_rekey", r.upsampler1_rekey_steps, what, needed_by)
+        return self._tuned_upsampler_run(level, needed_by)
 
     def _tuned_upsampler_run(self, level: int, needed_by: str) -> Path:
         """The level-`level` upsampler fine-tuned on every song when the recipe says so, else as trained."""

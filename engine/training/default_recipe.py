@@ -160,6 +160,17 @@ class Recipe:
     upsampler1_rekey_lr: float = 6e-4
     upsampler1_rekey_warmup: int = 100
     upsampler1_rekey_seed: int = 101
+    # Then, optionally, each upsampler as the stages above left it grown to `upsampler_deep_depth` layers
+    # (`prior_depth`, engine/prior/deepen.py: the new ones on top, each starting as an identity) and
+    # fine-tuned on every song of the corpus, level L for `upsampler{L}_deep_steps` steps, seeded
+    # `upsampler_deep_seed + L`: renders lose a quarter of the artist and half of the genre that the top
+    # codes carry (docs/MODELS.md), and more rounds at four layers did not win them back. 0: no such stage.
+    upsampler1_deep_steps: int = 0
+    upsampler0_deep_steps: int = 0
+    upsampler_deep_depth: int = 8
+    upsampler_deep_lr: float = 6e-4
+    upsampler_deep_warmup: int = 100
+    upsampler_deep_seed: int = 120
     # Then, optionally, the retrained top level's decoder alone (`decoders_only`: its codes kept, so the
     # re-keyed models stay valid) in rounds, each from the one before, with a ten times stronger log-mel
     # term: fitted on real clips, classifiers then name the artist of previews 88.9% of the time instead
@@ -275,8 +286,14 @@ class Recipe:
         """Whether the recipe fine-tunes both upsamplers on every song (the upsampler*_tune stages)."""
         return len(self.upsampler_tune_rounds) > 0
 
+    def deep_upsampler_steps(self, level: int) -> int:
+        """Steps of the level-`level` upsampler's deepened fine-tune (the upsampler{level}_deep stage)."""
+        return (self.upsampler0_deep_steps, self.upsampler1_deep_steps)[level]
+
     def shipped_upsampler_steps(self, level: int) -> int:
         """The step the shipped level-`level` upsampler's checkpoint records: its last stage's."""
+        if self.deep_upsampler_steps(level) > 0:
+            return self.deep_upsampler_steps(level)
         if level == 1 and self.retrains_top_level:
             return self.upsampler1_rekey_steps
         return self.upsampler_tune_rounds[-1] if self.tunes_upsamplers else self.upsampler_steps
