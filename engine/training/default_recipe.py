@@ -164,7 +164,10 @@ class Recipe:
     # (`prior_depth`, engine/prior/deepen.py: the new ones on top, each starting as an identity) and
     # fine-tuned on every song of the corpus, level L for `upsampler{L}_deep_steps` steps, seeded
     # `upsampler_deep_seed + L`: renders lose a quarter of the artist and half of the genre that the top
-    # codes carry (docs/MODELS.md), and more rounds at four layers did not win them back. 0: no such stage.
+    # codes carry (docs/MODELS.md), and more rounds at four layers did not win them back. Tried
+    # (2026-12-07) at 8 layers with 10000 steps each: held-out bits 3.52 -> 3.50 and 3.95 -> 3.92, the
+    # renders' labels no better (clips moved both ways) and a render twice as slow; not shipped. 0: no
+    # such stage.
     upsampler1_deep_steps: int = 0
     upsampler0_deep_steps: int = 0
     upsampler_deep_depth: int = 8
