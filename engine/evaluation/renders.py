@@ -129,9 +129,11 @@ def render_check(
         names = {"artist": artist, "genre": genre}
         heard[source] += [(audio[s * hop : (s + n_clip) * hop], names) for s in starts]
 
+    upsampling = SamplingSettings(config.upsample_temperature)
+
     def render(codes: np.ndarray, spec: LabelSpec, seed: int) -> np.ndarray:
-        levels = engine.upsample(codes, spec, 0, seed, [None] * len(engine.bundle.upsamplers),
-                                 settings=SamplingSettings(config.upsample_temperature))  # fmt: skip
+        unfinished = [None] * len(engine.bundle.upsamplers)
+        levels = engine.upsample(codes, spec, 0, seed, unfinished, settings=upsampling)
         return vqvae.decode(torch.from_numpy(levels[0])[None], 0)[0].cpu().numpy()
 
     wanted = config.songs_per_artist * len(artists)

@@ -295,8 +295,8 @@ class Recipe:
 
     def shipped_upsampler_steps(self, level: int) -> int:
         """The step the shipped level-`level` upsampler's checkpoint records: its last stage's."""
-        if self.deep_upsampler_steps(level) > 0:
-            return self.deep_upsampler_steps(level)
+        if (deep := self.deep_upsampler_steps(level)) > 0:
+            return deep
         if level == 1 and self.retrains_top_level:
             return self.upsampler1_rekey_steps
         return self.upsampler_tune_rounds[-1] if self.tunes_upsamplers else self.upsampler_steps
