@@ -67,13 +67,25 @@ def window_seed(seed: int, level: int, start: int) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
-def plan_level(prior, total: int, have: int, hop_fraction: float) -> list[WindowPlan]:
+def plan_level(prior, total: int, have: int, hop_fraction: float, lookahead: int = 0) -> list[WindowPlan]:
     """Windows still to sample so that a level holding `have` codes reaches `total`.
 
     Deliberate fix: for a level shorter than one context the reference adds `total` tokens after
     whatever is there (so a primed short level overshoots); here it adds `total - have`.
+
+    lookahead (not in the reference, which uses 0): every window but the last stops that many tokens
+    short of its end and the next window samples them. An upsampler's conditioner reads the level above
+    across the whole window, so the tokens near a window's end are drawn without the upper codes that
+    follow them (their held-out loss is clearly higher); a lookahead keeps only tokens that had them.
+    The windows and their count stay the same; each prefix is `lookahead` tokens shorter.
     """
     cfg = prior.config
+    hop = hop_length(hop_fraction, cfg.n_ctx)
+    if lookahead < 0 or (lookahead and lookahead >= cfg.n_ctx - hop):
+        raise ValueError(
+            f"lookahead must leave every window a prefix: 0 <= lookahead < {cfg.n_ctx - hop} "
+            f"(window {cfg.n_ctx} tokens, hop {hop}), got {lookahead}"
+        )
     if have >= total:
         return []
     if total < cfg.n_ctx:
@@ -81,8 +93,9 @@ def plan_level(prior, total: int, have: int, hop_fraction: float) -> list[Window
             raise ValueError(f"level {cfg.level} needs at least {cfg.n_ctx} codes to upsample, got {total}")
         return [partial_window(cfg.level, have, total - have, cfg.n_ctx)]
     plans = []
-    for start in get_starts(total, cfg.n_ctx, hop_length(hop_fraction, cfg.n_ctx)):
-        plan = single_window(cfg.level, have, start, cfg.n_ctx)
+    for start in get_starts(total, cfg.n_ctx, hop):
+        last = start + cfg.n_ctx >= total
+        plan = single_window(cfg.level, have, start, cfg.n_ctx, None if last else cfg.n_ctx - lookahead)
         if plan is not None:
             plans.append(plan)
             have += plan.new_tokens

@@ -96,6 +96,7 @@ def upsample(
     *,
     seeds: Seeds,
     hop_fraction: Sequence[float] | float = 0.5,
+    lookahead_fraction: Sequence[float] | float = 0.0,
     settings: Sequence[SamplingSettings] | SamplingSettings | None = None,
     codes: Sequence[torch.Tensor | None] | None = None,
     max_batch_size: int | None = None,
@@ -109,20 +110,26 @@ def upsample(
     the stretch. codes[L]: already finished level-L codes to
     resume from (a whole level, or its first windows). Levels run from the top down; progress counts
     the draws of every window of every level, planned up front. Cancelled carries the finished codes
-    of the level that was running.
+    of the level that was running. lookahead_fraction: per level, the share of each window left for the
+    next one to sample (`plan_level`'s lookahead; 0 as in the reference).
     """
     levels = len(upsamplers)
     for level, up in enumerate(upsamplers):
         if up.config.level != level or up.config.conditioner is None:
             raise ValueError(f"upsamplers[{level}] must be the level-{level} upsampler")
     hops = _per_level(hop_fraction, levels, "hop_fraction")
+    ahead = _per_level(lookahead_fraction, levels, "lookahead_fraction")
+    lookaheads = [int(ahead[lv] * upsamplers[lv].config.n_ctx) for lv in range(levels)]
     level_settings = _per_level(settings or SamplingSettings(), levels, "settings")
     codes = list(codes) if codes is not None else [None] * levels
     n = count_samples(seeds, top_codes, None, None)
     totals = level_lengths(upsamplers, top_codes.shape[1])
     device = top_codes.device
     have = [torch.zeros(n, 0, dtype=torch.long, device=device) if c is None else c for c in codes]
-    plans = [plan_level(upsamplers[lv], totals[lv], have[lv].shape[1], hops[lv]) for lv in range(levels)]
+    plans = [
+        plan_level(upsamplers[lv], totals[lv], have[lv].shape[1], hops[lv], lookaheads[lv])
+        for lv in range(levels)
+    ]
     splits = len(split_batch_sizes(n, max_batch_size or n))
     tally = ProgressTally(progress, splits * sum(p.new_tokens for level in plans for p in level))
     upper = top_codes
