@@ -549,6 +549,7 @@ class ComposeEngine:
         finished: Sequence[np.ndarray | None],
         *,
         settings: SamplingSettings | None = None,
+        lookahead: float | None = None,
         on_window: Callable[[int, int, np.ndarray], None] | None = None,
         progress: Progress | None = None,
     ) -> list[np.ndarray]:
@@ -558,7 +559,9 @@ class ComposeEngine:
 
         spec: one LabelSpec for the whole stretch, or its changes [(first top code, spec), ...] starting
         at code 0 (a swap inside the range): each upsampler window is then conditioned on the spec that
-        covers most of its new codes (`engine.sampling.upsample.LabelTrack`)."""
+        covers most of its new codes (`engine.sampling.upsample.LabelTrack`).
+        lookahead: the share of each window left to the next (`engine.sampling.drivers.plan_level`);
+        None: the bundle's."""
         if self.bundle.upsamplers is None:
             raise ValueError(f"{self.bundle.folder} has no upsamplers; only previews can be rendered")
         ups, device = self.bundle.upsamplers, self._device()
@@ -581,8 +584,10 @@ class ComposeEngine:
                 on_window(plan.level, plan.tokens_before, new.cpu().numpy())
 
         top = torch.from_numpy(np.asarray(top_codes, np.int64))[None].to(device)
+        ahead = self.bundle.upsample_lookahead if lookahead is None else lookahead
         result = upsample(ups, top, labels, seeds=[seed], settings=settings or SamplingSettings(0.99),
-                          codes=codes, progress=progress, on_window=saved)  # fmt: skip
+                          lookahead_fraction=ahead, codes=codes, progress=progress,
+                          on_window=saved)  # fmt: skip
         return [level[0].cpu().numpy() for level in result]
 
     @staticmethod

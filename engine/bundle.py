@@ -51,11 +51,17 @@ class BundleManifest:
     # The label guidance its makers measured the model with (`engine.prior.sampler`): the strength the
     # app and `cocompose generate` sample the top level with unless told otherwise. 0 = none.
     guidance: float = 0.0
+    # The share of each upsampler window left for the next window to sample (`plan_level`'s lookahead),
+    # as its makers measured the renders. 0 = the reference's windows.
+    upsample_lookahead: float = 0.0
 
     def __post_init__(self) -> None:
         g = self.guidance
         if isinstance(g, bool) or not isinstance(g, int | float) or not 0.0 <= g <= MAX_GUIDANCE:
             raise ValueError(f"guidance must be a number from 0 to {MAX_GUIDANCE:g}, got {g!r}")
+        ahead = self.upsample_lookahead
+        if isinstance(ahead, bool) or not isinstance(ahead, int | float) or not 0.0 <= ahead < 0.5:
+            raise ValueError(f"upsample_lookahead must be a number from 0 up to 0.5, got {ahead!r}")
 
     def to_json(self) -> str:
         data = {
@@ -69,6 +75,7 @@ class BundleManifest:
             "vocabulary": self.vocabulary,
             "sample_rate": self.sample_rate,
             "guidance": self.guidance,
+            "upsample_lookahead": self.upsample_lookahead,
         }
         return json.dumps(data, indent=2, sort_keys=True)
 
@@ -92,6 +99,7 @@ class BundleManifest:
                 vocabulary=data.get("vocabulary"),
                 sample_rate=data.get("sample_rate"),
                 guidance=data.get("guidance", 0.0),
+                upsample_lookahead=data.get("upsample_lookahead", 0.0),
             )
         except (TypeError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"{path}: malformed bundle manifest ({exc})") from None
@@ -238,6 +246,10 @@ class ModelBundle:
     @property
     def recommended_guidance(self) -> float:
         return float(self.manifest.guidance)
+
+    @property
+    def upsample_lookahead(self) -> float:
+        return float(self.manifest.upsample_lookahead)
 
     @property
     def codes_per_second(self) -> float:

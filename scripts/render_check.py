@@ -25,6 +25,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=4242)
     parser.add_argument("--guidance", type=float, help="default: the model's recommendation")
     parser.add_argument("--upsample-temperature", type=float, default=0.99, help="the app's")
+    parser.add_argument(
+        "--upsample-lookahead",
+        type=float,
+        help="share of each upsampler window left to the next; default: the model's",
+    )
     args = parser.parse_args()
     engine = ComposeEngine.load(resolve_model(args.model))
     guidance = engine.recommended_guidance if args.guidance is None else args.guidance
@@ -33,6 +38,7 @@ def main() -> None:
         seed=args.seed,
         guidance=guidance,
         upsample_temperature=args.upsample_temperature,
+        upsample_lookahead=args.upsample_lookahead,
     )
     print(render_check(engine, config).to_text())
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from engine.api import ComposeEngine, LabelSpec, window_schedule
-from engine.bundle import ModelBundle
+from engine.bundle import BundleManifest, ModelBundle
 from engine.errors import CheckpointError
 from engine.prior.sampler import Cancelled, SamplingSettings
 from tests.compose_model import louden_labels, write_tiny_bundle
@@ -96,6 +96,21 @@ def test_a_bundle_recommends_the_guidance_its_manifest_names(bundle_dir, tmp_pat
     for bad in ("loud", -1, 11, True):
         (folder / "bundle.json").write_text(json.dumps({**manifest, "guidance": bad}))
         with pytest.raises(CheckpointError, match=r"malformed bundle manifest.*guidance must be a number"):
+            ModelBundle.load(folder)
+
+
+def test_a_bundle_names_the_upsampler_lookahead_it_was_measured_with(bundle_dir, tmp_path):
+    assert ModelBundle.load(bundle_dir).upsample_lookahead == 0.0  # none named: the reference's windows
+    folder = copy_of(bundle_dir, tmp_path)
+    manifest = json.loads((folder / "bundle.json").read_text())
+    (folder / "bundle.json").write_text(json.dumps({**manifest, "upsample_lookahead": 0.125}))
+    assert ModelBundle.load(folder).upsample_lookahead == 0.125
+    written = BundleManifest.read(folder / "bundle.json")
+    written.write(tmp_path)
+    assert BundleManifest.read(tmp_path / "bundle.json") == written  # a round trip keeps it
+    for bad in ("far", -0.1, 0.5, True):
+        (folder / "bundle.json").write_text(json.dumps({**manifest, "upsample_lookahead": bad}))
+        with pytest.raises(CheckpointError, match=r"malformed bundle manifest.*upsample_lookahead must be"):
             ModelBundle.load(folder)
 
 

@@ -96,5 +96,6 @@ def test_the_shipped_model_is_the_one_train_default_builds():
         assert prior_config.transformer.depth == recipe.more_depth
     labels = prior_config.labels
     assert labels.beat_bins == (recipe.clock_beat_bins if recipe.clocks_prior else 0)
-    # and the app samples it with the label guidance it was measured with
-    assert BundleManifest.read(DEFAULT_MODEL_DIR / "bundle.json").guidance == recipe.guidance
+    # and the app samples it with the label guidance and upsampler windows it was measured with
+    manifest = BundleManifest.read(DEFAULT_MODEL_DIR / "bundle.json")
+    assert (manifest.guidance, manifest.upsample_lookahead) == (recipe.guidance, recipe.upsample_lookahead)

@@ -58,6 +58,8 @@ class RenderCheckConfig:
     temperature: float = 0.98
     guidance: float = 0.0
     upsample_temperature: float = 0.99  # the app's, as the reference upsamples
+    # The share of each upsampler window left to the next (plan_level's lookahead); None: the model's.
+    upsample_lookahead: float | None = None
 
     def __post_init__(self) -> None:
         if self.songs_per_artist < 1:
@@ -133,7 +135,9 @@ def render_check(
 
     def render(codes: np.ndarray, spec: LabelSpec, seed: int) -> np.ndarray:
         unfinished = [None] * len(engine.bundle.upsamplers)
-        levels = engine.upsample(codes, spec, 0, seed, unfinished, settings=upsampling)
+        levels = engine.upsample(
+            codes, spec, 0, seed, unfinished, settings=upsampling, lookahead=config.upsample_lookahead
+        )
         return vqvae.decode(torch.from_numpy(levels[0])[None], 0)[0].cpu().numpy()
 
     wanted = config.songs_per_artist * len(artists)

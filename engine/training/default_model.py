@@ -378,6 +378,7 @@ class DefaultModelPipeline:
             vocabulary="model",
             sample_rate=self.recipe.sample_rate,
             guidance=self.recipe.guidance,
+            upsample_lookahead=self.recipe.upsample_lookahead,
         ).write(staging)
         (staging / "recipe.json").write_text(json.dumps(asdict(self.recipe), indent=2, sort_keys=True))
         shutil.rmtree(self.model_dir, ignore_errors=True)

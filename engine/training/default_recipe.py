@@ -203,6 +203,9 @@ class Recipe:
     # Not training: the label guidance the model is measured and sampled with (bundle.json's "guidance",
     # the app's default strength). Chosen on held-out songs of another seed than the card's.
     guidance: float = 2.0
+    # Not training either: the share of each upsampler window left for the next window to sample
+    # (bundle.json's "upsample_lookahead", engine.sampling.drivers.plan_level), as the renders were measured.
+    upsample_lookahead: float = 0.0
     # Stages that train on the corpus's first N songs only (None: all of them). Songs are synthesised
     # one by one from (seed, index), so the first N songs of a larger corpus are exactly the N-song corpus.
     # The VQ-VAE and the upsamplers were trained when the corpus had 180 songs; the top prior, which
@@ -357,6 +360,7 @@ RECIPES = {
         bottom_decoder_warmup=1,
         batch_size=2,
         guidance=1.5,
+        upsample_lookahead=0.125,
         vqvae_songs=None,
         upsampler_songs=None,
     ),
