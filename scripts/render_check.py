@@ -2,6 +2,7 @@
 
     python scripts/render_check.py                          # the default model, 2 songs per artist
     python scripts/render_check.py --model DIR --songs-per-artist 4 --guidance 0
+    python scripts/render_check.py --bottom-alone             # which upsampler loses the labels
 
 Upsampling is slow on a CPU: about 45 s per song for the default model, so the default run takes about
 20 minutes. Label guidance defaults to the model's recommendation, as `cocompose generate` samples.
@@ -30,6 +31,11 @@ def main() -> None:
         type=float,
         help="share of each upsampler window left to the next; default: the model's",
     )
+    parser.add_argument(
+        "--bottom-alone",
+        action="store_true",
+        help="also render the real songs' own middle codes through the bottom upsampler alone",
+    )
     args = parser.parse_args()
     engine = ComposeEngine.load(resolve_model(args.model))
     guidance = engine.recommended_guidance if args.guidance is None else args.guidance
@@ -39,6 +45,7 @@ def main() -> None:
         guidance=guidance,
         upsample_temperature=args.upsample_temperature,
         upsample_lookahead=args.upsample_lookahead,
+        bottom_alone=args.bottom_alone,
     )
     print(render_check(engine, config).to_text())
 

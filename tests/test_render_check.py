@@ -3,6 +3,8 @@ source is heard on the same clip grid, and models or settings it cannot judge ar
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from engine.api import ComposeEngine
@@ -36,9 +38,10 @@ def test_every_source_is_heard_on_the_same_clips(engine):
     check = render_check(engine, TINY, say=said.append)
     clips_per_song = 2  # 0.5..1.0 s and 1.0..1.5 s
     songs = TINY.songs_per_artist * len(KNOWN_ARTISTS)
-    assert check.clips == dict.fromkeys(SOURCES, songs * clips_per_song)
+    heard = [source for source in SOURCES if source != "real middle codes upsampled"]  # opt-in
+    assert check.clips == dict.fromkeys(heard, songs * clips_per_song)
     assert sum("generated songs:" in line for line in said) == songs
-    for source in SOURCES:
+    for source in heard:
         assert set(check.accuracy[source]) == {"artist", "genre"}
         assert all(0.0 <= share <= 1.0 for share in check.accuracy[source].values())
     assert "generated upsampled" in check.to_text()
@@ -47,6 +50,17 @@ def test_every_source_is_heard_on_the_same_clips(engine):
     assert check.by_design["log-mel statistics"] == check.accuracy
     assert set(check.by_design["long-term spectrum"]["generated upsampled"]) == {"artist"}
     assert "onset rhythm" in check.to_text()
+
+
+def test_the_bottom_upsampler_alone_is_heard_on_the_real_songs_clips(engine):
+    check = render_check(engine, replace(TINY, bottom_alone=True), say=lambda line: None)
+    assert (
+        check.clips["real middle codes upsampled"]
+        == check.clips["real"]
+        == check.clips["generated upsampled"]
+    )
+    assert set(check.accuracy["real middle codes upsampled"]) == {"artist", "genre"}
+    assert "real middle codes upsampled" in check.to_text()
 
 
 def test_a_model_without_upsamplers_and_impossible_clips_are_refused(engine, tmp_path):

@@ -9,6 +9,8 @@ artist and genre classifiers fitted on the real clips of held-out synthetic song
   for a full render);
 - `real codes upsampled`: their top-level codes through both upsamplers, then the bottom decoder (what
   the upsamplers put back);
+- `real middle codes upsampled` (only with `bottom_alone`): their own codes of every level above the
+  bottom, the bottom upsampler alone drawing the rest (which of the two upsamplers loses the labels);
 - `generated upsampled`: songs the top prior samples for each artist, rendered the same way (what an
   exported track sounds like).
 
@@ -38,7 +40,13 @@ from engine.evaluation.conditioning import (
 from engine.evaluation.designs import DESIGNS, ClassifierDesign, Labelled, judge, table_text
 from engine.prior.sampler import SamplingSettings
 
-SOURCES = ("real", "bottom recon", "real codes upsampled", "generated upsampled")
+SOURCES = (
+    "real",
+    "bottom recon",
+    "real codes upsampled",
+    "real middle codes upsampled",
+    "generated upsampled",
+)
 TASKS = ("artist", "genre")
 
 
@@ -60,6 +68,7 @@ class RenderCheckConfig:
     upsample_temperature: float = 0.99  # the app's, as the reference upsamples
     # The share of each upsampler window left to the next (plan_level's lookahead); None: the model's.
     upsample_lookahead: float | None = None
+    bottom_alone: bool = False  # also hear the real songs' middle codes through the bottom upsampler alone
 
     def __post_init__(self) -> None:
         if self.songs_per_artist < 1:
@@ -97,7 +106,7 @@ def render_check(
     say: Callable[[str], None] = print,
     designs: tuple[ClassifierDesign, ...] = DESIGNS,
 ) -> RenderCheck:
-    """The four sources above, each clip classified by artist and genre classifiers fitted on real clips."""
+    """The sources above, each clip classified by artist and genre classifiers fitted on real clips."""
     if not engine.can_upsample:
         raise ValueError(f"model {engine.name} has no upsamplers, so it cannot render a song")
     artists, genres = corpus_labels(engine)
@@ -125,7 +134,8 @@ def render_check(
             round(config.listen_from_seconds * cps), round(config.render_seconds * cps) - n_clip + 1, n_clip
         )
     )
-    heard: dict[str, list] = {source: [] for source in SOURCES}  # (clip audio, {task: true name})
+    skipped = set() if config.bottom_alone else {"real middle codes upsampled"}
+    heard: dict[str, list] = {s: [] for s in SOURCES if s not in skipped}  # (clip audio, {task: true name})
 
     def keep(source: str, audio: np.ndarray, artist: str, genre: str) -> None:
         names = {"artist": artist, "genre": genre}
@@ -133,10 +143,10 @@ def render_check(
 
     upsampling = SamplingSettings(config.upsample_temperature)
 
-    def render(codes: np.ndarray, spec: LabelSpec, seed: int) -> np.ndarray:
-        unfinished = [None] * len(engine.bundle.upsamplers)
+    def render(codes: np.ndarray, spec: LabelSpec, seed: int, given: list | None = None) -> np.ndarray:
+        finished = given or [None] * len(engine.bundle.upsamplers)
         levels = engine.upsample(
-            codes, spec, 0, seed, unfinished, settings=upsampling, lookahead=config.upsample_lookahead
+            codes, spec, 0, seed, finished, settings=upsampling, lookahead=config.upsample_lookahead
         )
         return vqvae.decode(torch.from_numpy(levels[0])[None], 0)[0].cpu().numpy()
 
@@ -154,9 +164,21 @@ def render_check(
         with torch.no_grad():
             x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
             bottom = vqvae.decode(vqvae.encode_levels(x, [0])[0], 0)[0].cpu().numpy()
-        upsampled = render(encode_top(engine, audio), spec, index)
+        top = encode_top(engine, audio)
+        upsampled = render(top, spec, index)
         for source, sound in (("real", audio), ("bottom recon", bottom), ("real codes upsampled", upsampled)):
             keep(source, sound, plan.artist.name, plan.genre.name)
+        if config.bottom_alone:
+            above = range(1, len(engine.bundle.upsamplers))
+            with torch.no_grad():
+                own = vqvae.encode_levels(x, list(above))
+            given = [None] + [own[level][0].cpu().numpy() for level in above]
+            keep(
+                "real middle codes upsampled",
+                render(top, spec, index, given),
+                plan.artist.name,
+                plan.genre.name,
+            )
         done = len(heard["real"]) // len(starts)
         say(f"real songs: {done}/{wanted} ({plan.artist.name}, {plan.genre.name})")
 
