@@ -205,7 +205,7 @@ class Recipe:
     guidance: float = 2.0
     # Not training either: the share of each upsampler window left for the next window to sample
     # (bundle.json's "upsample_lookahead", engine.sampling.drivers.plan_level), as the renders were measured.
-    upsample_lookahead: float = 0.0
+    upsample_lookahead: float = 0.0625
     # Stages that train on the corpus's first N songs only (None: all of them). Songs are synthesised
     # one by one from (seed, index), so the first N songs of a larger corpus are exactly the N-song corpus.
     # The VQ-VAE and the upsamplers were trained when the corpus had 180 songs; the top prior, which
