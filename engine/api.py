@@ -26,6 +26,7 @@ from engine.analysis.beat import MAX_BPM as MAX_RIFF_BPM
 from engine.analysis.beat import MIN_BPM as MIN_RIFF_BPM
 from engine.analysis.beat import estimate_beat, metre_on_grid
 from engine.bundle import ModelBundle
+from engine.lyric_progress import LyricProgress
 from engine.preview_stream import StreamingPreview
 from engine.prior.labels import Label, blend_rows, build_label, check_blend_weight, with_blend
 from engine.prior.sampler import Cancelled, SamplingSettings, branch_generators, sample
@@ -91,52 +92,6 @@ class Piece:
 
     branches: tuple[int, ...]
     codes: np.ndarray  # (len(branches), k) int64
-
-
-@dataclass(frozen=True)
-class LyricProgress:
-    """Which lyric character each top-level code of a song sings, by the top prior's alignment head.
-
-    sections: (first code, lyrics text) per run of codes under one conditioning, the first at 0.
-    tokens[k]: index into the full lyric tokens of code k's section with the largest alignment weight;
-    chars[k]: the offset in that section's text of the character that token came from. Both are -1
-    for codes whose section has no lyrics.
-    """
-
-    sections: tuple[tuple[int, str], ...]
-    tokens: np.ndarray  # (K,) int64
-    chars: np.ndarray  # (K,) int64
-
-    @property
-    def n_codes(self) -> int:
-        return len(self.chars)
-
-    def lyrics_at(self, code: int) -> str:
-        """The text sung at top-level code `code` (0 <= code < n_codes)."""
-        found = ""
-        for first, text in self.sections:
-            if first > code:
-                break
-            found = text
-        return found
-
-    def char_at(self, code: int, lyrics: str) -> int:
-        """The offset in `lyrics` sung at `code`, or -1 when that code is outside the song, sings another
-        text (a section with other lyrics) or nothing."""
-        if not 0 <= code < self.n_codes or self.lyrics_at(code) != lyrics:
-            return -1
-        return int(self.chars[code])
-
-    def sung(self, lyrics: str) -> int:
-        """How many characters of `lyrics` have been sung: up to and including the one the last code that
-        sings this text attends to (0 when no code does)."""
-        for code in range(self.n_codes - 1, -1, -1):
-            at = self.char_at(code, lyrics)
-            if at >= 0:
-                return at + 1
-            if self.lyrics_at(code) == lyrics:
-                break
-        return 0
 
 
 # The lyric alignment is read window by window with the hop the generation uses (half a context), so
