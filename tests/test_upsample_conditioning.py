@@ -116,14 +116,9 @@ def test_a_render_across_a_swap_equals_its_two_sides(loud, hop):
             assert not torch.equal(alone_a[:, cut:], both[level][:, cut:])
 
 
-def test_an_interrupted_render_across_a_swap_resumes_exactly(loud):
-    ups = loud.bundle.upsamplers
-    top = torch.from_numpy(np.random.default_rng(1).integers(0, 64, (1, 32)))
-    top_hop = loud.bundle.vqvae.hop_lengths[-1]
-    ada, bo = _labels(loud, ADA), _labels(loud, BO)
-    tracks = [LabelTrack(((0, ada[lv]), (19 * top_hop, bo[lv]))) for lv in range(2)]
-    whole = upsample(ups, top, tracks, seeds=[8])
-
+def stopped_after_bottom_windows(windows: int, *args, **kwargs) -> list[torch.Tensor | None]:
+    """The codes per level an `upsample(*args, **kwargs)` run has finished when it is stopped after its
+    `windows`-th bottom-level window (each level's finished windows, joined), as a resume receives them."""
     saved: list[list[torch.Tensor]] = [[], []]
 
     class Stop(Exception):
@@ -131,12 +126,22 @@ def test_an_interrupted_render_across_a_swap_resumes_exactly(loud):
 
     def on_window(plan, codes):
         saved[plan.level].append(codes[:, plan.tokens_before :].clone())
-        if plan.level == 0 and len(saved[0]) == 4:
+        if plan.level == 0 and len(saved[0]) == windows:
             raise Stop
 
     with pytest.raises(Stop):
-        upsample(ups, top, tracks, seeds=[8], on_window=on_window)
-    finished = [torch.cat(w, dim=1) if w else None for w in saved]
+        upsample(*args, **kwargs, on_window=on_window)
+    return [torch.cat(w, dim=1) if w else None for w in saved]
+
+
+def test_an_interrupted_render_across_a_swap_resumes_exactly(loud):
+    ups = loud.bundle.upsamplers
+    top = torch.from_numpy(np.random.default_rng(1).integers(0, 64, (1, 32)))
+    top_hop = loud.bundle.vqvae.hop_lengths[-1]
+    ada, bo = _labels(loud, ADA), _labels(loud, BO)
+    tracks = [LabelTrack(((0, ada[lv]), (19 * top_hop, bo[lv]))) for lv in range(2)]
+    whole = upsample(ups, top, tracks, seeds=[8])
+    finished = stopped_after_bottom_windows(4, ups, top, tracks, seeds=[8])
     assert finished[1].shape[1] == whole[1].shape[1] and finished[0].shape[1] < whole[0].shape[1]
     resumed = upsample(ups, top, tracks, seeds=[8], codes=finished)
     for a, b in zip(resumed, whole, strict=True):

@@ -17,6 +17,7 @@ from engine.prior.windows import hop_length
 from engine.sampling.drivers import plan_level
 from engine.sampling.upsample import level_lengths, upsample
 from tests.compose_model import write_tiny_bundle
+from tests.test_upsample_conditioning import stopped_after_bottom_windows
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -91,19 +92,7 @@ def test_an_interrupted_render_with_a_lookahead_resumes_exactly(engine):
     ups = engine.bundle.upsamplers
     top, labels = _top(1), _labels(engine)
     whole = upsample(ups, top, labels, seeds=[8], lookahead_fraction=0.25)
-    saved: list[list[torch.Tensor]] = [[], []]
-
-    class Stop(Exception):
-        pass
-
-    def on_window(plan, codes):
-        saved[plan.level].append(codes[:, plan.tokens_before :].clone())
-        if plan.level == 0 and len(saved[0]) == 3:
-            raise Stop
-
-    with pytest.raises(Stop):
-        upsample(ups, top, labels, seeds=[8], lookahead_fraction=0.25, on_window=on_window)
-    finished = [torch.cat(w, dim=1) if w else None for w in saved]
+    finished = stopped_after_bottom_windows(3, ups, top, labels, seeds=[8], lookahead_fraction=0.25)
     assert finished[0].shape[1] < whole[0].shape[1]
     resumed = upsample(ups, top, labels, seeds=[8], lookahead_fraction=0.25, codes=finished)
     for a, b in zip(resumed, whole, strict=True):

@@ -134,8 +134,9 @@ def render_check(
             round(config.listen_from_seconds * cps), round(config.render_seconds * cps) - n_clip + 1, n_clip
         )
     )
-    skipped = set() if config.bottom_alone else {"real middle codes upsampled"}
-    heard: dict[str, list] = {s: [] for s in SOURCES if s not in skipped}  # (clip audio, {task: true name})
+    heard: dict[str, list] = {  # source -> (clip audio, {task: true name})
+        source: [] for source in SOURCES if config.bottom_alone or source != "real middle codes upsampled"
+    }
 
     def keep(source: str, audio: np.ndarray, artist: str, genre: str) -> None:
         names = {"artist": artist, "genre": genre}
@@ -150,6 +151,9 @@ def render_check(
         )
         return vqvae.decode(torch.from_numpy(levels[0])[None], 0)[0].cpu().numpy()
 
+    # The songs' own codes encoded below the top: the bottom level's, for its reconstruction, and with
+    # bottom_alone those of the levels above it, handed to the render as finished.
+    below_top = range(len(engine.bundle.upsamplers)) if config.bottom_alone else range(1)
     wanted = config.songs_per_artist * len(artists)
     index = 0
     while len(heard["real"]) < wanted * len(starts):
@@ -163,16 +167,14 @@ def render_check(
         spec = LabelSpec(plan.artist.name, plan.genre.name, total_seconds=config.song_seconds)
         with torch.no_grad():
             x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
-            bottom = vqvae.decode(vqvae.encode_levels(x, [0])[0], 0)[0].cpu().numpy()
+            own = vqvae.encode_levels(x, list(below_top))
+            bottom = vqvae.decode(own[0], 0)[0].cpu().numpy()
         top = encode_top(engine, audio)
         upsampled = render(top, spec, index)
         for source, sound in (("real", audio), ("bottom recon", bottom), ("real codes upsampled", upsampled)):
             keep(source, sound, plan.artist.name, plan.genre.name)
         if config.bottom_alone:
-            above = range(1, len(engine.bundle.upsamplers))
-            with torch.no_grad():
-                own = vqvae.encode_levels(x, list(above))
-            given = [None] + [own[level][0].cpu().numpy() for level in above]
+            given = [None] + [own[level][0].cpu().numpy() for level in below_top[1:]]
             keep(
                 "real middle codes upsampled",
                 render(top, spec, index, given),
