@@ -204,12 +204,19 @@ def preview_clips(
 
 
 @torch.no_grad()
+def encode_song(engine: ComposeEngine, audio: np.ndarray, levels: Sequence[int]) -> dict[int, torch.Tensor]:
+    """Level -> the codes (K_level,) of a whole song at the model's rate, for each of `levels`, on the
+    VQ-VAE's device."""
+    vqvae = engine.bundle.vqvae
+    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
+    codes = vqvae.encode_levels(x.to(next(vqvae.parameters()).device), levels)
+    return {level: level_codes[0] for level, level_codes in codes.items()}
+
+
 def encode_top(engine: ComposeEngine, audio: np.ndarray) -> np.ndarray:
     """Top-level codes (K,) of a whole song at the model's rate: what priming with it would give."""
-    vqvae = engine.bundle.vqvae
-    top = vqvae.config.levels - 1
-    x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
-    return vqvae.encode_levels(x.to(next(vqvae.parameters()).device), [top])[top][0].cpu().numpy()
+    top = engine.bundle.vqvae.config.levels - 1
+    return encode_song(engine, audio, [top])[top].cpu().numpy()
 
 
 def generate_codes(

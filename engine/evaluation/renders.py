@@ -33,7 +33,7 @@ from engine.data.synth import compose_song, render_song
 from engine.evaluation.conditioning import (
     ConditioningConfig,
     corpus_labels,
-    encode_top,
+    encode_song,
     generate_codes,
     reference_clips,
 )
@@ -153,7 +153,8 @@ def render_check(
 
     # The songs' own codes encoded below the top: the bottom level's, for its reconstruction, and with
     # bottom_alone those of the levels above it, handed to the render as finished.
-    below_top = range(len(engine.bundle.upsamplers)) if config.bottom_alone else range(1)
+    top_level = len(engine.bundle.upsamplers)
+    below_top = range(top_level) if config.bottom_alone else range(1)
     wanted = config.songs_per_artist * len(artists)
     index = 0
     while len(heard["real"]) < wanted * len(starts):
@@ -165,16 +166,15 @@ def render_check(
             continue
         audio = render_song(plan, sr)[: round(config.render_seconds * sr)]
         spec = LabelSpec(plan.artist.name, plan.genre.name, total_seconds=config.song_seconds)
+        own = encode_song(engine, audio, [*below_top, top_level])
         with torch.no_grad():
-            x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
-            own = vqvae.encode_levels(x, list(below_top))
-            bottom = vqvae.decode(own[0], 0)[0].cpu().numpy()
-        top = encode_top(engine, audio)
+            bottom = vqvae.decode(own[0][None], 0)[0].cpu().numpy()
+        top = own[top_level].cpu().numpy()
         upsampled = render(top, spec, index)
         for source, sound in (("real", audio), ("bottom recon", bottom), ("real codes upsampled", upsampled)):
             keep(source, sound, plan.artist.name, plan.genre.name)
         if config.bottom_alone:
-            given = [None] + [own[level][0].cpu().numpy() for level in below_top[1:]]
+            given = [None] + [own[level].cpu().numpy() for level in below_top[1:]]
             keep(
                 "real middle codes upsampled",
                 render(top, spec, index, given),

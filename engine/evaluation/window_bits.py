@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from engine.api import ComposeEngine, LabelSpec
+from engine.evaluation.conditioning import encode_song
 
 _LN2 = float(np.log(2.0))
 
@@ -36,15 +37,13 @@ def bits_by_position(
     cfg = up.config
     rng = np.random.default_rng(seed)
     total, count = np.zeros(cfg.n_ctx), 0
-    vqvae = engine.bundle.vqvae
     for audio, spec in songs:
+        codes = encode_song(engine, audio, [level, level + 1])
+        own, upper = codes[level].long(), codes[level + 1].long()
+        slots = (len(own) - cfg.n_ctx) // cfg.cond_downsample
+        if slots < 0:
+            raise ValueError(f"a song is shorter than one level-{level} window ({cfg.n_ctx} codes)")
         with torch.no_grad():
-            x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
-            codes = vqvae.encode_levels(x, [level, level + 1])
-            own, upper = codes[level][0].long(), codes[level + 1][0].long()
-            slots = (len(own) - cfg.n_ctx) // cfg.cond_downsample
-            if slots < 0:
-                raise ValueError(f"a song is shorter than one level-{level} window ({cfg.n_ctx} codes)")
             for _ in range(windows_per_song):
                 start = int(rng.integers(0, slots + 1)) * cfg.cond_downsample
                 tokens = own[start : start + cfg.n_ctx][None]
@@ -52,6 +51,6 @@ def bits_by_position(
                 label = engine.label(spec, start * cfg.raw_to_tokens, up)
                 labels = None if label is None else torch.tensor([label.y])
                 logits = up.logits(tokens, labels, above)
-                total += F.cross_entropy(logits[0].float(), tokens[0], reduction="none").numpy() / _LN2
+                total += F.cross_entropy(logits[0].float(), tokens[0], reduction="none").cpu().numpy() / _LN2
                 count += 1
     return total / max(count, 1)
