@@ -99,7 +99,21 @@ class AppSession:
                 self._notify("error", describe_error(exc))
                 raise
 
-        return executor.submit(run)
+        return self._background(executor, run)
+
+    def _background(self, executor: ThreadPoolExecutor, fn: Callable[[], Any]) -> Future:
+        """Submit fn to `executor`; once the session has shut down, hand back a cancelled future instead.
+        A widget answering a result that arrives while the app closes may ask again (the lyrics follower
+        does); nothing should run then, and the bridge drops cancelled futures silently."""
+        if not self._closed:
+            try:
+                return executor.submit(fn)
+            except RuntimeError:  # shut down between the check and the submit
+                if not self._closed:
+                    raise
+        cancelled: Future = Future()
+        cancelled.cancel()
+        return cancelled
 
     def _save_state(self, state: AppState) -> None:
         self.state = state
@@ -415,7 +429,7 @@ class AppSession:
                     self._notify("error", describe_error(exc))
                 raise
 
-        return self._audio_pool.submit(run if prefetch else unless_gone)
+        return self._background(self._audio_pool, run if prefetch else unless_gone)
 
     def _take_gone(self, node_id: int) -> bool:
         with self.lock:
@@ -430,7 +444,7 @@ class AppSession:
         def run() -> Any:
             return self._lyrics.progress(self._need_engine(), self.project, self.lock, node_id)
 
-        return self._lyrics_pool.submit(run)
+        return self._background(self._lyrics_pool, run)
 
     # -- settings ------------------------------------------------------------------------------------
     def apply_settings(self, settings: Settings) -> Future | None:

@@ -127,6 +127,19 @@ def test_unknown_names_are_refused_with_the_nearest_ones(tmp_path, bundle):
         session.shutdown()
 
 
+def test_requests_after_shutdown_come_back_cancelled_and_run_nothing(tmp_path, bundle):
+    """A late answer can make a widget ask again while the app closes (the lyrics follower re-asks when
+    its take changed meanwhile): the session then hands back cancelled futures, never an exception."""
+    notes = Recorder()
+    session = AppSession(notes, state_dir=tmp_path)
+    session.load_model(bundle).result(TIMEOUT)
+    session.new_project(tmp_path / "s.cocompose", Conditioning("Ada Tone", "rock"), 10).result(TIMEOUT)
+    session.shutdown()
+    late = [session.lyric_progress(1), session.close_project(), session.load_model(bundle)]
+    assert all(future.cancelled() for future in late)
+    assert notes.errors() == []
+
+
 def test_the_app_state_file_survives_damage_and_keeps_the_newest_first(tmp_path):
     assert load_state(tmp_path) == AppState()
     (tmp_path / "app-state.json").write_text("{not json")
