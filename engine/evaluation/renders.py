@@ -167,8 +167,7 @@ def render_check(
         audio = render_song(plan, sr)[: round(config.render_seconds * sr)]
         spec = LabelSpec(plan.artist.name, plan.genre.name, total_seconds=config.song_seconds)
         own = encode_song(engine, audio, [*below_top, top_level])
-        with torch.no_grad():
-            bottom = vqvae.decode(own[0][None], 0)[0].cpu().numpy()
+        bottom = vqvae.decode(own[0][None], 0)[0].cpu().numpy()  # decode runs without gradients itself
         top = own[top_level].cpu().numpy()
         upsampled = render(top, spec, index)
         for source, sound in (("real", audio), ("bottom recon", bottom), ("real codes upsampled", upsampled)):
