@@ -365,6 +365,7 @@ def manifest_document(
             "notes": list(prime_notes),
         }
     s = request.sampling
+    guide = engine.bundle.render_guide if request.upsample else None
     return {
         "format": MANIFEST_FORMAT,
         "version": MANIFEST_VERSION,
@@ -394,7 +395,13 @@ def manifest_document(
             ],
             "render": "upsampled" if request.upsample else "preview",
             "upsample_seed": request.upsample_seed if request.upsample else None,
-            "audio": "WAV, mono, 32-bit float, the decoder's output unchanged",
+            "render_guide": guide.to_dict() if guide is not None else None,
+            "audio": "WAV, mono, 32-bit float, "
+            + (
+                "the bottom decoder's output drawn toward its preview's band envelope (render_guide)"
+                if guide is not None
+                else "the decoder's output unchanged"
+            ),
         },
         "notes": [
             "the upsamplers render each song with the names of its last section (they take one label "

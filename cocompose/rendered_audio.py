@@ -4,11 +4,13 @@ The render of root..take is read from the bottom-level (level 0) windows that up
 stretch of that whole path, the one `UpsampleRequest(leaf_id=take)` resolves to (`resolve_stretch`), in
 order up to the first gap (`finished_windows`). Their stretch key hashes the path's codes and the
 conditioning along them, so windows saved before a swap, a prime or under another voice never match.
-They are decoded with the bottom decoder; from the last rendered sample on, the preview takes over, after
-a short crossfade so the seam does not click. With nothing rendered the result is the preview itself.
+They are decoded with the bottom decoder and, for a model with a render guide, drawn toward the preview's
+band envelope (`ComposeEngine.guide_render`); from the last rendered sample on, the preview takes over,
+after a short crossfade so the seam does not click. With nothing rendered the result is the preview itself.
 
-Decoding grows with the render: `BottomDecoder` keeps what it decoded of a path and decodes only the new
-codes (with the decoder's context before them), so hearing a render grow costs about what it adds.
+Decoding grows with the render: `BottomDecoder` keeps what it decoded of a path and decodes (and guides)
+only the new codes, with the decoder's and the guide's context before them, so hearing a render grow costs
+about what it adds.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ def rendered_audio(project: Project, engine, leaf_id: int, preview: np.ndarray) 
     if found is None or len(found.codes) == 0:
         return np.asarray(preview, np.float32).copy(), 0.0
     audio, rate = engine.decode_bottom(found.codes)
+    audio = engine.guide_render(audio, preview)
     return splice(audio, preview, rate), min(len(audio), len(preview)) / rate
 
 
@@ -85,6 +88,7 @@ class BottomDecoder:
     own rule, `engine.vqvae.encdec.decoder_context_frames`), so only the rest is decoded again."""
 
     def __init__(self, engine) -> None:
+        from engine.render_guide import GuidedTail
         from engine.vqvae.encdec import decoder_context_frames
 
         vqvae = engine.bundle.vqvae
@@ -93,24 +97,31 @@ class BottomDecoder:
         self.margin = decoder_context_frames(vqvae.decoders[0])
         self.key: str | None = None
         self.codes = np.zeros(0, np.int64)
-        self.audio = np.zeros(0, np.float32)
+        self.audio = np.zeros(0, np.float32)  # decoded, not guided
+        guide = engine.bundle.render_guide
+        self._guided = None if guide is None else GuidedTail(engine.sample_rate, guide)
 
-    def decode(self, found: BottomCodes) -> np.ndarray:
-        """The audio of `found.codes`; decodes only what is new since the last call for the same render."""
+    def decode(self, found: BottomCodes, preview: np.ndarray) -> np.ndarray:
+        """The audio of `found.codes`, guided by `preview` (the path's preview audio) for a model with a
+        render guide; decodes only what is new since the last call for the same render."""
         old = self.codes
         grown = (
             found.key == self.key
             and len(found.codes) >= len(old)
             and np.array_equal(found.codes[: len(old)], old)
         )
+        unchanged = 0  # samples of the decoded audio that are as they were at the last call
         if not grown:
             audio, _ = self._engine.decode_bottom(found.codes)
         elif len(found.codes) == len(old):
-            audio = self.audio
+            audio, unchanged = self.audio, len(self.audio)
         else:
             settled = max(0, len(old) - self.margin)  # frames whose audio no later code can change
             lo = max(0, settled - self.margin)
             tail, _ = self._engine.decode_bottom(found.codes[lo:])
             audio = np.concatenate([self.audio[: settled * self.hop], tail[(settled - lo) * self.hop :]])
+            unchanged = settled * self.hop
         self.key, self.codes, self.audio = found.key, found.codes.copy(), audio
-        return audio
+        if self._guided is None:
+            return audio
+        return self._guided.update(audio, np.asarray(preview, np.float32), unchanged)

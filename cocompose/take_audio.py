@@ -188,8 +188,8 @@ class SongAudio:
         if cached is not None and cached[0] == made_from:
             return cached[2]
         decoder = cached[1] if cached is not None else BottomDecoder(engine)
-        audio = decoder.decode(found)  # outside the lock: decoding takes a while
         preview_audio = preview.source.audio()
+        audio = decoder.decode(found, preview_audio)  # outside the lock: decoding takes a while
         seconds = min(len(audio), len(preview_audio)) / self.sample_rate
         source = AudioSource(self.sample_rate, splice(audio, preview_audio, self.sample_rate))
         made = PathAudio(ids, source, preview.take_start, preview.take_end, seconds)

@@ -32,6 +32,7 @@ from engine.prior.labels import Label, blend_rows, build_label, check_blend_weig
 from engine.prior.sampler import Cancelled, SamplingSettings, branch_generators, sample
 from engine.prior.tempo import BeatClock
 from engine.prior.text import lyrics_vocab
+from engine.render_guide import guide_render
 from engine.sampling.alignment import get_alignment
 from engine.sampling.drivers import window_labels, window_seed
 from engine.sampling.upsample import LabelTrack, upsample
@@ -374,6 +375,15 @@ class ComposeEngine:
     def decode_bottom(self, bottom_codes: np.ndarray) -> tuple[np.ndarray, int]:
         """Bottom-level codes (the upsampled song) -> (mono float32 audio, sample rate)."""
         return self._decode(bottom_codes, 0)
+
+    def guide_render(self, rendered: np.ndarray, preview: np.ndarray) -> np.ndarray:
+        """A render's audio drawn toward its preview's band envelope as the model's makers measured it
+        (`engine.render_guide`; the bundle's `render_guide`); a copy of `rendered` for a model without.
+        `preview`: the top level's decode of the same codes, from the same first sample."""
+        guide = self.bundle.render_guide
+        if guide is None:
+            return np.asarray(rendered, np.float32).copy()
+        return guide_render(rendered, preview, self.sample_rate, guide)
 
     def _decode(self, codes: np.ndarray, level: int) -> tuple[np.ndarray, int]:
         codes = np.asarray(codes, dtype=np.int64)

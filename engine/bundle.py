@@ -29,6 +29,7 @@ from engine.prior.labels import ArtistGenreIds, LabelConfig, NameTable, load_art
 from engine.prior.model import JukeboxPrior
 from engine.prior.sampler import MAX_GUIDANCE
 from engine.prior.tempo import BeatClock
+from engine.render_guide import RenderGuide
 from engine.vqvae import VQVAE
 
 MANIFEST_NAME = "bundle.json"
@@ -54,6 +55,9 @@ class BundleManifest:
     # The share of each upsampler window left for the next window to sample (`plan_level`'s lookahead),
     # as its makers measured the renders. 0 = the reference's windows.
     upsample_lookahead: float = 0.0
+    # How the preview guides a render's band envelope (`engine.render_guide`), as its makers measured the
+    # renders; None: renders are the bottom decoder's audio as it is (the reference's).
+    render_guide: RenderGuide | None = None
 
     def __post_init__(self) -> None:
         g = self.guidance
@@ -76,6 +80,7 @@ class BundleManifest:
             "sample_rate": self.sample_rate,
             "guidance": self.guidance,
             "upsample_lookahead": self.upsample_lookahead,
+            "render_guide": None if self.render_guide is None else self.render_guide.to_dict(),
         }
         return json.dumps(data, indent=2, sort_keys=True)
 
@@ -100,6 +105,7 @@ class BundleManifest:
                 sample_rate=data.get("sample_rate"),
                 guidance=data.get("guidance", 0.0),
                 upsample_lookahead=data.get("upsample_lookahead", 0.0),
+                render_guide=_render_guide(data.get("render_guide")),
             )
         except (TypeError, ValueError, AttributeError) as exc:
             raise CheckpointError(f"{path}: malformed bundle manifest ({exc})") from None
@@ -108,6 +114,10 @@ class BundleManifest:
         target = Path(folder) / MANIFEST_NAME
         checkpoint.atomic_write(target, lambda tmp: tmp.write_text(self.to_json()))
         return target
+
+
+def _render_guide(data) -> RenderGuide | None:
+    return None if data is None else RenderGuide.from_dict(data)
 
 
 def _prior_stems(folder: Path) -> dict[str, dict]:
@@ -250,6 +260,10 @@ class ModelBundle:
     @property
     def upsample_lookahead(self) -> float:
         return float(self.manifest.upsample_lookahead)
+
+    @property
+    def render_guide(self) -> RenderGuide | None:
+        return self.manifest.render_guide
 
     @property
     def codes_per_second(self) -> float:

@@ -15,6 +15,7 @@ from engine.data.vocabulary import Vocabulary
 from engine.prior.add_clock import with_beat_clock
 from engine.prior.builders import build_prior, layer_kinds, prior_config
 from engine.prior.config import ENC_DEC
+from engine.render_guide import RenderGuide
 from engine.training.config import MODEL_PRESETS
 from engine.training.prior_task import init_embeddings_, vqvae_hps
 from engine.vqvae import TINY, VQVAE
@@ -49,6 +50,7 @@ def write_tiny_bundle(
     audible: bool = False,
     lyric_alignment: bool = False,
     genre_tempi: dict[str, list] | None = None,
+    render_guide: RenderGuide | None = None,
 ) -> Path:
     """Write the tiny models (and bundle.json) into `folder`; returns the folder. The priors know the
     names of `vocabulary` (default: tiny_vocabulary()).
@@ -59,6 +61,7 @@ def write_tiny_bundle(
     can say where in the lyrics a take sings; without it the model counts as one that sings no lyrics.
     genre_tempi: the top prior gets a beat clock (16 phase bins, bars of up to 4 beats) with random
     tables, and these usual tempi ({genre: [bpm, beats per bar]}) in its settings.
+    render_guide: how the bundle's previews guide its renders (`engine.render_guide`); None: not at all.
     """
     folder.mkdir(parents=True, exist_ok=True)
     vocabulary = vocabulary or tiny_vocabulary()
@@ -94,6 +97,7 @@ def write_tiny_bundle(
             upsamplers=ups,
             vocabulary="model",
             sample_rate=TINY.sample_rate,
+            render_guide=render_guide,
         ).write(folder)
     return folder
 

@@ -20,6 +20,7 @@ from cocompose.service.upsampling import conditioning_changes
 from cocompose.song import Conditioning
 from cocompose.store import Project
 from engine.api import ComposeEngine
+from engine.render_guide import RenderGuide
 from tests.compose_model import write_tiny_bundle
 
 RATE, HOP = 22050, 128
@@ -240,6 +241,25 @@ def test_upsample_renders_through_both_upsamplers(tmp_path, model_dir, capsys):
     assert len(slow) == len(fast) == round(0.2 * CPS) * HOP and not np.array_equal(slow, fast)
     manifest = json.loads((tmp_path / "slow" / "manifest.json").read_text())
     assert manifest["settings"]["render"] == "upsampled" and manifest["settings"]["upsample_seed"] == 0
+    assert manifest["settings"]["render_guide"] is None and "unchanged" in manifest["settings"]["audio"]
+
+
+def test_a_guided_models_render_says_how_its_preview_guided_it(tmp_path, capsys):
+    guide = RenderGuide(bands=12, limit_db=9.0)
+    guided = write_tiny_bundle(tmp_path / "guided", audible=True, render_guide=guide)
+    common = ("generate", "--model", guided, "--artist", "Cleo Hum", "--genre", "folk", "--seconds", 0.2,
+              "--branches", 1, "--seed", 2)  # fmt: skip
+    for render in ("preview", "upsampled"):
+        out = tmp_path / render
+        code, _, err = run(capsys, *common, *(("--upsample",) if render == "upsampled" else ()), "--out", out)
+        assert code == 0, err
+        settings = json.loads((out / "manifest.json").read_text())["settings"]
+        assert settings["render"] == render
+        if render == "preview":  # the preview is the top decoder's audio as it is
+            assert settings["render_guide"] is None and "unchanged" in settings["audio"]
+        else:
+            assert RenderGuide.from_dict(settings["render_guide"]) == guide
+            assert "drawn toward its preview's band envelope" in settings["audio"]
 
 
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, model_dir, capsys):

@@ -1,7 +1,8 @@
 """The song up to a take as far as its upsampled render has reached (cocompose.rendered_audio): with every
 window saved it is run_render's upsampled audio itself; with none it is the preview sample for sample; with
 some, the render up to the seam (decoded as the app decodes it, a piece at a time) and the preview from
-there on; windows saved under another conditioning are never used."""
+there on; windows saved under another conditioning are never used. All of it for a model whose previews
+guide its renders (`engine.render_guide`) as for one without."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from cocompose.song import Codes, Conditioning, ModelInfo
 from cocompose.store import Project, UpsampleWindow
 from cocompose.take_audio import SongAudio
 from engine.api import ComposeEngine
+from engine.render_guide import RenderGuide
 from tests.compose_model import write_tiny_bundle
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -26,9 +28,18 @@ TIMEOUT = 120
 VOICE = Conditioning("Ada Tone", "rock")
 
 
-@pytest.fixture(scope="module")
-def engine(tmp_path_factory) -> ComposeEngine:
-    return ComposeEngine.load(write_tiny_bundle(tmp_path_factory.mktemp("bundle"), audible=True))
+@pytest.fixture(
+    scope="module", params=[None, RenderGuide(bands=12, limit_db=9.0)], ids=["unguided", "guided"]
+)
+def engine(tmp_path_factory, request) -> ComposeEngine:
+    folder = write_tiny_bundle(tmp_path_factory.mktemp("bundle"), audible=True, render_guide=request.param)
+    return ComposeEngine.load(folder)
+
+
+def _guide_context(engine) -> int:
+    """Samples on either side of one that its guided value depends on (0 without a guide)."""
+    guide = engine.bundle.render_guide
+    return 0 if guide is None else guide.frame_length(engine.sample_rate)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +126,8 @@ def test_part_rendered_is_the_render_up_to_the_seam_then_the_preview(tmp_path, e
                 steps.append((count, played))
             reference, seconds = service.read(lambda p: rendered_audio(p, engine, take, preview))
 
-    margin = BottomDecoder(engine).margin * hop0  # how far the cut reaches back into the decoded audio
+    # How far the cut reaches back: the decoder's context, and the guide's beyond it.
+    margin = BottomDecoder(engine).margin * hop0 + _guide_context(engine)
     fade = round(CROSSFADE_S * rate)
     for count, played in steps:
         n = sum(len(w.codes) for w in windows[:count]) * hop0

@@ -141,10 +141,11 @@ def run_render(ctx, request: RenderRequest) -> tuple[np.ndarray, int]:
     engine = ctx.engine
     if request.quality == "upsampled":
         levels = run_upsample(ctx, request)
-        audio, rate = engine.decode_bottom(levels[0])
+        rendered, rate = engine.decode_bottom(levels[0])
         # The upsamplers need a minimum stretch, which may be wider than the range asked for: cut it back.
         wide = ctx.store(lambda p: resolve_stretch(p, engine, request, engine.min_upsample_codes()))
         exact = ctx.store(lambda p: resolve_stretch(p, engine, request))
+        audio = engine.guide_render(rendered, engine.decode_preview(wide.codes)[0])
         hop = round(rate / engine.codes_per_second)
         return audio[(exact.start - wide.start) * hop : (exact.end - wide.start) * hop], rate
     stretch = ctx.store(lambda p: resolve_stretch(p, engine, request))
