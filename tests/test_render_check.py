@@ -9,7 +9,8 @@ import pytest
 
 from engine.api import ComposeEngine
 from engine.evaluation.designs import DESIGNS
-from engine.evaluation.renders import SOURCES, RenderCheckConfig, render_check
+from engine.evaluation.renders import SOURCES, UNGUIDED, RenderCheckConfig, render_check
+from engine.render_guide import RenderGuide
 from tests.compose_model import write_tiny_bundle
 from tests.test_conditioning_eval import KNOWN_ARTISTS, KNOWN_GENRES, corpus_vocabulary
 
@@ -38,7 +39,10 @@ def test_every_source_is_heard_on_the_same_clips(engine):
     check = render_check(engine, TINY, say=said.append)
     clips_per_song = 2  # 0.5..1.0 s and 1.0..1.5 s
     songs = TINY.songs_per_artist * len(KNOWN_ARTISTS)
-    heard = [source for source in SOURCES if source != "real middle codes upsampled"]  # opt-in
+    # the bottom upsampler alone is opt-in; unguided twins only for a model whose previews guide renders
+    heard = [
+        s for s in SOURCES if not s.startswith("real middle codes upsampled") and not s.endswith(UNGUIDED)
+    ]
     assert check.clips == dict.fromkeys(heard, songs * clips_per_song)
     assert sum("generated songs:" in line for line in said) == songs
     for source in heard:
@@ -61,6 +65,20 @@ def test_the_bottom_upsampler_alone_is_heard_on_the_real_songs_clips(engine):
     )
     assert set(check.accuracy["real middle codes upsampled"]) == {"artist", "genre"}
     assert "real middle codes upsampled" in check.to_text()
+
+
+def test_a_guided_models_renders_are_heard_as_the_app_plays_them_and_unguided_on_the_same_draws(tmp_path):
+    folder = write_tiny_bundle(
+        tmp_path / "guided",
+        vocabulary=corpus_vocabulary(KNOWN_ARTISTS, KNOWN_GENRES),
+        audible=True,
+        render_guide=RenderGuide(bands=12, limit_db=9.0),
+    )
+    check = render_check(ComposeEngine.load(folder), replace(TINY, bottom_alone=True), say=lambda line: None)
+    assert set(check.clips) == set(SOURCES)
+    for source in ("real codes upsampled", "real middle codes upsampled", "generated upsampled"):
+        assert check.clips[source + UNGUIDED] == check.clips[source] == check.clips["real"]
+        assert source + UNGUIDED in check.to_text()
 
 
 def test_a_model_without_upsamplers_and_impossible_clips_are_refused(engine, tmp_path):

@@ -14,6 +14,10 @@ artist and genre classifiers fitted on the real clips of held-out synthetic song
 - `generated upsampled`: songs the top prior samples for each artist, rendered the same way (what an
   exported track sounds like).
 
+A model whose bundle has a render guide (`engine.render_guide`) renders as the app does, each render
+drawn toward its preview's band envelope (the top level's decode of the same top codes); the same renders
+are also heard unguided (`..., unguided`), a comparison on the very same draws.
+
 Each source is heard on the same clip grid (from `listen_from_seconds`, `clip_seconds` each), and
 judged by the card's log-mel classifiers (`accuracy`) and by those of every other design (`by_design`,
 `designs.py`), all fitted on the same real clips. Upsampling
@@ -26,7 +30,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from engine.api import ComposeEngine, LabelSpec
 from engine.data.synth import compose_song, render_song
@@ -40,13 +43,9 @@ from engine.evaluation.conditioning import (
 from engine.evaluation.designs import DESIGNS, ClassifierDesign, Labelled, judge, table_text
 from engine.prior.sampler import SamplingSettings
 
-SOURCES = (
-    "real",
-    "bottom recon",
-    "real codes upsampled",
-    "real middle codes upsampled",
-    "generated upsampled",
-)
+UPSAMPLED = ("real codes upsampled", "real middle codes upsampled", "generated upsampled")
+UNGUIDED = ", unguided"
+SOURCES = ("real", "bottom recon", *(name + tail for name in UPSAMPLED for tail in ("", UNGUIDED)))
 TASKS = ("artist", "genre")
 
 
@@ -134,8 +133,12 @@ def render_check(
             round(config.listen_from_seconds * cps), round(config.render_seconds * cps) - n_clip + 1, n_clip
         )
     )
+    guided = engine.bundle.render_guide is not None
     heard: dict[str, list] = {  # source -> (clip audio, {task: true name})
-        source: [] for source in SOURCES if config.bottom_alone or source != "real middle codes upsampled"
+        source: []
+        for source in SOURCES
+        if (config.bottom_alone or not source.startswith("real middle codes upsampled"))
+        and (guided or not source.endswith(UNGUIDED))
     }
 
     def keep(source: str, audio: np.ndarray, artist: str, genre: str) -> None:
@@ -144,12 +147,17 @@ def render_check(
 
     upsampling = SamplingSettings(config.upsample_temperature)
 
-    def render(codes: np.ndarray, spec: LabelSpec, seed: int, given: list | None = None) -> np.ndarray:
+    def keep_render(source: str, codes: np.ndarray, spec: LabelSpec, seed: int, given: list | None = None):
+        """Render top `codes` (the levels in `given` as they are), as the app does and unguided too."""
         finished = given or [None] * len(engine.bundle.upsamplers)
         levels = engine.upsample(
             codes, spec, 0, seed, finished, settings=upsampling, lookahead=config.upsample_lookahead
         )
-        return vqvae.decode(torch.from_numpy(levels[0])[None], 0)[0].cpu().numpy()
+        rendered, _ = engine.decode_bottom(levels[0])
+        if guided:
+            keep(source + UNGUIDED, rendered, spec.artist, spec.genre)
+            rendered = engine.guide_render(rendered, engine.decode_preview(codes)[0])
+        keep(source, rendered, spec.artist, spec.genre)
 
     # The songs' own codes encoded below the top: the bottom level's, for its reconstruction, and with
     # bottom_alone those of the levels above it, handed to the render as finished.
@@ -169,17 +177,12 @@ def render_check(
         own = encode_song(engine, audio, [*below_top, top_level])
         bottom = vqvae.decode(own[0][None], 0)[0].cpu().numpy()  # decode runs without gradients itself
         top = own[top_level].cpu().numpy()
-        upsampled = render(top, spec, index)
-        for source, sound in (("real", audio), ("bottom recon", bottom), ("real codes upsampled", upsampled)):
+        for source, sound in (("real", audio), ("bottom recon", bottom)):
             keep(source, sound, plan.artist.name, plan.genre.name)
+        keep_render("real codes upsampled", top, spec, index)
         if config.bottom_alone:
             given = [None] + [own[level].cpu().numpy() for level in below_top[1:]]
-            keep(
-                "real middle codes upsampled",
-                render(top, spec, index, given),
-                plan.artist.name,
-                plan.genre.name,
-            )
+            keep_render("real middle codes upsampled", top, spec, index, given)
         done = len(heard["real"]) // len(starts)
         say(f"real songs: {done}/{wanted} ({plan.artist.name}, {plan.genre.name})")
 
@@ -192,7 +195,7 @@ def render_check(
             (codes,) = generate_codes(
                 engine, np.zeros(0, np.int64), round(config.render_seconds * cps), [seed], spec, settings
             )
-            keep("generated upsampled", render(codes, spec, seed), artist, genre)
+            keep_render("generated upsampled", codes, spec, seed)
             say(f"generated songs: {a * config.songs_per_artist + r + 1}/{wanted} ({artist}, {genre})")
 
     sources = {}
