@@ -99,3 +99,4 @@ def test_the_shipped_model_is_the_one_train_default_builds():
     # and the app samples it with the label guidance and upsampler windows it was measured with
     manifest = BundleManifest.read(DEFAULT_MODEL_DIR / "bundle.json")
     assert (manifest.guidance, manifest.upsample_lookahead) == (recipe.guidance, recipe.upsample_lookahead)
+    assert manifest.render_guide == recipe.render_guide

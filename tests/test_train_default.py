@@ -60,6 +60,7 @@ def test_the_tiny_recipe_builds_an_installable_model_that_generates(tmp_path, ca
     assert engine.sample_rate == 22050 and engine.can_upsample
     assert engine.recommended_guidance == RECIPES["tiny"].guidance > 0  # the recipe's, via bundle.json
     assert engine.bundle.upsample_lookahead == RECIPES["tiny"].upsample_lookahead > 0  # and its windows
+    assert engine.bundle.render_guide == RECIPES["tiny"].render_guide is not None  # and its render guide
     rows = [json.loads(line) for line in (work / "corpus" / "metadata.jsonl").read_text().splitlines()]
     # Names are listed in the official lists' normalised spelling; every corpus name is there.
     assert {normalise_v2(row["artist"]) for row in rows} <= set(engine.artists())

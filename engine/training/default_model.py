@@ -379,6 +379,7 @@ class DefaultModelPipeline:
             sample_rate=self.recipe.sample_rate,
             guidance=self.recipe.guidance,
             upsample_lookahead=self.recipe.upsample_lookahead,
+            render_guide=self.recipe.render_guide,
         ).write(staging)
         (staging / "recipe.json").write_text(json.dumps(asdict(self.recipe), indent=2, sort_keys=True))
         shutil.rmtree(self.model_dir, ignore_errors=True)
