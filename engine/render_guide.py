@@ -103,9 +103,9 @@ def guide_render(render: np.ndarray, preview: np.ndarray, sample_rate: int, guid
 
     gain_db = (level_db(spec_guide) - level_db(spec_render)).clamp(-guide.limit_db, guide.limit_db)
     frames = spec_render.shape[1]
-    known = torch.ones(frames, dtype=torch.bool)
-    known[(torch.arange(frames) * hop - n_fft // 2) >= m] = False  # frames wholly past the preview's end
-    gain_db[:, ~known] = 0.0
+    if m < n:  # a frame that reaches past the preview's end would be guided toward its silence
+        reaches_past = torch.arange(frames) * hop + n_fft // 2 > m
+        gain_db[:, reaches_past] = 0.0
     gain = (spread @ torch.pow(10.0, gain_db / 20.0))[nearest]  # (bins, frames)
     out = torch.istft(spec_render * gain, n_fft, hop, window=window, center=True, length=n)
     return out.numpy().astype(np.float32)
@@ -114,9 +114,9 @@ def guide_render(render: np.ndarray, preview: np.ndarray, sample_rate: int, guid
 class GuidedTail:
     """Guides a render decoded as it grows, re-guiding only what new audio can change.
 
-    `update(audio, preview, unchanged)`: the whole render so far, the preview, and how many of the
-    render's first samples are the same as at the last call. Returns the guided render, equal (up to
-    float rounding) to `guide_render` of the whole, having guided only the tail."""
+    `update(audio, preview, unchanged)`: the whole render so far, the preview (the same at every call),
+    and how many of the render's first samples are the same as at the last call. Returns the guided
+    render, equal (up to float rounding) to `guide_render` of the whole, having guided only the tail."""
 
     def __init__(self, sample_rate: int, guide: RenderGuide) -> None:
         self.sample_rate, self.guide = sample_rate, guide
