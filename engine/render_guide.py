@@ -17,7 +17,7 @@ on either side, so a render decoded as it grows can be guided as it grows (`Guid
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
 
 import numpy as np
@@ -51,12 +51,13 @@ class RenderGuide:
         return 1 << max(4, round(np.log2(self.frame_seconds * sample_rate)))
 
     def to_dict(self) -> dict:
-        return {"bands": self.bands, "limit_db": self.limit_db, "frame_seconds": self.frame_seconds}
+        return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> RenderGuide:
-        if not isinstance(data, dict) or set(data) - {"bands", "limit_db", "frame_seconds"}:
-            raise ValueError(f"a render guide is {{bands, limit_db, frame_seconds}}, got {data!r}")
+        names = [f.name for f in fields(cls)]
+        if not isinstance(data, dict) or set(data) - set(names):
+            raise ValueError(f"a render guide is {{{', '.join(names)}}}, got {data!r}")
         return cls(**data)
 
 
@@ -102,9 +103,8 @@ def guide_render(render: np.ndarray, preview: np.ndarray, sample_rate: int, guid
         return 10.0 * torch.log10(filters @ spec.abs().square() + _POWER_FLOOR)
 
     gain_db = (level_db(spec_guide) - level_db(spec_render)).clamp(-guide.limit_db, guide.limit_db)
-    frames = spec_render.shape[1]
     if m < n:  # a frame that reaches past the preview's end would be guided toward its silence
-        reaches_past = torch.arange(frames) * hop + n_fft // 2 > m
+        reaches_past = torch.arange(spec_render.shape[1]) * hop + n_fft // 2 > m
         gain_db[:, reaches_past] = 0.0
     gain = (spread @ torch.pow(10.0, gain_db / 20.0))[nearest]  # (bins, frames)
     out = torch.istft(spec_render * gain, n_fft, hop, window=window, center=True, length=n)
