@@ -404,8 +404,9 @@ def manifest_document(
             ),
         },
         "notes": [
-            "the upsamplers render each song with the names of its last section (they take one label "
-            "per render)"
+            "the upsamplers follow the sections: each of their windows takes the names of the section "
+            "under most of its new codes, so a render's voice changes within one upsampler window of each "
+            "change"
         ]
         if request.upsample and len(sections) > 1
         else [],

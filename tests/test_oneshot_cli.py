@@ -244,6 +244,37 @@ def test_upsample_renders_through_both_upsamplers(tmp_path, model_dir, capsys):
     assert manifest["settings"]["render_guide"] is None and "unchanged" in manifest["settings"]["audio"]
 
 
+def test_an_upsampled_render_across_a_change_follows_each_sections_names(tmp_path, model_dir):
+    """The one-shot's render is the engine's render with every section's names in force under its
+    windows (as a project renders a swap), not the last section's names for the whole song."""
+    import torch
+
+    from cocompose.service.runners import label_spec
+
+    engine = ComposeEngine.load(model_dir)
+    with torch.no_grad():  # labels loud enough to decide draws (untrained rows would hardly move one)
+        for up in engine.bundle.upsamplers:
+            up.y_emb.artist_emb.emb.weight.mul_(1e4)
+            up.y_emb.bow_genre_emb.emb.weight.mul_(1e4)
+    seconds, at = 0.6, 0.1
+    bo = Conditioning("Bo Noise", "jazz")
+    request = OneShotRequest(tmp_path / "out", ADA, seconds, 1, 4, changes=(Change(at, artist=bo.artist,
+                             genre=bo.genre),), upsample=True)  # fmt: skip
+    result = generate_oneshot(request, engine)
+    (branch,) = result.branches
+    n, b = len(branch.codes), round(at * CPS)
+
+    def render(specs):
+        levels = engine.upsample(branch.codes, specs, 0, 0, [None] * len(engine.bundle.upsamplers))
+        return engine.decode_bottom(levels[0])[0]
+
+    followed = render([(0, label_spec(ADA, n / CPS)), (b, label_spec(bo, n / CPS))])
+    np.testing.assert_array_equal(read_wav(branch.path), followed)
+    assert not np.array_equal(followed, render(label_spec(bo, n / CPS)))
+    notes = json.loads(result.manifest.read_text())["notes"]
+    assert any("the upsamplers follow the sections" in note for note in notes)
+
+
 def test_a_guided_models_render_says_how_its_preview_guided_it(tmp_path, capsys):
     guide = RenderGuide(bands=12, limit_db=9.0)
     guided = write_tiny_bundle(tmp_path / "guided", audible=True, render_guide=guide)
