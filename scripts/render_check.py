@@ -3,6 +3,10 @@
     python scripts/render_check.py                          # the default model, 2 songs per artist
     python scripts/render_check.py --model DIR --songs-per-artist 4 --guidance 0
     python scripts/render_check.py --bottom-alone             # which upsampler loses the labels
+    python scripts/render_check.py --save heard.npz           # keep every clip heard, to listen or judge
+
+Each generated song is also continued with another artist from --change-at seconds and rendered across
+the change (`artist changed ...` rows); --change-at 0 leaves that out.
 
 Upsampling is slow on a CPU: about 45 s per song for the default model, so the default run takes about
 20 minutes. Label guidance defaults to the model's recommendation, as `cocompose generate` samples.
@@ -11,6 +15,9 @@ Upsampling is slow on a CPU: about 45 s per song for the default model, so the d
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+import numpy as np
 
 from cocompose.models import resolve_model
 from engine.api import ComposeEngine
@@ -36,6 +43,8 @@ def main() -> None:
         action="store_true",
         help="also render the real songs' own middle codes through the bottom upsampler alone",
     )
+    parser.add_argument("--change-at", type=float, default=6.0, help="seconds; 0: no artist change")
+    parser.add_argument("--save", type=Path, help="an .npz file for every clip heard and its true names")
     args = parser.parse_args()
     engine = ComposeEngine.load(resolve_model(args.model))
     guidance = engine.recommended_guidance if args.guidance is None else args.guidance
@@ -46,8 +55,28 @@ def main() -> None:
         upsample_temperature=args.upsample_temperature,
         upsample_lookahead=args.upsample_lookahead,
         bottom_alone=args.bottom_alone,
+        change_at_seconds=args.change_at or None,
     )
-    print(render_check(engine, config).to_text())
+    check = render_check(engine, config)
+    print(check.to_text())
+    if args.save is not None:
+        save_heard(check, engine.sample_rate, args.save)
+        print(f"wrote {args.save}")
+
+
+def save_heard(check, rate: int, path: Path) -> None:
+    """Every source's clips (float32, one row each) and true names, as `<source>|audio`,
+    `<source>|artist`, `<source>|genre`, and `rate`."""
+    arrays: dict[str, np.ndarray] = {"rate": np.asarray(rate)}
+    for source, tasks in check.heard.items():
+        arrays[f"{source}|audio"] = np.stack([np.asarray(c, np.float32) for c in tasks["artist"].clips])
+        for task, labelled in tasks.items():
+            arrays[f"{source}|{task}"] = np.asarray(labelled.names)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")  # a run stopped while writing leaves no bad file
+    with open(partial, "wb") as f:
+        np.savez(f, **arrays)
+    partial.replace(path)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ TINY = RenderCheckConfig(
     render_seconds=1.5,
     listen_from_seconds=0.5,
     clip_seconds=0.5,
+    change_at_seconds=0.25,
+    after_change_seconds=0.25,
 )
 
 
@@ -45,6 +47,7 @@ def test_every_source_is_heard_on_the_same_clips(engine):
     ]
     assert check.clips == dict.fromkeys(heard, songs * clips_per_song)
     assert sum("generated songs:" in line for line in said) == songs
+    assert sum("artist changes:" in line for line in said) == songs
     for source in heard:
         assert set(check.accuracy[source]) == {"artist", "genre"}
         assert all(0.0 <= share <= 1.0 for share in check.accuracy[source].values())
@@ -54,6 +57,30 @@ def test_every_source_is_heard_on_the_same_clips(engine):
     assert check.by_design["log-mel statistics"] == check.accuracy
     assert set(check.by_design["long-term spectrum"]["generated upsampled"]) == {"artist"}
     assert "onset rhythm" in check.to_text()
+
+
+def test_after_an_artist_change_the_clips_are_judged_by_the_new_artist(engine):
+    check = render_check(engine, TINY, say=lambda line: None)
+    clips_per_song = 2
+    plain = check.heard["generated upsampled"]
+    song_artists = list(plain["artist"].names)[::clips_per_song]  # one song per artist, in the check's order
+    assert sorted(song_artists) == sorted(KNOWN_ARTISTS)
+    # artist a's song (round 0) changes to artist a + 1; the genre stays
+    new_artists = [song_artists[(a + 1) % len(song_artists)] for a in range(len(song_artists))]
+    for source in ("artist changed upsampled", "artist changed previews"):
+        assert list(check.heard[source]["artist"].names) == [
+            a for a in new_artists for _ in range(clips_per_song)
+        ]
+        assert list(check.heard[source]["genre"].names) == list(plain["genre"].names)
+    assert list(check.heard["generated previews"]["artist"].names) == list(plain["artist"].names)
+
+
+def test_without_a_change_no_changed_songs_are_made(engine):
+    said: list[str] = []
+    check = render_check(engine, replace(TINY, change_at_seconds=None), say=said.append)
+    assert not any(source.startswith("artist changed") for source in check.clips)
+    assert not any("artist changes:" in line for line in said)
+    assert "generated previews" in check.clips
 
 
 def test_the_bottom_upsampler_alone_is_heard_on_the_real_songs_clips(engine):
@@ -91,5 +118,9 @@ def test_a_model_without_upsamplers_and_impossible_clips_are_refused(engine, tmp
         RenderCheckConfig(render_seconds=10.0, listen_from_seconds=8.0, clip_seconds=3.0)
     with pytest.raises(ValueError, match="at least one song"):
         RenderCheckConfig(songs_per_artist=0)
+    with pytest.raises(ValueError, match="artist change must come after the start"):
+        RenderCheckConfig(change_at_seconds=7.0, after_change_seconds=2.0, listen_from_seconds=8.0)
+    with pytest.raises(ValueError, match="artist change must come after the start"):
+        RenderCheckConfig(change_at_seconds=0.0)
     with pytest.raises(ValueError, match="upsample_temperature must be above 0"):
         RenderCheckConfig(upsample_temperature=0.0)

@@ -12,7 +12,13 @@ artist and genre classifiers fitted on the real clips of held-out synthetic song
 - `real middle codes upsampled` (only with `bottom_alone`): their own codes of every level above the
   bottom, the bottom upsampler alone drawing the rest (which of the two upsamplers loses the labels);
 - `generated upsampled`: songs the top prior samples for each artist, rendered the same way (what an
-  exported track sounds like).
+  exported track sounds like), and `generated previews`, the same codes through the top decoder (what
+  the musician heard before picking them);
+- `artist changed upsampled` / `artist changed previews` (unless `change_at_seconds` is None): each
+  generated song cut at `change_at_seconds` and continued, history kept, with another artist's label
+  and the same genre (artist a, round r: artist a + 1 + r, as the card's change), then rendered with
+  each upsampler window conditioned on the label under it, as the app renders a duet. Clips are heard
+  from `after_change_seconds` after the change on, and the truth is the new artist.
 
 A model whose bundle has a render guide (`engine.render_guide`) renders as the app does, each render
 drawn toward its preview's band envelope (the top level's decode of the same top codes); the same renders
@@ -27,7 +33,7 @@ is slow on a CPU (about 45 s per 14 s song for the default model), so the song c
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -43,9 +49,16 @@ from engine.evaluation.conditioning import (
 from engine.evaluation.designs import DESIGNS, ClassifierDesign, Labelled, judge, table_text
 from engine.prior.sampler import SamplingSettings
 
-UPSAMPLED = ("real codes upsampled", "real middle codes upsampled", "generated upsampled")
+UPSAMPLED = (
+    "real codes upsampled",
+    "real middle codes upsampled",
+    "generated upsampled",
+    "artist changed upsampled",
+)
 UNGUIDED = ", unguided"
-SOURCES = ("real", "bottom recon", *(name + tail for name in UPSAMPLED for tail in ("", UNGUIDED)))
+PREVIEWS = ("generated previews", "artist changed previews")
+SOURCES = ("real", "bottom recon", *(name + tail for name in UPSAMPLED for tail in ("", UNGUIDED)), *PREVIEWS)
+CHANGE_SEED_OFFSET = 500  # change seeds: seed * 1000 + 500 + the song's number, apart from the songs'
 TASKS = ("artist", "genre")
 
 
@@ -68,10 +81,24 @@ class RenderCheckConfig:
     # The share of each upsampler window left to the next (plan_level's lookahead); None: the model's.
     upsample_lookahead: float | None = None
     bottom_alone: bool = False  # also hear the real songs' middle codes through the bottom upsampler alone
+    # Each generated song also changes artist here (None: no change); its clips are heard from
+    # after_change_seconds later, so the two must end by listen_from_seconds.
+    change_at_seconds: float | None = 6.0
+    after_change_seconds: float = 2.0
 
     def __post_init__(self) -> None:
         if self.songs_per_artist < 1:
             raise ValueError(f"need at least one song per artist, got {self.songs_per_artist}")
+        if self.change_at_seconds is not None and not (
+            0 < self.change_at_seconds
+            and self.after_change_seconds >= 0
+            and self.change_at_seconds + self.after_change_seconds <= self.listen_from_seconds
+        ):
+            raise ValueError(
+                "the artist change must come after the start and leave after_change_seconds before the "
+                f"clips: 0 < change_at + after_change <= listen_from seconds, got {self.change_at_seconds:g} "
+                f"+ {self.after_change_seconds:g}, {self.listen_from_seconds:g}"
+            )
         if not self.upsample_temperature > 0:
             raise ValueError(f"upsample_temperature must be above 0, got {self.upsample_temperature:g}")
         if not 0 < self.listen_from_seconds + self.clip_seconds <= self.render_seconds <= self.song_seconds:
@@ -87,13 +114,18 @@ class RenderCheck:
     accuracy: dict[str, dict[str, float]]  # source -> task -> share of clips named right (card's design)
     clips: dict[str, int] = field(default_factory=dict)  # source -> clips heard
     by_design: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # design -> accuracy
+    # source -> task -> the clips heard and their true names, for listening or judging them again
+    heard: dict[str, dict[str, Labelled]] = field(default_factory=dict, repr=False, compare=False)
 
     def to_text(self) -> str:
-        lines = ["classifiers fitted on real clips      artist    genre   clips"]
+        width = max(map(len, SOURCES))
+        lines = [f"{'classifiers fitted on real clips':<{width + 2}}   artist    genre   clips"]
         for source in SOURCES:
             if source in self.accuracy:
                 a = self.accuracy[source]
-                lines.append(f"  {source:<32} {a['artist']:8.1%} {a['genre']:8.1%} {self.clips[source]:7}")
+                lines.append(
+                    f"  {source:<{width}} {a['artist']:8.1%} {a['genre']:8.1%} {self.clips[source]:7}"
+                )
         if self.by_design:
             lines.append(table_text(self.by_design, "the same clips, by classifier design (designs.py)"))
         return "\n".join(lines)
@@ -134,11 +166,13 @@ def render_check(
         )
     )
     guided = engine.bundle.render_guide is not None
+    changing = config.change_at_seconds is not None
     heard: dict[str, list] = {  # source -> (clip audio, {task: true name})
         source: []
         for source in SOURCES
         if (config.bottom_alone or not source.startswith("real middle codes upsampled"))
         and (guided or not source.endswith(UNGUIDED))
+        and (changing or not source.startswith("artist changed"))
     }
 
     def keep(source: str, audio: np.ndarray, artist: str, genre: str) -> None:
@@ -147,23 +181,33 @@ def render_check(
 
     upsampling = SamplingSettings(config.upsample_temperature)
 
-    def keep_render(source: str, codes: np.ndarray, spec: LabelSpec, seed: int, given: list | None = None):
-        """Render top `codes` (the levels in `given` as they are), as the app does and unguided too."""
+    def keep_render(
+        source: str,
+        codes: np.ndarray,
+        spec: LabelSpec | list[tuple[int, LabelSpec]],
+        seed: int,
+        given: list | None = None,
+    ) -> None:
+        """Render top `codes` (the levels in `given` as they are) under `spec` (or its changes), as the app
+        does and unguided too; the truth is the last spec's names."""
         finished = given or [None] * len(engine.bundle.upsamplers)
         levels = engine.upsample(
             codes, spec, 0, seed, finished, settings=upsampling, lookahead=config.upsample_lookahead
         )
         rendered, _ = engine.decode_bottom(levels[0])
+        last = spec if isinstance(spec, LabelSpec) else spec[-1][1]
         if guided:
-            keep(source + UNGUIDED, rendered, spec.artist, spec.genre)
+            keep(source + UNGUIDED, rendered, last.artist, last.genre)
             rendered = engine.guide_render(rendered, engine.decode_preview(codes)[0])
-        keep(source, rendered, spec.artist, spec.genre)
+        keep(source, rendered, last.artist, last.genre)
 
     # The songs' own codes encoded below the top: the bottom level's, for its reconstruction, and with
     # bottom_alone those of the levels above it, handed to the render as finished.
     top_level = len(engine.bundle.upsamplers)
     below_top = range(top_level) if config.bottom_alone else range(1)
     wanted = config.songs_per_artist * len(artists)
+    if wanted > CHANGE_SEED_OFFSET:
+        raise ValueError(f"at most {CHANGE_SEED_OFFSET} generated songs (their seeds), asked for {wanted}")
     index = 0
     while len(heard["real"]) < wanted * len(starts):
         if index >= 100 * wanted:  # the corpus cycles through every artist and genre long before this
@@ -187,16 +231,26 @@ def render_check(
         say(f"real songs: {done}/{wanted} ({plan.artist.name}, {plan.genre.name})")
 
     settings = SamplingSettings(config.temperature, guidance=config.guidance)
+    n_render = round(config.render_seconds * cps)
     for a, artist in enumerate(artists):
         for r in range(config.songs_per_artist):
             genre = genres[(a + r) % len(genres)]
             spec = LabelSpec(artist, genre, total_seconds=config.song_seconds)
-            seed = config.seed * 1000 + a * config.songs_per_artist + r
-            (codes,) = generate_codes(
-                engine, np.zeros(0, np.int64), round(config.render_seconds * cps), [seed], spec, settings
-            )
+            number = a * config.songs_per_artist + r
+            seed = config.seed * 1000 + number
+            (codes,) = generate_codes(engine, np.zeros(0, np.int64), n_render, [seed], spec, settings)
             keep_render("generated upsampled", codes, spec, seed)
-            say(f"generated songs: {a * config.songs_per_artist + r + 1}/{wanted} ({artist}, {genre})")
+            keep("generated previews", engine.decode_preview(codes)[0], artist, genre)
+            say(f"generated songs: {number + 1}/{wanted} ({artist}, {genre})")
+            if not changing:
+                continue
+            new_spec = replace(spec, artist=artists[(a + 1 + r) % len(artists)])
+            at = round(config.change_at_seconds * cps)
+            change_seed = config.seed * 1000 + CHANGE_SEED_OFFSET + number
+            (changed,) = generate_codes(engine, codes[:at], n_render - at, [change_seed], new_spec, settings)
+            keep_render("artist changed upsampled", changed, [(0, spec), (at, new_spec)], change_seed)
+            keep("artist changed previews", engine.decode_preview(changed)[0], new_spec.artist, genre)
+            say(f"artist changes: {number + 1}/{wanted} ({artist} -> {new_spec.artist}, {genre})")
 
     sources = {}
     for source, rows in heard.items():
@@ -204,4 +258,4 @@ def render_check(
         sources[source] = {task: Labelled(clips, [names[task] for _, names in rows]) for task in TASKS}
     table = judge(fit_on, sources, sr, designs)
     card = table.get(DESIGNS[0].name, {})  # the card's log-mel design
-    return RenderCheck(card, {source: len(rows) for source, rows in heard.items()}, table)
+    return RenderCheck(card, {source: len(rows) for source, rows in heard.items()}, table, sources)
