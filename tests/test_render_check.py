@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from engine.api import ComposeEngine
 from engine.evaluation.designs import DESIGNS
-from engine.evaluation.renders import SOURCES, UNGUIDED, RenderCheckConfig, render_check
+from engine.evaluation.renders import SOURCES, UNGUIDED, RenderCheckConfig, faithfulness, render_check
 from engine.render_guide import RenderGuide
 from tests.compose_model import write_tiny_bundle
 from tests.test_conditioning_eval import KNOWN_ARTISTS, KNOWN_GENRES, corpus_vocabulary
@@ -81,6 +82,32 @@ def test_without_a_change_no_changed_songs_are_made(engine):
     assert not any(source.startswith("artist changed") for source in check.clips)
     assert not any("artist changes:" in line for line in said)
     assert "generated previews" in check.clips
+
+
+def test_faithfulness_is_the_spectral_convergence_and_log_spectral_distance_to_the_songs():
+    rng = np.random.default_rng(0)
+    real = [rng.standard_normal(8000).astype(np.float32) * 0.1 for _ in range(3)]
+    sc, lsd = faithfulness(real, real)
+    assert sc <= -200 and lsd == 0.0
+    sc, lsd = faithfulness(real, [clip * 0.5 for clip in real])  # half as loud: 6.02 dB both ways
+    assert sc == pytest.approx(20 * np.log10(0.5), abs=1e-3) and lsd == pytest.approx(
+        20 * np.log10(2), abs=1e-3
+    )
+    other = [rng.standard_normal(8000).astype(np.float32) * 0.1 for _ in range(3)]
+    # Unrelated noise of the same colour: independent Rayleigh magnitudes differ by 2 - pi / 2 of the
+    # power (-3.7 dB), and independent exponential powers by 7.9 dB rms in decibels.
+    sc_other, lsd_other = faithfulness(real, other)
+    assert sc_other == pytest.approx(10 * np.log10(2 - np.pi / 2), abs=0.5)
+    assert lsd_other == pytest.approx(np.sqrt(2) * 10 / np.log(10) * np.pi / np.sqrt(6), abs=0.5)
+
+
+def test_sources_heard_on_the_real_songs_are_measured_against_them(engine):
+    check = render_check(engine, TINY, say=lambda line: None)
+    assert set(check.faithfulness) == {"bottom recon", "real codes upsampled"}
+    real = check.heard["real"]["artist"].clips
+    for source, measured in check.faithfulness.items():
+        assert measured == faithfulness(real, check.heard[source]["artist"].clips)
+    assert "faithful to the real songs" in check.to_text()
 
 
 def test_the_bottom_upsampler_alone_is_heard_on_the_real_songs_clips(engine):

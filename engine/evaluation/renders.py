@@ -24,6 +24,10 @@ A model whose bundle has a render guide (`engine.render_guide`) renders as the a
 drawn toward its preview's band envelope (the top level's decode of the same top codes); the same renders
 are also heard unguided (`..., unguided`), a comparison on the very same draws.
 
+Sources heard on the real songs are also measured against the songs' own clips (`faithfulness`): the
+paper's spectral convergence and the log-spectral distance, both over the same STFT, so that a change
+which buys labels at the cost of the songs' sound shows it.
+
 Each source is heard on the same clip grid (from `listen_from_seconds`, `clip_seconds` each), and
 judged by the card's log-mel classifiers (`accuracy`) and by those of every other design (`by_design`,
 `designs.py`), all fitted on the same real clips. Upsampling
@@ -36,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import torch
 
 from engine.api import ComposeEngine, LabelSpec
 from engine.data.synth import compose_song, render_song
@@ -48,6 +53,7 @@ from engine.evaluation.conditioning import (
 )
 from engine.evaluation.designs import DESIGNS, ClassifierDesign, Labelled, judge, table_text
 from engine.prior.sampler import SamplingSettings
+from engine.vqvae.losses import DEFAULT_STFT, spectral_convergence_db, stft_magnitude
 
 UPSAMPLED = (
     "real codes upsampled",
@@ -114,6 +120,8 @@ class RenderCheck:
     accuracy: dict[str, dict[str, float]]  # source -> task -> share of clips named right (card's design)
     clips: dict[str, int] = field(default_factory=dict)  # source -> clips heard
     by_design: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # design -> accuracy
+    # source -> (spectral convergence, log-spectral distance) in dB against the real songs' clips
+    faithfulness: dict[str, tuple[float, float]] = field(default_factory=dict)
     # source -> task -> the clips heard and their true names, for listening or judging them again
     heard: dict[str, dict[str, Labelled]] = field(default_factory=dict, repr=False, compare=False)
 
@@ -126,9 +134,28 @@ class RenderCheck:
                 lines.append(
                     f"  {source:<{width}} {a['artist']:8.1%} {a['genre']:8.1%} {self.clips[source]:7}"
                 )
+        if self.faithfulness:
+            lines.append(
+                "faithful to the real songs (same clips)   spectral convergence   log-spectral distance"
+            )
+            for source, (sc, lsd) in self.faithfulness.items():
+                lines.append(f"  {source:<{width}} {sc:14.2f} dB {lsd:19.2f} dB")
         if self.by_design:
             lines.append(table_text(self.by_design, "the same clips, by classifier design (designs.py)"))
         return "\n".join(lines)
+
+
+def faithfulness(real: list[np.ndarray], heard: list[np.ndarray]) -> tuple[float, float]:
+    """(spectral convergence, log-spectral distance), in dB, of `heard` clips against the `real` ones at
+    the same places: the paper's convergence over all the clips at once (`losses.spectral_convergence_db`),
+    and the root mean square difference of the two log power spectra per frame, averaged over frames."""
+    x = torch.from_numpy(np.stack(real).astype(np.float32))
+    x_hat = torch.from_numpy(np.stack(heard).astype(np.float32))
+    spec, spec_hat = (stft_magnitude(a, *DEFAULT_STFT).double() for a in (x, x_hat))
+    floor = 1e-10 * float(spec.square().mean())  # far below the music: only silence reaches it
+    level, level_hat = (10.0 * torch.log10(a.square() + floor) for a in (spec, spec_hat))
+    lsd = (level - level_hat).square().mean(dim=1).sqrt().mean()
+    return spectral_convergence_db(x, x_hat), float(lsd)
 
 
 def render_check(
@@ -258,4 +285,11 @@ def render_check(
         sources[source] = {task: Labelled(clips, [names[task] for _, names in rows]) for task in TASKS}
     table = judge(fit_on, sources, sr, designs)
     card = table.get(DESIGNS[0].name, {})  # the card's log-mel design
-    return RenderCheck(card, {source: len(rows) for source, rows in heard.items()}, table, sources)
+    real = [clip for clip, _ in heard["real"]]
+    faithful = {
+        source: faithfulness(real, [clip for clip, _ in heard[source]])
+        for source in heard
+        if source != "real" and (source == "bottom recon" or source.startswith("real"))
+    }
+    counts = {source: len(rows) for source, rows in heard.items()}
+    return RenderCheck(card, counts, table, faithful, sources)
