@@ -32,9 +32,9 @@ _POWER_FLOOR = 1e-10  # keeps silent bands finite in decibels; digital silence s
 class RenderGuide:
     """How strongly and how finely the preview guides the render."""
 
-    bands: int = 24  # triangular mel bands from 0 Hz to Nyquist
+    bands: int = 48  # triangular mel bands from 0 Hz to Nyquist
     limit_db: float = 12.0  # the largest cut or boost of any band in any frame
-    frame_seconds: float = 0.064  # analysis frame (rounded to a power of two in samples); hop a quarter
+    frame_seconds: float = 0.032  # analysis frame (rounded to a power of two in samples); hop a quarter
 
     def __post_init__(self) -> None:
         if isinstance(self.bands, bool) or not isinstance(self.bands, int) or not 2 <= self.bands <= 256:
@@ -47,7 +47,7 @@ class RenderGuide:
             raise ValueError(f"a render guide's frame_seconds must be at most 1, got {self.frame_seconds!r}")
 
     def frame_length(self, sample_rate: int) -> int:
-        """Samples per analysis frame: the power of two nearest frame_seconds (1024 at 16 kHz)."""
+        """Samples per analysis frame: the power of two nearest frame_seconds (512 at 16 kHz)."""
         return 1 << max(4, round(np.log2(self.frame_seconds * sample_rate)))
 
     def to_dict(self) -> dict:

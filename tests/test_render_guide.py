@@ -23,16 +23,18 @@ from tests.compose_model import write_tiny_bundle
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 SR = 16000
-GUIDE = RenderGuide()  # 24 bands, 12 dB, 1024-sample frames at 16 kHz
+GUIDE = RenderGuide(bands=24, limit_db=12.0, frame_seconds=0.064)  # 1024-sample frames at 16 kHz
+# The first guide the default model shipped, and the defaults (48 bands, 512-sample frames) it ships now
+EVERY_GUIDE = pytest.mark.parametrize("guide", [GUIDE, RenderGuide()], ids=["24 bands 64 ms", "defaults"])
 
 
 def _noise(seconds: float, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(round(seconds * SR)).astype(np.float32) * 0.1
 
 
-def _without_edges(x: np.ndarray) -> np.ndarray:
+def _without_edges(x: np.ndarray, guide: RenderGuide) -> np.ndarray:
     """Away from the ends, where the zero-padded frames see only part of the signal."""
-    n_fft = GUIDE.frame_length(SR)
+    n_fft = guide.frame_length(SR)
     return x[n_fft:-n_fft]
 
 
@@ -45,23 +47,26 @@ def _band_levels_db(x: np.ndarray) -> np.ndarray:
     return 10 * np.log10(mel_filters(SR, 2 * (len(power) - 1), 24, 0.0)[:, : len(power)] @ power / n + 1e-12)
 
 
-def test_a_preview_with_the_renders_envelope_leaves_it_as_it_is():
+@EVERY_GUIDE
+def test_a_preview_with_the_renders_envelope_leaves_it_as_it_is(guide):
     render = _noise(1.0, 1)
-    guided = guide_render(render, render, SR, GUIDE)
+    guided = guide_render(render, render, SR, guide)
     assert guided.dtype == np.float32 and guided.shape == render.shape
     np.testing.assert_allclose(guided, render, atol=1e-5)
 
 
 @pytest.mark.parametrize(("louder_db", "heard_db"), [(6.0, 6.0), (-9.0, -9.0), (20.0, 12.0), (-30.0, -12.0)])
-def test_a_preview_louder_by_a_constant_scales_the_render_by_it_up_to_the_limit(louder_db, heard_db):
+@EVERY_GUIDE
+def test_a_preview_louder_by_a_constant_scales_the_render_by_it_up_to_the_limit(guide, louder_db, heard_db):
     render = _noise(1.0, 2)
     preview = render * np.float32(10 ** (louder_db / 20))
-    guided = guide_render(render, preview, SR, GUIDE)
-    expected = _without_edges(render) * np.float32(10 ** (heard_db / 20))
-    np.testing.assert_allclose(_without_edges(guided), expected, atol=1e-4 * np.abs(expected).max())
+    guided = guide_render(render, preview, SR, guide)
+    expected = _without_edges(render, guide) * np.float32(10 ** (heard_db / 20))
+    np.testing.assert_allclose(_without_edges(guided, guide), expected, atol=1e-4 * np.abs(expected).max())
 
 
-def test_the_render_takes_the_previews_tonal_balance_within_the_limit():
+@EVERY_GUIDE
+def test_the_render_takes_the_previews_tonal_balance_within_the_limit(guide):
     """A bright render and a dull preview (the same noise with its highs 10 dB down): the guided render's
     bands follow the preview's, its fine detail stays its own (it is not the preview)."""
     render = _noise(2.0, 3)
@@ -70,7 +75,7 @@ def test_the_render_takes_the_previews_tonal_balance_within_the_limit():
     dull = np.where(freqs > 2000, 10 ** (-10 / 20), 1.0)
     scrambled = np.exp(1j * np.random.default_rng(4).uniform(0, 2 * np.pi, len(freqs)))  # other detail
     preview = np.fft.irfft(spectrum * dull * scrambled).astype(np.float32)
-    guided = guide_render(render, preview, SR, GUIDE)
+    guided = guide_render(render, preview, SR, guide)
     off_before = np.abs(_band_levels_db(render) - _band_levels_db(preview))[1:-1]
     off_after = np.abs(_band_levels_db(guided) - _band_levels_db(preview))[1:-1]
     # Within a decibel or two at the step (a triangle cannot follow it exactly), a fraction elsewhere.
@@ -78,31 +83,33 @@ def test_the_render_takes_the_previews_tonal_balance_within_the_limit():
     assert np.corrcoef(guided, render)[0, 1] > 0.8 and abs(np.corrcoef(guided, preview)[0, 1]) < 0.2
 
 
-def test_where_the_preview_ends_the_render_keeps_its_own_envelope():
+@EVERY_GUIDE
+def test_where_the_preview_ends_the_render_keeps_its_own_envelope(guide):
     render = _noise(2.0, 5)
     preview = render[: SR // 2] * np.float32(4.0)
-    guided = guide_render(render, preview, SR, GUIDE)
-    n_fft = GUIDE.frame_length(SR)
+    guided = guide_render(render, preview, SR, guide)
+    n_fft = guide.frame_length(SR)
     # Samples whose frames all reach past the preview's end (the last before it is n_fft // 2 back).
     np.testing.assert_allclose(guided[SR // 2 + n_fft // 2 :], render[SR // 2 + n_fft // 2 :], atol=1e-5)
     assert np.abs(guided[n_fft : SR // 2 - n_fft]).mean() > 3 * np.abs(render[n_fft : SR // 2 - n_fft]).mean()
     short = render[:100]
-    np.testing.assert_array_equal(guide_render(short, short * 3, SR, GUIDE), short)  # under one frame
+    np.testing.assert_array_equal(guide_render(short, short * 3, SR, guide), short)  # under one frame
 
 
-def test_a_render_guided_as_it_grows_equals_the_whole_guided_at_once():
+@EVERY_GUIDE
+def test_a_render_guided_as_it_grows_equals_the_whole_guided_at_once(guide):
     render, preview = _noise(3.0, 6), _noise(3.0, 7)
-    tail = GuidedTail(SR, GUIDE)
+    tail = GuidedTail(SR, guide)
     heard = 0
     for end in (700, 5000, 5001, 17_000, 30_000, len(render)):
         grown = tail.update(render[:end], preview, unchanged=heard)
-        np.testing.assert_allclose(grown, guide_render(render[:end], preview, SR, GUIDE), atol=1e-6)
+        np.testing.assert_allclose(grown, guide_render(render[:end], preview, SR, guide), atol=1e-6)
         heard = end
     # A change inside what was heard: guided again from there on.
     changed = render.copy()
     changed[20_000:] *= -1
     np.testing.assert_allclose(
-        tail.update(changed, preview, unchanged=20_000), guide_render(changed, preview, SR, GUIDE), atol=1e-6
+        tail.update(changed, preview, unchanged=20_000), guide_render(changed, preview, SR, guide), atol=1e-6
     )
 
 

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 from engine.render_guide import RenderGuide
 
-# The upsamplers flatten each genre's drum sound and dull the highs. Drawn toward their previews (24 mel
-# bands, within 12 dB), generated renders carry their artist and genre more often by every classifier
-# design, pooled over five seeds: by the card's log-mel one 69.2% / 55.0% -> 85.8% / 75.8% (docs/MODELS.md).
-SHIPPED_RENDER_GUIDE = RenderGuide(bands=24, limit_db=12.0)
+# The upsamplers flatten each genre's drum sound, dull the highs and make each band flicker from one
+# short frame to the next. Drawn toward their previews (48 mel bands, 32 ms frames, within 12 dB),
+# generated renders carry their artist and genre more often by every classifier design (docs/MODELS.md);
+# frames of 64 ms left the flicker, which the cepstral design hears.
+SHIPPED_RENDER_GUIDE = RenderGuide(bands=48, limit_db=12.0, frame_seconds=0.032)
 
 
 @dataclass(frozen=True)
