@@ -31,7 +31,7 @@ which buys labels at the cost of the songs' sound shows it.
 Each source is heard on the same clip grid (from `listen_from_seconds`, `clip_seconds` each), and
 judged by the card's log-mel classifiers (`accuracy`) and by those of every other design (`by_design`,
 `designs.py`), all fitted on the same real clips. Upsampling
-is slow on a CPU (about 45 s per 14 s song for the default model), so the song counts are small.
+is slow on a CPU (about 35 s per 14 s song for the default model, one thread), so the song counts are small.
 """
 
 from __future__ import annotations
