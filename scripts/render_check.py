@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cocompose.export.atomic import commit, make_durable, temporary_beside
 from cocompose.models import resolve_model
 from engine.api import ComposeEngine
 from engine.evaluation.renders import RenderCheckConfig, render_check
@@ -74,10 +75,11 @@ def save_heard(check, rate: int, path: Path) -> None:
         for task, labelled in tasks.items():
             arrays[f"{source}|{task}"] = np.asarray(labelled.names)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")  # a run stopped while writing leaves no bad file
-    with open(partial, "wb") as f:
+    temporary = temporary_beside(path)  # a run stopped while writing leaves no half-written file
+    with open(temporary, "wb") as f:
         np.savez(f, **arrays)
-    partial.replace(path)
+    make_durable(temporary)
+    commit(temporary, path)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from cocompose.song import Conditioning
 from cocompose.store import Project
 from engine.api import ComposeEngine
 from engine.render_guide import RenderGuide
-from tests.compose_model import write_tiny_bundle
+from tests.compose_model import louden_labels, write_tiny_bundle
 
 RATE, HOP = 22050, 128
 CPS = RATE / HOP
@@ -247,15 +247,11 @@ def test_upsample_renders_through_both_upsamplers(tmp_path, model_dir, capsys):
 def test_an_upsampled_render_across_a_change_follows_each_sections_names(tmp_path, model_dir):
     """The one-shot's render is the engine's render with every section's names in force under its
     windows (as a project renders a swap), not the last section's names for the whole song."""
-    import torch
-
     from cocompose.service.runners import label_spec
 
     engine = ComposeEngine.load(model_dir)
-    with torch.no_grad():  # labels loud enough to decide draws (untrained rows would hardly move one)
-        for up in engine.bundle.upsamplers:
-            up.y_emb.artist_emb.emb.weight.mul_(1e4)
-            up.y_emb.bow_genre_emb.emb.weight.mul_(1e4)
+    for up in engine.bundle.upsamplers:  # labels loud enough to decide draws
+        louden_labels(up, 1e4)
     seconds, at = 0.6, 0.1
     bo = Conditioning("Bo Noise", "jazz")
     request = OneShotRequest(tmp_path / "out", ADA, seconds, 1, 4, changes=(Change(at, artist=bo.artist,

@@ -22,7 +22,7 @@ from engine.api import ComposeEngine, LabelSpec
 from engine.prior.windows import WindowPlan
 from engine.sampling.drivers import plan_level
 from engine.sampling.upsample import LabelTrack, label_groups, level_lengths, upsample
-from tests.compose_model import write_tiny_bundle
+from tests.compose_model import louden_labels, write_tiny_bundle
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -40,10 +40,8 @@ def loud(bundle) -> ComposeEngine:
     """The tiny engine with its upsamplers' artist and genre rows scaled up, so that a window's labels
     decide its first draw (an untrained table, std 0.02, would hardly move any draw)."""
     engine = ComposeEngine.load(bundle)
-    with torch.no_grad():
-        for up in engine.bundle.upsamplers:
-            up.y_emb.artist_emb.emb.weight.mul_(1e4)
-            up.y_emb.bow_genre_emb.emb.weight.mul_(1e4)
+    for up in engine.bundle.upsamplers:
+        louden_labels(up, 1e4)
     return engine
 
 

@@ -214,9 +214,11 @@ def render_check(
         spec: LabelSpec | list[tuple[int, LabelSpec]],
         seed: int,
         given: list | None = None,
+        preview: np.ndarray | None = None,
     ) -> None:
         """Render top `codes` (the levels in `given` as they are) under `spec` (or its changes), as the app
-        does and unguided too; the truth is the last spec's names."""
+        does and unguided too; the truth is the last spec's names. `preview`: the codes' top-level decode,
+        when the caller has it."""
         finished = given or [None] * len(engine.bundle.upsamplers)
         levels = engine.upsample(
             codes, spec, 0, seed, finished, settings=upsampling, lookahead=config.upsample_lookahead
@@ -225,7 +227,8 @@ def render_check(
         last = spec if isinstance(spec, LabelSpec) else spec[-1][1]
         if guided:
             keep(source + UNGUIDED, rendered, last.artist, last.genre)
-            rendered = engine.guide_render(rendered, engine.decode_preview(codes)[0])
+            top_decode = engine.decode_preview(codes)[0] if preview is None else preview
+            rendered = engine.guide_render(rendered, top_decode)
         keep(source, rendered, last.artist, last.genre)
 
     # The songs' own codes encoded below the top: the bottom level's, for its reconstruction, and with
@@ -266,8 +269,9 @@ def render_check(
             number = a * config.songs_per_artist + r
             seed = config.seed * 1000 + number
             (codes,) = generate_codes(engine, np.zeros(0, np.int64), n_render, [seed], spec, settings)
-            keep_render("generated upsampled", codes, spec, seed)
-            keep("generated previews", engine.decode_preview(codes)[0], artist, genre)
+            preview = engine.decode_preview(codes)[0]
+            keep_render("generated upsampled", codes, spec, seed, preview=preview)
+            keep("generated previews", preview, artist, genre)
             say(f"generated songs: {number + 1}/{wanted} ({artist}, {genre})")
             if not changing:
                 continue
@@ -275,8 +279,10 @@ def render_check(
             at = round(config.change_at_seconds * cps)
             change_seed = config.seed * 1000 + CHANGE_SEED_OFFSET + number
             (changed,) = generate_codes(engine, codes[:at], n_render - at, [change_seed], new_spec, settings)
-            keep_render("artist changed upsampled", changed, [(0, spec), (at, new_spec)], change_seed)
-            keep("artist changed previews", engine.decode_preview(changed)[0], new_spec.artist, genre)
+            preview = engine.decode_preview(changed)[0]
+            keep_render("artist changed upsampled", changed, [(0, spec), (at, new_spec)], change_seed,
+                        preview=preview)  # fmt: skip
+            keep("artist changed previews", preview, new_spec.artist, genre)
             say(f"artist changes: {number + 1}/{wanted} ({artist} -> {new_spec.artist}, {genre})")
 
     sources = {}
